@@ -1,0 +1,196 @@
+//! Group commit: many writers, one sync at a time, every waiter woken by the sync that
+//! covers its frame.
+//!
+//! A writer that needs durability calls [`Committer::wait_durable`]. If no sync is running,
+//! it becomes the leader: it syncs everything written so far (its own frame and every
+//! frame other writers copied in meanwhile) and wakes the others. If a sync is running, it
+//! waits for it and checks again. Async callers hand the sync to the background syncer
+//! thread and await a `tokio::sync::watch` of the durable LSN.
+//!
+//! A failed sync poisons the log: the error is kept, every waiter gets it, and no LSN is
+//! ever reported durable again until the log is reopened.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use tokio::sync::watch;
+
+use crate::Lsn;
+use crate::error::{Result, WalError};
+
+/// What the commit protocol knows, guarded by one mutex.
+#[derive(Debug, Default)]
+pub(crate) struct SyncState {
+    /// Every frame up to this LSN is durable.
+    pub durable_lsn: Lsn,
+    /// A sync is running.
+    pub syncing: bool,
+    /// Highest LSN an async caller is waiting for.
+    pub requested_lsn: Lsn,
+    /// The background syncer must exit.
+    pub shutdown: bool,
+    /// Set by the first failed sync; never cleared.
+    pub poisoned: Option<String>,
+}
+
+/// The durable LSN as published to async waiters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Published {
+    pub durable_lsn: Lsn,
+    pub poisoned: bool,
+}
+
+pub(crate) struct Committer {
+    state: Mutex<SyncState>,
+    changed: Condvar,
+    published: watch::Sender<Published>,
+    /// Mirrors `SyncState::poisoned.is_some()` so appends check it without the mutex.
+    poisoned: AtomicBool,
+}
+
+impl Committer {
+    pub fn new(durable_lsn: Lsn) -> Self {
+        let state = SyncState { durable_lsn, ..SyncState::default() };
+        let (published, _) = watch::channel(Published { durable_lsn, poisoned: false });
+        Committer {
+            state: Mutex::new(state),
+            changed: Condvar::new(),
+            published,
+            poisoned: AtomicBool::new(false),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, SyncState> {
+        // Nothing panics while this lock is held (plain field updates), so a poisoned
+        // mutex cannot hold a half-made state.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn wait<'a>(&self, guard: MutexGuard<'a, SyncState>) -> MutexGuard<'a, SyncState> {
+        self.changed.wait(guard).unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn wait_timeout<'a>(
+        &self,
+        guard: MutexGuard<'a, SyncState>,
+        timeout: std::time::Duration,
+    ) -> MutexGuard<'a, SyncState> {
+        self.changed.wait_timeout(guard, timeout).unwrap_or_else(|p| p.into_inner()).0
+    }
+
+    pub fn notify(&self) {
+        self.changed.notify_all();
+    }
+
+    pub fn poisoned_error(cause: &str) -> WalError {
+        WalError::Poisoned { cause: cause.to_owned() }
+    }
+
+    /// Blocks until `lsn` is durable, syncing as leader when no sync runs.
+    /// `sync` writes and syncs everything written so far and returns the LSN it covered.
+    pub fn wait_durable(&self, lsn: Lsn, sync: impl Fn() -> Result<Lsn>) -> Result<()> {
+        let mut st = self.lock();
+        loop {
+            if let Some(cause) = &st.poisoned {
+                return Err(Self::poisoned_error(cause));
+            }
+            if st.durable_lsn >= lsn {
+                return Ok(());
+            }
+            if st.syncing {
+                st = self.wait(st);
+                continue;
+            }
+            st.syncing = true;
+            drop(st);
+            let outcome = sync();
+            st = self.lock();
+            st.syncing = false;
+            self.finish(&mut st, &outcome);
+            // The leader whose sync failed reports the failure itself; everyone after
+            // it sees `Poisoned`.
+            outcome?;
+        }
+    }
+
+    /// Records a sync's outcome and wakes everyone.
+    fn finish(&self, st: &mut SyncState, outcome: &Result<Lsn>) {
+        match outcome {
+            Ok(covered) => st.durable_lsn = st.durable_lsn.max(*covered),
+            Err(e) => {
+                if st.poisoned.is_none() {
+                    st.poisoned = Some(e.to_string());
+                }
+            }
+        }
+        self.publish(st);
+        self.notify();
+    }
+
+    /// Records durability reached outside `wait_durable` (a segment roll syncs too).
+    pub fn advance(&self, covered: Lsn) {
+        let mut st = self.lock();
+        if covered > st.durable_lsn && st.poisoned.is_none() {
+            st.durable_lsn = covered;
+            self.publish(&st);
+            self.notify();
+        }
+    }
+
+    /// Poisons the log (a write or sync failed outside the commit protocol).
+    pub fn poison(&self, cause: &WalError) {
+        let mut st = self.lock();
+        if st.poisoned.is_none() {
+            st.poisoned = Some(cause.to_string());
+        }
+        self.publish(&st);
+        self.notify();
+    }
+
+    fn publish(&self, st: &SyncState) {
+        if st.poisoned.is_some() {
+            self.poisoned.store(true, Ordering::Release);
+        }
+        self.published.send_replace(Published {
+            durable_lsn: st.durable_lsn,
+            poisoned: st.poisoned.is_some(),
+        });
+    }
+
+    /// Asks the background syncer to make `lsn` durable.
+    pub fn request(&self, lsn: Lsn) {
+        let mut st = self.lock();
+        if lsn > st.requested_lsn {
+            st.requested_lsn = lsn;
+        }
+        drop(st);
+        self.notify();
+    }
+
+    /// Awaits durability of `lsn` (after [`Committer::request`]).
+    pub async fn durable_async(&self, lsn: Lsn) -> Result<()> {
+        let mut rx = self.published.subscribe();
+        let seen = rx.wait_for(|p| p.poisoned || p.durable_lsn >= lsn).await;
+        match seen {
+            Ok(p) if !p.poisoned => Ok(()),
+            _ => {
+                let st = self.lock();
+                Err(Self::poisoned_error(st.poisoned.as_deref().unwrap_or("log closed")))
+            }
+        }
+    }
+
+    pub fn durable_lsn(&self) -> Lsn {
+        self.lock().durable_lsn
+    }
+
+    pub fn check_poisoned(&self) -> Result<()> {
+        if !self.poisoned.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        match &self.lock().poisoned {
+            Some(cause) => Err(Self::poisoned_error(cause)),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The one module of orderlog that uses `unsafe`: a segment file mapped into memory, and
+//! `fallocate`.
+//!
+//! Soundness rests on three facts, each enforced outside this module and restated at
+//! each block:
+//! - the directory is held under an exclusive lock by one `Wal`, so no other orderlog
+//!   process writes or truncates a mapped segment while it is mapped;
+//! - the log serialises writers: concurrent `write_at` calls never overlap (the appender
+//!   hands out disjoint ranges under its lock);
+//! - readers only read ranges whose writes have returned (published through the log's
+//!   written-offset, with acquire/release ordering).
+//!
+//! No reference into the mapping is ever handed out: bytes are copied in and out through
+//! raw pointers, so a write to one range never aliases a `&[u8]` of another.
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+
+use memmap2::{MmapOptions, MmapRaw};
+
+/// A read-write shared mapping of a whole segment file.
+pub(super) struct MappedFile {
+    map: MmapRaw,
+    /// Kept open so the mapping's file stays the one we locked and sized.
+    _file: File,
+}
+
+impl MappedFile {
+    /// Maps `len` bytes of `file`. `populate` prefaults the page tables so the first
+    /// append to each page does not stall on a fault.
+    pub(super) fn map(file: File, len: u64, populate: bool) -> io::Result<Self> {
+        let len = usize::try_from(len)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))?;
+        let mut opts = MmapOptions::new();
+        opts.len(len);
+        if populate {
+            opts.populate();
+        }
+        let map = opts.map_raw(&file)?;
+        Ok(MappedFile { map, _file: file })
+    }
+
+    pub(super) fn len(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    fn check(&self, offset: u64, len: usize) -> io::Result<usize> {
+        let end = offset.checked_add(len as u64);
+        match end {
+            Some(end) if end <= self.len() => Ok(offset as usize),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("range {offset}+{len} outside mapping of {} bytes", self.len()),
+            )),
+        }
+    }
+
+    pub(super) fn write_at(&self, offset: u64, parts: &[&[u8]]) -> io::Result<()> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let mut at = self.check(offset, total)?;
+        for part in parts {
+            // SAFETY: `check` proved `at..at + total` lies inside the mapping, and each part
+            // is copied within it. The mapping is shared and writable and stays mapped for
+            // `self`'s lifetime. The log never issues overlapping concurrent writes and no
+            // reader reads this range before the call returns (module docs), so the copy
+            // races with nothing. `part` is a caller-owned slice, never inside the mapping.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    part.as_ptr(),
+                    self.map.as_mut_ptr().add(at),
+                    part.len(),
+                );
+            }
+            at += part.len();
+        }
+        Ok(())
+    }
+
+    pub(super) fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let at = self.check(offset, buf.len())?;
+        // SAFETY: `check` proved the range is inside the mapping. Callers only read ranges
+        // whose writes have completed (module docs), so no write races with this copy.
+        // `buf` is caller-owned memory, never inside the mapping.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.map.as_ptr().add(at), buf.as_mut_ptr(), buf.len());
+        }
+        Ok(())
+    }
+
+    /// `msync(MS_SYNC)` over the range: returns once the bytes are on disk.
+    pub(super) fn sync_range(&self, offset: u64, len: u64) -> io::Result<()> {
+        let at = self.check(offset, len as usize)?;
+        self.map.flush_range(at, len as usize)
+    }
+}
+
+/// Allocates `len` bytes of real blocks for `file` (not a sparse hole: writing a hole
+/// through a mapping raises SIGBUS when the disk is full, while a failed `fallocate`
+/// returns `ENOSPC` here, before anything is written).
+pub(super) fn fallocate(file: &File, len: u64) -> io::Result<()> {
+    let len = libc::off_t::try_from(len)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "length overflows off_t"))?;
+    loop {
+        // SAFETY: `file` is an open descriptor for the lifetime of the call; fallocate
+        // takes plain integers and touches no memory of ours.
+        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}

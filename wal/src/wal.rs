@@ -1,0 +1,675 @@
+//! The log: opening (with recovery), appending, group commit, segment rolls, truncation.
+
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crate::Lsn;
+use crate::commit::Committer;
+use crate::error::{Result, WalError};
+use crate::format::{
+    Checkpoint, FRAMES_OFFSET, PAD, SegmentHeader, encode_frame, frame_size, segment_file_name,
+};
+use crate::iter::WalIter;
+use crate::options::{SyncPolicy, WalOptions};
+use crate::recovery::{RecoveredSegment, RecoveryReport, TMP_SUFFIX, recover};
+use crate::storage::{FsStorage, LockGuard, SegmentFile, Storage};
+
+/// Counters describing the log.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct WalStats {
+    /// First LSN still in the log (the next LSN if it is empty).
+    pub first_lsn: Lsn,
+    /// Last LSN written (0 if none).
+    pub last_lsn: Lsn,
+    /// Last LSN known durable.
+    pub durable_lsn: Lsn,
+    /// Segment files in the log.
+    pub segments: usize,
+    /// Bytes of frames in the log (headers and padding included).
+    pub bytes: u64,
+    /// Syncs performed since open (group commits, rolls and explicit syncs).
+    pub syncs: u64,
+    /// Frames made durable by those syncs.
+    pub frames_synced: u64,
+    /// `frames_synced / syncs`: how many frames one sync carried on average.
+    pub mean_frames_per_sync: f64,
+}
+
+/// The segment being appended to.
+struct Active {
+    file: Arc<dyn SegmentFile>,
+    name: String,
+    salt: u64,
+    header_crc: u32,
+    sealed: bool,
+    checkpoint_seq: u64,
+    /// `durable_end` of the newest checkpoint written.
+    checkpoint_end: u64,
+}
+
+/// Everything the appender changes, under one mutex.
+struct Writer {
+    active: Active,
+    offset: u64,
+    next_lsn: Lsn,
+    prev_crc: u32,
+    synced_offset: u64,
+    synced_lsn: Lsn,
+    /// All segments (base LSN, file name, frame bytes), oldest first; the last is active.
+    segments: Vec<(Lsn, String, u64)>,
+    closed: bool,
+}
+
+struct Shared {
+    storage: Arc<dyn Storage>,
+    opts: WalOptions,
+    writer: Mutex<Writer>,
+    committer: Committer,
+    written_lsn: AtomicU64,
+    syncs: AtomicU64,
+    frames_synced: AtomicU64,
+    _lock: Box<dyn LockGuard>,
+}
+
+/// A segmented, memory-mapped, checksummed write-ahead log of opaque byte frames.
+///
+/// `Wal` is `Send + Sync`: share it (in an `Arc`) between writer threads and tasks;
+/// concurrent appends are serialised only for the copy into the mapping and share syncs.
+pub struct Wal {
+    shared: Arc<Shared>,
+    syncer: Mutex<Option<JoinHandle<()>>>,
+    report: RecoveryReport,
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal").field("dir", &self.shared.storage.path()).finish_non_exhaustive()
+    }
+}
+
+impl Wal {
+    /// Opens (creating if needed) the log in `dir` on the real file system.
+    pub fn open(dir: impl AsRef<Path>, opts: WalOptions) -> Result<Wal> {
+        Wal::open_with(Arc::new(FsStorage::new(dir.as_ref())), opts)
+    }
+
+    /// Opens the log on any storage (the simulated disk in tests).
+    pub fn open_with(storage: Arc<dyn Storage>, opts: WalOptions) -> Result<Wal> {
+        opts.validate()?;
+        let dir = storage.path().to_path_buf();
+        storage.create_dir().map_err(|e| WalError::io("creating directory", &dir, e))?;
+        let lock = storage
+            .try_lock()
+            .map_err(|e| WalError::io("locking", &dir, e))?
+            .ok_or(WalError::Locked { path: dir })?;
+        let recovered = recover(storage.as_ref(), opts.recovery_mode, true)?;
+        let writer = prepare_writer(storage.as_ref(), &opts, recovered.segments)?;
+        let last = writer.next_lsn - 1;
+        let shared = Arc::new(Shared {
+            storage,
+            opts,
+            writer: Mutex::new(writer),
+            committer: Committer::new(last),
+            written_lsn: AtomicU64::new(last),
+            syncs: AtomicU64::new(0),
+            frames_synced: AtomicU64::new(0),
+            _lock: lock,
+        });
+        let background = Arc::clone(&shared);
+        let syncer = std::thread::Builder::new()
+            .name("orderlog-wal-sync".into())
+            .spawn(move || background.run_syncer())
+            .map_err(|e| WalError::io("starting sync thread", shared.storage.path(), e))?;
+        Ok(Wal { shared, syncer: Mutex::new(Some(syncer)), report: recovered.report })
+    }
+
+    /// What recovery found and did when this log was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    /// The options the log was opened with.
+    pub fn options(&self) -> &WalOptions {
+        &self.shared.opts
+    }
+
+    /// The log's directory.
+    pub fn path(&self) -> &Path {
+        self.shared.storage.path()
+    }
+
+    /// Appends one frame; returns once it is durable as the sync policy promises.
+    pub fn append(&self, payload: &[u8]) -> Result<Lsn> {
+        let lsns = self.shared.write_group(&[payload])?;
+        self.commit(*lsns.end())?;
+        Ok(*lsns.end())
+    }
+
+    /// Appends a group of frames atomically: after a crash, all of them or none are found.
+    pub fn append_batch(&self, payloads: &[&[u8]]) -> Result<RangeInclusive<Lsn>> {
+        let lsns = self.shared.write_group(payloads)?;
+        self.commit(*lsns.end())?;
+        Ok(lsns)
+    }
+
+    /// Copies a group into the log without waiting for durability, whatever the policy.
+    /// Pair with [`Wal::wait_durable`] to release a lock between the two.
+    pub fn write(&self, payloads: &[&[u8]]) -> Result<RangeInclusive<Lsn>> {
+        self.shared.write_group(payloads)
+    }
+
+    /// Blocks until every frame up to `lsn` is durable, syncing if needed.
+    pub fn wait_durable(&self, lsn: Lsn) -> Result<()> {
+        let shared = &self.shared;
+        shared.committer.wait_durable(lsn, || shared.sync_written())
+    }
+
+    /// Syncs everything written so far.
+    pub fn sync(&self) -> Result<()> {
+        self.wait_durable(self.last_lsn())
+    }
+
+    /// Async form of [`Wal::append`]: the future completes when group commit has synced
+    /// the frame (policy `Always`) or at once (other policies). The copy into the mapping
+    /// happens before the first await.
+    pub async fn append_async(&self, payload: &[u8]) -> Result<Lsn> {
+        let lsns = self.shared.write_group(&[payload])?;
+        self.commit_async(*lsns.end()).await?;
+        Ok(*lsns.end())
+    }
+
+    /// Async form of [`Wal::append_batch`].
+    pub async fn append_batch_async(&self, payloads: &[&[u8]]) -> Result<RangeInclusive<Lsn>> {
+        let lsns = self.shared.write_group(payloads)?;
+        self.commit_async(*lsns.end()).await?;
+        Ok(lsns)
+    }
+
+    /// Async form of [`Wal::wait_durable`]: the background syncer does the sync.
+    pub async fn wait_durable_async(&self, lsn: Lsn) -> Result<()> {
+        self.shared.committer.request(lsn);
+        self.shared.committer.durable_async(lsn).await
+    }
+
+    fn commit(&self, lsn: Lsn) -> Result<()> {
+        match self.shared.opts.sync_policy {
+            SyncPolicy::Always => self.wait_durable(lsn),
+            _ => self.shared.committer.check_poisoned(),
+        }
+    }
+
+    async fn commit_async(&self, lsn: Lsn) -> Result<()> {
+        match self.shared.opts.sync_policy {
+            SyncPolicy::Always => self.wait_durable_async(lsn).await,
+            _ => self.shared.committer.check_poisoned(),
+        }
+    }
+
+    /// LSN of the last frame written (durable or not); 0 if none.
+    pub fn last_lsn(&self) -> Lsn {
+        self.shared.written_lsn.load(Ordering::Acquire)
+    }
+
+    /// LSN of the last frame known durable.
+    pub fn durable_lsn(&self) -> Lsn {
+        self.shared.committer.durable_lsn()
+    }
+
+    /// Reads frames from `from` to the last LSN written when the iterator was made.
+    pub fn iter_from(&self, from: Lsn) -> Result<WalIter> {
+        let w = self.shared.lock_writer();
+        let segments = w.segments.iter().map(|(b, n, _)| (*b, n.clone())).collect();
+        let last = w.next_lsn - 1;
+        drop(w);
+        WalIter::new(Arc::clone(&self.shared.storage), segments, from, last)
+    }
+
+    /// Deletes segments all of whose frames are below `lsn`; never the active segment.
+    /// Returns how many were deleted.
+    pub fn truncate_before(&self, lsn: Lsn) -> Result<usize> {
+        let doomed: Vec<String> = {
+            let mut w = self.shared.lock_writer();
+            let keep_from = w.segments.windows(2).take_while(|pair| pair[1].0 <= lsn).count();
+            w.segments.drain(..keep_from).map(|(_, name, _)| name).collect()
+        };
+        let storage = &self.shared.storage;
+        for name in &doomed {
+            storage
+                .remove(name)
+                .map_err(|e| WalError::io("removing segment", storage.path().join(name), e))?;
+        }
+        if !doomed.is_empty() {
+            storage.sync_dir().map_err(|e| WalError::io("syncing directory", storage.path(), e))?;
+        }
+        Ok(doomed.len())
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> WalStats {
+        let w = self.shared.lock_writer();
+        let first_lsn = w.segments.first().map_or(w.next_lsn, |s| s.0);
+        let sealed_bytes: u64 = w.segments[..w.segments.len() - 1].iter().map(|s| s.2).sum();
+        let bytes = sealed_bytes + (w.offset - FRAMES_OFFSET);
+        let segments = w.segments.len();
+        drop(w);
+        let syncs = self.shared.syncs.load(Ordering::Relaxed);
+        let frames_synced = self.shared.frames_synced.load(Ordering::Relaxed);
+        WalStats {
+            first_lsn,
+            last_lsn: self.last_lsn(),
+            durable_lsn: self.durable_lsn(),
+            segments,
+            bytes,
+            syncs,
+            frames_synced,
+            mean_frames_per_sync: if syncs == 0 {
+                0.0
+            } else {
+                frames_synced as f64 / syncs as f64
+            },
+        }
+    }
+
+    /// Syncs everything, writes a final checkpoint and stops the background syncer.
+    /// Later calls return [`WalError::Closed`]. Dropping the log does the same, ignoring
+    /// errors; call `close` to see them.
+    pub fn close(&self) -> Result<()> {
+        self.stop_syncer();
+        self.shared.close()
+    }
+
+    fn stop_syncer(&self) {
+        {
+            let mut st = self.shared.committer.lock();
+            st.shutdown = true;
+        }
+        self.shared.committer.notify();
+        let handle = self.syncer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle {
+            // The syncer only returns; a panic there is already reported on its thread.
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+/// Reopens the last segment for appending (zeroing a torn tail and checkpointing what
+/// recovery kept), or creates the first segment.
+fn prepare_writer(
+    storage: &dyn Storage,
+    opts: &WalOptions,
+    segments: Vec<RecoveredSegment>,
+) -> Result<Writer> {
+    let mut list: Vec<(Lsn, String, u64)> = segments
+        .iter()
+        .map(|s| (s.scan.header.base_lsn, s.name.clone(), s.scan.valid_end - FRAMES_OFFSET))
+        .collect();
+    let Some(last) = segments.into_iter().last() else {
+        let active = create_segment(storage, opts, 1)?;
+        return Ok(fresh_writer(active, 1, vec![(1, segment_file_name(1), 0)]));
+    };
+    let scan = &last.scan;
+    let path = storage.path().join(&last.name);
+    let file = storage
+        .open(&last.name, scan.header.segment_bytes)
+        .map_err(|e| WalError::io("opening segment", &path, e))?;
+    let io = |op, e| WalError::io(op, &path, e);
+    zero_range(file.as_ref(), scan.valid_end, last.written_extent)
+        .map_err(|e| io("zeroing torn tail", e))?;
+    // Everything recovery kept becomes durable, and the checkpoint says so, so that a
+    // second recovery finds exactly the same log.
+    let mut active = Active {
+        file,
+        name: last.name.clone(),
+        salt: scan.header.salt,
+        header_crc: scan.header_crc,
+        sealed: false,
+        checkpoint_seq: scan.checkpoint.map_or(0, |c| c.seq),
+        checkpoint_end: FRAMES_OFFSET,
+    };
+    let sync_len = scan.valid_end.max(last.written_extent);
+    active.file.sync_range(0, sync_len).map_err(|e| io("syncing segment", e))?;
+    let sealed = scan.sealed() && scan.valid_end == scan.durable_end();
+    write_checkpoint(&mut active, scan.valid_end, scan.next_lsn - 1, sealed, 2)
+        .map_err(|e| io("writing checkpoint", e))?;
+    active.file.sync_range(0, FRAMES_OFFSET).map_err(|e| io("syncing checkpoint", e))?;
+    active.sealed = sealed;
+    if let Some(entry) = list.last_mut() {
+        entry.2 = scan.valid_end - FRAMES_OFFSET;
+    }
+    Ok(Writer {
+        active,
+        offset: scan.valid_end,
+        next_lsn: scan.next_lsn,
+        prev_crc: scan.last_crc,
+        synced_offset: scan.valid_end,
+        synced_lsn: scan.next_lsn - 1,
+        segments: list,
+        closed: false,
+    })
+}
+
+fn fresh_writer(active: Active, next_lsn: Lsn, segments: Vec<(Lsn, String, u64)>) -> Writer {
+    Writer {
+        prev_crc: active.header_crc,
+        active,
+        offset: FRAMES_OFFSET,
+        next_lsn,
+        synced_offset: FRAMES_OFFSET,
+        synced_lsn: next_lsn - 1,
+        segments,
+        closed: false,
+    }
+}
+
+/// Writes zeros over `from..to` (a torn tail recovery cut off).
+fn zero_range(file: &dyn SegmentFile, from: u64, to: u64) -> std::io::Result<()> {
+    const CHUNK: usize = 1 << 20;
+    let zeros = vec![0u8; CHUNK.min(to.saturating_sub(from) as usize)];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(CHUNK as u64) as usize;
+        file.write_at(at, &[&zeros[..n]])?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
+/// Writes a checkpoint into `copies` alternating slots (2 = both, for a final one).
+fn write_checkpoint(
+    active: &mut Active,
+    durable_end: u64,
+    last_lsn: Lsn,
+    sealed: bool,
+    copies: u64,
+) -> std::io::Result<()> {
+    for _ in 0..copies {
+        active.checkpoint_seq += 1;
+        let c = Checkpoint { seq: active.checkpoint_seq, durable_end, last_lsn, sealed };
+        active.file.write_at(c.slot_offset() as u64, &[&c.encode(active.header_crc)])?;
+    }
+    active.checkpoint_end = durable_end;
+    Ok(())
+}
+
+/// Creates, preallocates, stamps and syncs a new segment, and makes its directory entry
+/// durable, before anything is appended to it. On failure nothing is left behind.
+fn create_segment(storage: &dyn Storage, opts: &WalOptions, base_lsn: Lsn) -> Result<Active> {
+    let name = segment_file_name(base_lsn);
+    let tmp = format!("{name}{TMP_SUFFIX}");
+    let path = storage.path().join(&name);
+    let file = storage
+        .create(&tmp, opts.segment_bytes)
+        .map_err(|e| WalError::io("creating segment", &path, e))?;
+    let header =
+        SegmentHeader { base_lsn, salt: rand::random(), segment_bytes: opts.segment_bytes };
+    let bytes = header.encode();
+    let stamped = file
+        .write_at(0, &[&bytes])
+        .and_then(|()| file.sync_range(0, FRAMES_OFFSET))
+        .and_then(|()| storage.sync_file(&tmp))
+        .and_then(|()| storage.rename(&tmp, &name))
+        .and_then(|()| storage.sync_dir());
+    if let Err(e) = stamped {
+        // Best effort: the file holds no frames, so leaving it would be harmless too.
+        let _ = storage.remove(&tmp);
+        let _ = storage.remove(&name);
+        return Err(WalError::io("creating segment", &path, e));
+    }
+    let (_, header_crc) = SegmentHeader::decode(&bytes)
+        .map_err(|why| WalError::InvalidOptions(format!("new segment header invalid: {why}")))?;
+    Ok(Active {
+        file,
+        name,
+        salt: header.salt,
+        header_crc,
+        sealed: false,
+        checkpoint_seq: 0,
+        checkpoint_end: FRAMES_OFFSET,
+    })
+}
+
+impl Shared {
+    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+        // Code under this lock returns errors rather than panicking; if a panic ever
+        // happened mid-update, the poisoned flag below keeps writers out.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn path_of(&self, name: &str) -> PathBuf {
+        self.storage.path().join(name)
+    }
+
+    fn check_limits(&self, payloads: &[&[u8]]) -> Result<u64> {
+        let opts = &self.opts;
+        if payloads.is_empty() {
+            return Err(WalError::EmptyBatch);
+        }
+        let mut bytes = 0u64;
+        let frame_max = opts.frame_bytes_limit();
+        for p in payloads {
+            if p.len() > frame_max {
+                return Err(WalError::FrameTooLarge { len: p.len(), max: frame_max });
+            }
+            bytes += frame_size(p.len());
+        }
+        let bytes_max = opts.batch_bytes_limit();
+        if payloads.len() > opts.batch_frames_max || bytes > bytes_max {
+            return Err(WalError::BatchTooLarge {
+                frames: payloads.len(),
+                bytes,
+                max_frames: opts.batch_frames_max,
+                max_bytes: bytes_max,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Copies a group into the active segment (rolling first if it does not fit).
+    fn write_group(&self, payloads: &[&[u8]]) -> Result<RangeInclusive<Lsn>> {
+        let need = self.check_limits(payloads)?;
+        let mut w = self.lock_writer();
+        if w.closed {
+            return Err(WalError::Closed);
+        }
+        self.committer.check_poisoned()?;
+        if w.active.sealed || w.offset + need > w.active.file.size() {
+            self.roll(&mut w)?;
+        }
+        let first = w.next_lsn;
+        let (written, crc) = Self::copy_frames(&w, payloads);
+        if let Err(e) = written {
+            // Part of the group may be in the file: nothing more can be appended safely.
+            let err = WalError::io("writing frames", self.path_of(&w.active.name), e);
+            self.committer.poison(&err);
+            return Err(err);
+        }
+        let last = first + payloads.len() as u64 - 1;
+        w.offset += need;
+        w.next_lsn = last + 1;
+        w.prev_crc = crc;
+        if let Some(entry) = w.segments.last_mut() {
+            entry.2 += need;
+        }
+        self.written_lsn.store(last, Ordering::Release);
+        Ok(first..=last)
+    }
+
+    /// Encodes `payloads` as frames chained from the writer's state and copies them into
+    /// the active segment with one write. Returns the write's outcome and the last crc.
+    fn copy_frames(w: &Writer, payloads: &[&[u8]]) -> (std::io::Result<()>, u32) {
+        let salt = w.active.salt;
+        let pad_of = |p: &[u8]| &PAD[..p.len().next_multiple_of(8) - p.len()];
+        if let [payload] = payloads {
+            // The common case, without allocating.
+            let (h, _) = encode_frame(w.prev_crc, salt, w.next_lsn, payload, false);
+            let header = h.encode();
+            return (w.active.file.write_at(w.offset, &[&header, payload, pad_of(payload)]), h.crc);
+        }
+        let mut crc = w.prev_crc;
+        let mut headers = Vec::with_capacity(payloads.len());
+        for (i, p) in payloads.iter().enumerate() {
+            let lsn = w.next_lsn + i as u64;
+            let (h, _) = encode_frame(crc, salt, lsn, p, i + 1 < payloads.len());
+            crc = h.crc;
+            headers.push(h.encode());
+        }
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(payloads.len() * 3);
+        for (header, payload) in headers.iter().zip(payloads) {
+            parts.extend_from_slice(&[header, payload, pad_of(payload)]);
+        }
+        (w.active.file.write_at(w.offset, &parts), crc)
+    }
+
+    /// Seals the active segment (if not yet) and starts a new one.
+    fn roll(&self, w: &mut Writer) -> Result<()> {
+        if !w.active.sealed
+            && let Err(e) = self.seal(w)
+        {
+            self.committer.poison(&e);
+            return Err(e);
+        }
+        let active = create_segment(self.storage.as_ref(), &self.opts, w.next_lsn)?;
+        w.segments.push((w.next_lsn, active.name.clone(), 0));
+        let next = w.next_lsn;
+        let segments = std::mem::take(&mut w.segments);
+        *w = fresh_writer(active, next, segments);
+        Ok(())
+    }
+
+    /// Syncs the rest of the active segment and marks it sealed, durably.
+    fn seal(&self, w: &mut Writer) -> Result<()> {
+        let path = self.path_of(&w.active.name);
+        let (from, to) = (w.synced_offset, w.offset);
+        w.active
+            .file
+            .sync_range(from, to - from)
+            .map_err(|e| WalError::io("syncing segment", &path, e))?;
+        let last = w.next_lsn - 1;
+        write_checkpoint(&mut w.active, to, last, true, 2)
+            .map_err(|e| WalError::io("writing checkpoint", &path, e))?;
+        w.active
+            .file
+            .sync_range(0, FRAMES_OFFSET)
+            .map_err(|e| WalError::io("syncing checkpoint", &path, e))?;
+        self.count_sync(last - w.synced_lsn);
+        w.active.sealed = true;
+        w.synced_offset = to;
+        w.synced_lsn = last;
+        self.committer.advance(last);
+        Ok(())
+    }
+
+    fn count_sync(&self, frames: u64) {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.frames_synced.fetch_add(frames, Ordering::Relaxed);
+    }
+
+    /// Makes everything written so far durable; returns the LSN covered. Run by one
+    /// leader at a time (see `commit`).
+    fn sync_written(&self) -> Result<Lsn> {
+        let (file, name, start, to, lsn, before) = {
+            let mut w = self.lock_writer();
+            if w.offset == w.synced_offset {
+                return Ok(w.synced_lsn);
+            }
+            // Piggyback a checkpoint of what the previous syncs made durable: it rides
+            // on this sync's flush and lets recovery tell durable frames from a torn tail.
+            let mut start = w.synced_offset;
+            if w.synced_offset > w.active.checkpoint_end {
+                let (end, last) = (w.synced_offset, w.synced_lsn);
+                let name = w.active.name.clone();
+                write_checkpoint(&mut w.active, end, last, false, 1)
+                    .map_err(|e| WalError::io("writing checkpoint", self.path_of(&name), e))?;
+                start = 0;
+            }
+            let file = Arc::clone(&w.active.file);
+            (file, w.active.name.clone(), start, w.offset, w.next_lsn - 1, w.synced_lsn)
+        };
+        file.sync_range(start, to - start)
+            .map_err(|e| WalError::io("syncing segment", self.path_of(&name), e))?;
+        self.count_sync(lsn.saturating_sub(before));
+        let mut w = self.lock_writer();
+        if Arc::ptr_eq(&w.active.file, &file) && to > w.synced_offset {
+            w.synced_offset = to;
+            w.synced_lsn = lsn;
+        }
+        Ok(lsn)
+    }
+
+    /// The background syncer: serves async waiters and the `Interval` policy.
+    fn run_syncer(&self) {
+        let interval = match self.opts.sync_policy {
+            SyncPolicy::Interval(d) => Some(d),
+            _ => None,
+        };
+        let mut next_tick = interval.map(|d| Instant::now() + d);
+        loop {
+            let target = {
+                let mut st = self.committer.lock();
+                loop {
+                    if st.shutdown {
+                        return;
+                    }
+                    if st.poisoned.is_none() && st.requested_lsn > st.durable_lsn {
+                        break st.requested_lsn;
+                    }
+                    match (interval, next_tick) {
+                        (Some(d), Some(tick)) => {
+                            let now = Instant::now();
+                            if now >= tick {
+                                next_tick = Some(now + d);
+                                let written = self.written_lsn.load(Ordering::Acquire);
+                                if st.poisoned.is_none() && written > st.durable_lsn {
+                                    break written;
+                                }
+                            } else {
+                                st = self.committer.wait_timeout(st, tick - now);
+                            }
+                        }
+                        _ => st = self.committer.wait(st),
+                    }
+                }
+            };
+            // Failures poison the log inside `wait_durable`; waiters see it there.
+            let _ = self.committer.wait_durable(target, || self.sync_written());
+        }
+    }
+
+    /// Final sync and checkpoint; marks the writer closed.
+    fn close(&self) -> Result<()> {
+        {
+            let w = self.lock_writer();
+            if w.closed {
+                return Ok(());
+            }
+        }
+        self.committer.check_poisoned()?;
+        let last = self.written_lsn.load(Ordering::Acquire);
+        self.committer.wait_durable(last, || self.sync_written())?;
+        let mut w = self.lock_writer();
+        w.closed = true;
+        let path = self.path_of(&w.active.name);
+        let (end, last, sealed) = (w.offset, w.next_lsn - 1, w.active.sealed);
+        if w.active.checkpoint_end != end || !sealed {
+            let done = write_checkpoint(&mut w.active, end, last, sealed, 2)
+                .and_then(|()| w.active.file.sync_range(0, FRAMES_OFFSET));
+            if let Err(e) = done {
+                let err = WalError::io("writing final checkpoint", &path, e);
+                self.committer.poison(&err);
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+}

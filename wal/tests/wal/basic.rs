@@ -1,0 +1,200 @@
+//! The log on the real file system: appends, reopen, rolls, truncation, limits, async.
+
+use std::sync::Arc;
+
+use orderlog_wal::{SyncPolicy, Wal, WalError, WalOptions};
+
+use crate::support::{payload, read_all, small_opts};
+
+#[test]
+fn wal_append_reopen_returns_every_frame_across_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wal = Wal::open(dir.path(), small_opts()).expect("open");
+    let mut expected = Vec::new();
+    for n in 0..200 {
+        let p = payload(1, n);
+        let lsn = wal.append(&p).expect("append");
+        assert_eq!(lsn, n + 1);
+        expected.push((lsn, p));
+    }
+    let group: Vec<Vec<u8>> = (200..205).map(|n| payload(1, n)).collect();
+    let refs: Vec<&[u8]> = group.iter().map(Vec::as_slice).collect();
+    let lsns = wal.append_batch(&refs).expect("batch");
+    assert_eq!(lsns, 201..=205);
+    expected.extend(lsns.zip(group));
+    let stats = wal.stats();
+    assert!(stats.segments > 3, "small segments should roll: {stats:?}");
+    assert_eq!(stats.durable_lsn, 205);
+    assert_eq!(read_all(&wal).expect("read"), expected);
+    wal.close().expect("close");
+    drop(wal);
+
+    let wal = Wal::open(dir.path(), small_opts()).expect("reopen");
+    let report = wal.recovery_report().clone();
+    assert_eq!(report.truncated, None);
+    assert_eq!((report.first_lsn, report.last_lsn), (1, 205));
+    assert_eq!(read_all(&wal).expect("read"), expected);
+    assert_eq!(wal.append(b"after reopen").expect("append"), 206);
+}
+
+#[test]
+fn wal_iter_from_any_lsn_starts_there() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wal = Wal::open(dir.path(), small_opts()).expect("open");
+    for n in 0..120 {
+        wal.append(&payload(2, n)).expect("append");
+    }
+    for from in [1, 2, 37, 64, 119, 120] {
+        let got: Vec<u64> =
+            wal.iter_from(from).expect("iter").map(|f| f.expect("frame").lsn()).collect();
+        assert_eq!(got, (from..=120).collect::<Vec<_>>());
+    }
+    assert!(wal.iter_from(121).expect("empty iter").next().is_none());
+    assert!(matches!(wal.iter_from(122), Err(WalError::LsnOutOfRange { .. })));
+}
+
+#[test]
+fn wal_truncate_before_keeps_the_needed_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wal = Wal::open(dir.path(), small_opts()).expect("open");
+    for n in 0..150 {
+        wal.append(&payload(3, n)).expect("append");
+    }
+    let before = wal.stats().segments;
+    let removed = wal.truncate_before(100).expect("truncate");
+    assert!(removed > 0);
+    let stats = wal.stats();
+    assert_eq!(stats.segments, before - removed);
+    assert!(stats.first_lsn <= 100 && stats.first_lsn > 1, "{stats:?}");
+    let lsns: Vec<u64> =
+        wal.iter_from(100).expect("iter").map(|f| f.expect("frame").lsn()).collect();
+    assert_eq!(lsns, (100..=150).collect::<Vec<_>>());
+    assert!(matches!(wal.iter_from(1), Err(WalError::LsnOutOfRange { .. })));
+    assert_eq!(wal.truncate_before(u64::MAX).expect("truncate all"), stats.segments - 1);
+    drop(wal);
+    let wal = Wal::open(dir.path(), small_opts()).expect("reopen after truncation");
+    assert_eq!(wal.last_lsn(), 150);
+}
+
+#[test]
+fn wal_limits_are_typed_errors_and_write_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = WalOptions { frame_bytes_max: 100, batch_frames_max: 3, ..small_opts() };
+    let wal = Wal::open(dir.path(), opts).expect("open");
+    wal.append(b"one").expect("append");
+    assert!(matches!(wal.append(&[0u8; 101]), Err(WalError::FrameTooLarge { len: 101, max: 100 })));
+    let four: [&[u8]; 4] = [b"a", b"b", b"c", b"d"];
+    assert!(matches!(wal.append_batch(&four), Err(WalError::BatchTooLarge { frames: 4, .. })));
+    assert!(matches!(wal.append_batch(&[]), Err(WalError::EmptyBatch)));
+    let mixed: [&[u8]; 2] = [b"fine", &[0u8; 200]];
+    assert!(matches!(wal.append_batch(&mixed), Err(WalError::FrameTooLarge { .. })));
+    assert_eq!(wal.last_lsn(), 1);
+    assert_eq!(wal.append(b"two").expect("append"), 2);
+    assert_eq!(read_all(&wal).expect("read").len(), 2);
+}
+
+#[test]
+fn wal_rejects_invalid_options() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for opts in [
+        WalOptions { segment_bytes: 1000, ..WalOptions::default() },
+        WalOptions { segment_bytes: (64 << 20) + 1, ..WalOptions::default() },
+        WalOptions { frame_bytes_max: 0, ..WalOptions::default() },
+        WalOptions { batch_bytes_max: 0, ..WalOptions::default() },
+        WalOptions { batch_frames_max: 0, ..WalOptions::default() },
+        WalOptions {
+            sync_policy: SyncPolicy::Interval(std::time::Duration::ZERO),
+            ..WalOptions::default()
+        },
+    ] {
+        assert!(matches!(Wal::open(dir.path(), opts), Err(WalError::InvalidOptions(_))));
+    }
+}
+
+#[test]
+fn wal_concurrent_writers_share_syncs_and_lose_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wal = Arc::new(
+        Wal::open(dir.path(), WalOptions { segment_bytes: 1 << 20, ..WalOptions::default() })
+            .expect("open"),
+    );
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let wal = Arc::clone(&wal);
+            std::thread::spawn(move || {
+                (0..150u64)
+                    .map(|n| (wal.append(&payload(t, n)).expect("append"), payload(t, n)))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut acked: Vec<(u64, Vec<u8>)> =
+        threads.into_iter().flat_map(|t| t.join().expect("thread")).collect();
+    acked.sort();
+    let stats = wal.stats();
+    assert_eq!(stats.durable_lsn, 600);
+    assert_eq!(stats.frames_synced, 600);
+    assert!(stats.syncs >= 1 && stats.syncs <= 600, "{stats:?}");
+    assert_eq!(read_all(&wal).expect("read"), acked);
+}
+
+#[test]
+fn wal_async_appends_complete_after_group_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wal = Arc::new(Wal::open(dir.path(), small_opts()).expect("open"));
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().expect("runtime");
+    let acked = rt.block_on(async {
+        let tasks: Vec<_> = (0..8u64)
+            .map(|t| {
+                let wal = Arc::clone(&wal);
+                tokio::spawn(async move {
+                    let mut out = Vec::new();
+                    for n in 0..25u64 {
+                        let p = payload(10 + t, n);
+                        let lsn = wal.append_async(&p).await.expect("append");
+                        assert!(wal.durable_lsn() >= lsn, "acknowledged before durable");
+                        out.push((lsn, p));
+                    }
+                    let group = [payload(99, t), payload(98, t)];
+                    let refs: Vec<&[u8]> = group.iter().map(Vec::as_slice).collect();
+                    let lsns = wal.append_batch_async(&refs).await.expect("batch");
+                    out.extend(lsns.zip(group));
+                    out
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.expect("task"));
+        }
+        all
+    });
+    let mut acked = acked;
+    acked.sort();
+    assert_eq!(acked.len(), 8 * 27);
+    assert_eq!(read_all(&wal).expect("read"), acked);
+}
+
+#[test]
+fn wal_interval_and_never_policies_sync_in_the_background_or_on_demand() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = WalOptions {
+        sync_policy: SyncPolicy::Interval(std::time::Duration::from_millis(5)),
+        ..small_opts()
+    };
+    let wal = Wal::open(dir.path(), opts).expect("open");
+    let lsn = wal.append(b"soon durable").expect("append");
+    // The background syncer covers it within a few intervals; wait on it, not on time.
+    wal.wait_durable(lsn).expect("durable");
+    drop(wal);
+
+    let opts = WalOptions { sync_policy: SyncPolicy::Never, ..small_opts() };
+    let wal = Wal::open(dir.path(), opts).expect("open");
+    let lsn = wal.append(b"synced on demand").expect("append");
+    assert!(wal.durable_lsn() < lsn);
+    wal.sync().expect("sync");
+    assert_eq!(wal.durable_lsn(), lsn);
+    wal.close().expect("close");
+    assert!(matches!(wal.append(b"late"), Err(WalError::Closed)));
+}

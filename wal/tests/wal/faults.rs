@@ -1,0 +1,144 @@
+//! Injected I/O faults: a failed sync poisons the log; a full disk on segment creation
+//! is a clear error that leaves the log readable and writable once space returns.
+
+use orderlog_wal::storage::SimStorage;
+use orderlog_wal::storage::sim::{Fault, FaultKind, FaultTarget};
+use orderlog_wal::{Lsn, WalError};
+
+use crate::support::{open_sim, payload, read_all, small_opts};
+
+#[test]
+fn faults_failed_sync_poisons_and_nothing_later_is_acknowledged() {
+    for nth in 0..6 {
+        let disk = SimStorage::new("/sim/wal");
+        let wal = open_sim(&disk, small_opts()).expect("open");
+        disk.inject(Fault {
+            target: FaultTarget::Sync,
+            nth,
+            kind: FaultKind::Io,
+            persistent: false,
+        });
+        let mut acked: Vec<Lsn> = Vec::new();
+        let mut failed_at = None;
+        for n in 0..40 {
+            match wal.append(&payload(5, n)) {
+                Ok(lsn) => {
+                    assert!(
+                        failed_at.is_none(),
+                        "nth {nth}: acknowledged LSN {lsn} after a failed sync"
+                    );
+                    acked.push(lsn);
+                }
+                Err(WalError::Poisoned { .. }) => {
+                    assert!(failed_at.is_some(), "poisoned before any failure")
+                }
+                Err(e) => {
+                    assert!(failed_at.is_none(), "second non-poison error {e}");
+                    failed_at = Some(n);
+                }
+            }
+        }
+        assert!(failed_at.is_some(), "nth {nth}: the fault never fired");
+        assert!(matches!(wal.sync(), Err(WalError::Poisoned { .. })));
+        assert!(matches!(wal.append_batch(&[b"x"]), Err(WalError::Poisoned { .. })));
+        assert!(wal.durable_lsn() <= acked.last().copied().unwrap_or(0));
+        drop(wal);
+        // Reopening recovers: the fault is gone (it fired once) and every acked frame is there.
+        let wal = open_sim(&disk, small_opts()).expect("reopen after poison");
+        let got = read_all(&wal).expect("read");
+        assert!(got.len() >= acked.len(), "nth {nth}: acknowledged frames lost");
+        wal.append(b"fresh start").expect("append after reopen");
+    }
+}
+
+#[test]
+fn faults_failed_async_sync_poisons_every_waiter() {
+    let disk = SimStorage::new("/sim/wal");
+    let wal = open_sim(&disk, small_opts()).expect("open");
+    disk.inject(Fault { target: FaultTarget::Sync, nth: 0, kind: FaultKind::Io, persistent: true });
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    rt.block_on(async {
+        let first = wal.append_async(b"doomed").await;
+        assert!(first.is_err());
+        assert!(matches!(wal.append_async(b"after").await, Err(WalError::Poisoned { .. })));
+        assert!(matches!(wal.wait_durable_async(1).await, Err(WalError::Poisoned { .. })));
+    });
+}
+
+#[test]
+fn faults_failed_write_poisons() {
+    let disk = SimStorage::new("/sim/wal");
+    let wal = open_sim(&disk, small_opts()).expect("open");
+    wal.append(b"kept").expect("append");
+    disk.inject(Fault {
+        target: FaultTarget::Write,
+        nth: 0,
+        kind: FaultKind::Io,
+        persistent: false,
+    });
+    assert!(matches!(wal.append(b"lost"), Err(WalError::Io { .. })));
+    assert!(matches!(wal.append(b"refused"), Err(WalError::Poisoned { .. })));
+    drop(wal);
+    let wal = open_sim(&disk, small_opts()).expect("reopen");
+    let got = read_all(&wal).expect("read");
+    assert_eq!(got, vec![(1, b"kept".to_vec())]);
+}
+
+#[test]
+fn faults_full_disk_on_segment_creation_is_clear_and_recoverable() {
+    let disk = SimStorage::new("/sim/wal");
+    let wal = open_sim(&disk, small_opts()).expect("open");
+    disk.inject(Fault {
+        target: FaultTarget::Create,
+        nth: 0,
+        kind: FaultKind::NoSpace,
+        persistent: true,
+    });
+    let mut acked = Vec::new();
+    let mut refused = 0;
+    for n in 0..60 {
+        match wal.append(&payload(6, n)) {
+            Ok(lsn) => acked.push((lsn, payload(6, n))),
+            Err(WalError::NoSpace { .. }) => refused += 1,
+            Err(e) => panic!("expected NoSpace, got {e}"),
+        }
+    }
+    assert!(refused > 0, "the segment never filled");
+    assert_eq!(read_all(&wal).expect("log stays readable"), acked);
+    disk.clear_fault();
+    let lsn = wal.append(b"space again").expect("appends resume");
+    assert_eq!(lsn, acked.len() as u64 + 1);
+    acked.push((lsn, b"space again".to_vec()));
+    drop(wal);
+    let wal = open_sim(&disk, small_opts()).expect("reopen");
+    assert_eq!(read_all(&wal).expect("read"), acked);
+}
+
+#[test]
+fn faults_any_single_failed_operation_loses_no_acknowledged_frame() {
+    // Fail the N-th storage operation once, for every N the workload performs, then
+    // crash and recover: acknowledged frames survive whatever failed.
+    for nth in 0..120 {
+        let disk = SimStorage::new("/sim/wal");
+        let wal = open_sim(&disk, small_opts()).expect("open");
+        disk.inject(Fault {
+            target: FaultTarget::Any,
+            nth,
+            kind: FaultKind::Io,
+            persistent: false,
+        });
+        let mut acked = Vec::new();
+        for n in 0..30 {
+            if let Ok(lsn) = wal.append(&payload(8, n)) {
+                acked.push((lsn, payload(8, n)));
+            }
+        }
+        drop(wal);
+        let crashed = disk.crash(nth);
+        let wal = open_sim(&crashed, small_opts()).unwrap_or_else(|e| panic!("nth {nth}: {e}"));
+        let got = read_all(&wal).expect("read");
+        for frame in &acked {
+            assert!(got.contains(frame), "nth {nth}: acknowledged frame {} lost", frame.0);
+        }
+    }
+}
