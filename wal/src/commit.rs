@@ -42,7 +42,11 @@ pub(crate) struct Published {
 
 pub(crate) struct Committer {
     state: Mutex<SyncState>,
+    /// Wakes blocking waiters when a sync finishes.
     changed: Condvar,
+    /// Wakes the background syncer (async requests, shutdown). Kept apart from `changed`
+    /// so a finished sync does not wake a thread with nothing to do.
+    syncer_wake: Condvar,
     published: watch::Sender<Published>,
     /// Mirrors `SyncState::poisoned.is_some()` so appends check it without the mutex.
     poisoned: AtomicBool,
@@ -55,6 +59,7 @@ impl Committer {
         Committer {
             state: Mutex::new(state),
             changed: Condvar::new(),
+            syncer_wake: Condvar::new(),
             published,
             poisoned: AtomicBool::new(false),
         }
@@ -70,16 +75,26 @@ impl Committer {
         self.changed.wait(guard).unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn wait_timeout<'a>(
+    /// The background syncer's wait for work.
+    pub fn wait_for_work<'a>(
         &self,
         guard: MutexGuard<'a, SyncState>,
-        timeout: std::time::Duration,
+        timeout: Option<std::time::Duration>,
     ) -> MutexGuard<'a, SyncState> {
-        self.changed.wait_timeout(guard, timeout).unwrap_or_else(|p| p.into_inner()).0
+        match timeout {
+            Some(t) => self.syncer_wake.wait_timeout(guard, t).unwrap_or_else(|p| p.into_inner()).0,
+            None => self.syncer_wake.wait(guard).unwrap_or_else(|p| p.into_inner()),
+        }
     }
 
+    /// Wakes blocking waiters.
     pub fn notify(&self) {
         self.changed.notify_all();
+    }
+
+    /// Wakes the background syncer.
+    pub fn wake_syncer(&self) {
+        self.syncer_wake.notify_all();
     }
 
     pub fn poisoned_error(cause: &str) -> WalError {
@@ -164,7 +179,7 @@ impl Committer {
             st.requested_lsn = lsn;
         }
         drop(st);
-        self.notify();
+        self.wake_syncer();
     }
 
     /// Awaits durability of `lsn` (after [`Committer::request`]).

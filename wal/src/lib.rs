@@ -52,6 +52,6 @@ pub type Lsn = u64;
 
 pub use error::{CorruptionKind, Result, WalError};
 pub use iter::{Frame, WalIter};
-pub use options::{RecoveryMode, SyncPolicy, WalOptions};
+pub use options::{IoBackend, RecoveryMode, SyncPolicy, WalOptions};
 pub use recovery::{RecoveryReport, Truncation};
 pub use wal::{Wal, WalStats};

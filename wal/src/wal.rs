@@ -50,7 +50,15 @@ struct Active {
     checkpoint_seq: u64,
     /// `durable_end` of the newest checkpoint written.
     checkpoint_end: u64,
+    /// When the newest checkpoint was written.
+    checkpoint_at: Instant,
 }
+
+/// A sync carries a new checkpoint once the durable end has moved this far past the
+/// last one...
+const CHECKPOINT_LAG_BYTES: u64 = 1 << 20;
+/// ...or the last one is this old. Under load, this spares most syncs a second block.
+const CHECKPOINT_LAG: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Everything the appender changes, under one mutex.
 struct Writer {
@@ -95,7 +103,8 @@ impl std::fmt::Debug for Wal {
 impl Wal {
     /// Opens (creating if needed) the log in `dir` on the real file system.
     pub fn open(dir: impl AsRef<Path>, opts: WalOptions) -> Result<Wal> {
-        Wal::open_with(Arc::new(FsStorage::new(dir.as_ref())), opts)
+        let storage = FsStorage::new(dir.as_ref()).with_backend(opts.io_backend);
+        Wal::open_with(Arc::new(storage), opts)
     }
 
     /// Opens the log on any storage (the simulated disk in tests).
@@ -288,7 +297,7 @@ impl Wal {
             let mut st = self.shared.committer.lock();
             st.shutdown = true;
         }
-        self.shared.committer.notify();
+        self.shared.committer.wake_syncer();
         let handle = self.syncer.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(handle) = handle {
             // The syncer only returns; a panic there is already reported on its thread.
@@ -336,6 +345,7 @@ fn prepare_writer(
         sealed: false,
         checkpoint_seq: scan.checkpoint.map_or(0, |c| c.seq),
         checkpoint_end: FRAMES_OFFSET,
+        checkpoint_at: Instant::now(),
     };
     let sync_len = scan.valid_end.max(last.written_extent);
     active.file.sync_range(0, sync_len).map_err(|e| io("syncing segment", e))?;
@@ -399,6 +409,7 @@ fn write_checkpoint(
         active.file.write_at(c.slot_offset() as u64, &[&c.encode(active.header_crc)])?;
     }
     active.checkpoint_end = durable_end;
+    active.checkpoint_at = Instant::now();
     Ok(())
 }
 
@@ -436,6 +447,7 @@ fn create_segment(storage: &dyn Storage, opts: &WalOptions, base_lsn: Lsn) -> Re
         sealed: false,
         checkpoint_seq: 0,
         checkpoint_end: FRAMES_OFFSET,
+        checkpoint_at: Instant::now(),
     })
 }
 
@@ -586,7 +598,11 @@ impl Shared {
             // Piggyback a checkpoint of what the previous syncs made durable: it rides
             // on this sync's flush and lets recovery tell durable frames from a torn tail.
             let mut start = w.synced_offset;
-            if w.synced_offset > w.active.checkpoint_end {
+            let behind = w.synced_offset - w.active.checkpoint_end.min(w.synced_offset);
+            if behind > 0
+                && (behind >= CHECKPOINT_LAG_BYTES
+                    || w.active.checkpoint_at.elapsed() >= CHECKPOINT_LAG)
+            {
                 let (end, last) = (w.synced_offset, w.synced_lsn);
                 let name = w.active.name.clone();
                 write_checkpoint(&mut w.active, end, last, false, 1)
@@ -634,10 +650,10 @@ impl Shared {
                                     break written;
                                 }
                             } else {
-                                st = self.committer.wait_timeout(st, tick - now);
+                                st = self.committer.wait_for_work(st, Some(tick - now));
                             }
                         }
-                        _ => st = self.committer.wait(st),
+                        _ => st = self.committer.wait_for_work(st, None),
                     }
                 }
             };

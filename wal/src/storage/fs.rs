@@ -2,27 +2,52 @@
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::mmap::{self, MappedFile};
 use super::{LockGuard, SegmentFile, Storage};
+use crate::options::IoBackend;
 
 /// Name of the lock file inside a log directory.
 pub const LOCK_FILE: &str = "LOCK";
 
-/// Storage on the real file system: segments are preallocated with `fallocate`, mapped
-/// shared and read-write, and synced with `msync(MS_SYNC)`.
+/// Storage on the real file system. With [`IoBackend::Mmap`] (the default) segments are
+/// preallocated with `fallocate`, mapped shared and read-write (page tables prefaulted),
+/// and synced with `msync(MS_SYNC)`; with [`IoBackend::Pwrite`] they are preallocated
+/// with written zeros, written with `pwrite` and synced with `fdatasync`.
 #[derive(Debug, Clone)]
 pub struct FsStorage {
     dir: PathBuf,
-    populate: bool,
+    backend: IoBackend,
 }
 
 impl FsStorage {
-    /// Storage rooted at `dir` (created on `create_dir`).
+    /// Storage rooted at `dir` (created on `create_dir`), with the mapped backend.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        FsStorage { dir: dir.into(), populate: true }
+        FsStorage { dir: dir.into(), backend: IoBackend::Mmap }
+    }
+
+    /// The same storage with another I/O backend.
+    pub fn with_backend(mut self, backend: IoBackend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Makes sure `file` holds `len` bytes of allocated, zero-initialised space.
+    fn preallocate(&self, file: &File, len: u64) -> io::Result<()> {
+        match self.backend {
+            IoBackend::Mmap => mmap::fallocate(file, len),
+            IoBackend::Pwrite => zero_fill(file, len),
+        }
+    }
+
+    fn segment(&self, file: File, len: u64) -> io::Result<Arc<dyn SegmentFile>> {
+        Ok(match self.backend {
+            IoBackend::Mmap => Arc::new(MappedSegment { map: MappedFile::map(file, len, true)? }),
+            IoBackend::Pwrite => Arc::new(PwriteSegment { file, len }),
+        })
     }
 
     fn file(&self, name: &str) -> PathBuf {
@@ -30,11 +55,25 @@ impl FsStorage {
     }
 }
 
-struct FsSegment {
+/// Writes zeros over `file` from its current end to `len`: real blocks, not a hole and
+/// not unwritten extents, so later syncs of data written there carry no metadata.
+fn zero_fill(file: &File, len: u64) -> io::Result<()> {
+    const CHUNK: usize = 1 << 20;
+    let zeros = vec![0u8; CHUNK];
+    let mut at = file.metadata()?.len();
+    while at < len {
+        let n = (len - at).min(CHUNK as u64) as usize;
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
+struct MappedSegment {
     map: MappedFile,
 }
 
-impl SegmentFile for FsSegment {
+impl SegmentFile for MappedSegment {
     fn size(&self) -> u64 {
         self.map.len()
     }
@@ -46,6 +85,33 @@ impl SegmentFile for FsSegment {
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         self.map.read_at(offset, buf)
+    }
+}
+
+struct PwriteSegment {
+    file: File,
+    len: u64,
+}
+
+impl SegmentFile for PwriteSegment {
+    fn size(&self) -> u64 {
+        self.len
+    }
+    fn write_at(&self, offset: u64, parts: &[&[u8]]) -> io::Result<()> {
+        if offset + parts.iter().map(|p| p.len() as u64).sum::<u64>() > self.len {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "write past end of segment"));
+        }
+        match parts {
+            [one] => self.file.write_all_at(one, offset),
+            _ => self.file.write_all_at(&parts.concat(), offset),
+        }
+    }
+    /// `fdatasync` of the whole file: a superset of the range.
+    fn sync_range(&self, _offset: u64, _len: u64) -> io::Result<()> {
+        self.file.sync_data()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.file.read_exact_at(buf, offset)
     }
 }
 
@@ -92,21 +158,21 @@ impl Storage for FsStorage {
     fn create(&self, name: &str, len: u64) -> io::Result<Arc<dyn SegmentFile>> {
         let path = self.file(name);
         let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
-        if let Err(e) = mmap::fallocate(&file, len) {
+        if let Err(e) = self.preallocate(&file, len) {
             drop(file);
-            // Nothing was written: leave no half-made file behind.
+            // No frame was written: leave no half-made file behind.
             let _ = fs::remove_file(&path);
             return Err(e);
         }
-        Ok(Arc::new(FsSegment { map: MappedFile::map(file, len, self.populate)? }))
+        self.segment(file, len)
     }
 
     fn open(&self, name: &str, len: u64) -> io::Result<Arc<dyn SegmentFile>> {
         let file = OpenOptions::new().read(true).write(true).open(self.file(name))?;
         if file.metadata()?.len() < len {
-            mmap::fallocate(&file, len)?;
+            self.preallocate(&file, len)?;
         }
-        Ok(Arc::new(FsSegment { map: MappedFile::map(file, len, self.populate)? }))
+        self.segment(file, len)
     }
 
     fn read(&self, name: &str) -> io::Result<Vec<u8>> {

@@ -2,14 +2,30 @@
 
 use std::sync::Arc;
 
-use orderlog_wal::{SyncPolicy, Wal, WalError, WalOptions};
+use orderlog_wal::{IoBackend, SyncPolicy, Wal, WalError, WalOptions};
 
 use crate::support::{payload, read_all, small_opts};
 
 #[test]
 fn wal_append_reopen_returns_every_frame_across_segments() {
+    append_reopen(IoBackend::Mmap, IoBackend::Mmap);
+}
+
+#[test]
+fn wal_pwrite_backend_keeps_the_same_promises() {
+    append_reopen(IoBackend::Pwrite, IoBackend::Pwrite);
+}
+
+#[test]
+fn wal_backends_read_each_others_files() {
+    append_reopen(IoBackend::Mmap, IoBackend::Pwrite);
+    append_reopen(IoBackend::Pwrite, IoBackend::Mmap);
+}
+
+fn append_reopen(write_with: IoBackend, reopen_with: IoBackend) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let wal = Wal::open(dir.path(), small_opts()).expect("open");
+    let wal =
+        Wal::open(dir.path(), WalOptions { io_backend: write_with, ..small_opts() }).expect("open");
     let mut expected = Vec::new();
     for n in 0..200 {
         let p = payload(1, n);
@@ -29,7 +45,8 @@ fn wal_append_reopen_returns_every_frame_across_segments() {
     wal.close().expect("close");
     drop(wal);
 
-    let wal = Wal::open(dir.path(), small_opts()).expect("reopen");
+    let wal = Wal::open(dir.path(), WalOptions { io_backend: reopen_with, ..small_opts() })
+        .expect("reopen");
     let report = wal.recovery_report().clone();
     assert_eq!(report.truncated, None);
     assert_eq!((report.first_lsn, report.last_lsn), (1, 205));
