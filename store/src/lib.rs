@@ -1,1 +1,9 @@
-//! The event-sourced order store: domain, events, recovery, compactor, async API and analytics. Arrives with its issue.
+//! `orderlog-store`: the event-sourced order store.
+//!
+//! Today: the order domain — [`Order`], [`OrderStatus`], [`PaymentMethod`] and the
+//! struct-of-arrays state [`OrderSoA`] with its `order_id -> row` index and its Arrow
+//! conversion. Events, recovery, the compactor, the async API and analytics follow.
+
+pub mod domain;
+
+pub use domain::{DomainError, Order, OrderSoA, OrderStatus, PaymentMethod, SoaMemoryStats};

@@ -1,0 +1,189 @@
+//! `order_id -> row`: an open-addressing hash table that stores only row numbers.
+//!
+//! The keys are not stored: they already sit in the `order_id` column, so a slot holds a
+//! `u32` row and a probe compares `ids[row]` with the key. At a load factor of at most
+//! 3/4 that is 4–8 bytes per order, where a `HashMap<u64, u32>` would take about 16.
+//! Linear probing with backward-shift deletion: no tombstones, so lookups stay short
+//! after many erases.
+
+/// Marks an empty slot.
+const EMPTY: u32 = u32::MAX;
+
+/// Most rows an index can address (one value is reserved for empty slots).
+pub const MAX_ROWS: usize = (u32::MAX - 1) as usize;
+
+/// A row index over an external key column.
+#[derive(Debug, Clone, Default)]
+pub struct RowIndex {
+    slots: Vec<u32>,
+    len: usize,
+}
+
+/// Fibonacci hashing: multiply by 2^64/φ and keep the high bits.
+fn home(id: u64, mask: usize) -> usize {
+    let bits = mask.count_ones();
+    if bits == 0 {
+        return 0;
+    }
+    (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize & mask
+}
+
+impl RowIndex {
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Bytes the table occupies.
+    pub fn allocated_bytes(&self) -> usize {
+        self.slots.capacity() * size_of::<u32>()
+    }
+
+    fn mask(&self) -> usize {
+        self.slots.len().wrapping_sub(1)
+    }
+
+    /// The slot holding `id`, if any.
+    fn find(&self, id: u64, ids: &[u64]) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.mask();
+        let mut at = home(id, mask);
+        loop {
+            let row = self.slots[at];
+            if row == EMPTY {
+                return None;
+            }
+            if ids[row as usize] == id {
+                return Some(at);
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// The row of `id`.
+    pub fn get(&self, id: u64, ids: &[u64]) -> Option<usize> {
+        self.find(id, ids).map(|at| self.slots[at] as usize)
+    }
+
+    /// Adds `row` (whose key is `ids[row]`, not yet indexed). The caller has checked
+    /// that the key is absent and `row < MAX_ROWS`.
+    pub fn insert(&mut self, row: usize, ids: &[u64]) {
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.rebuild((self.len + 1).max(8), ids);
+        }
+        self.place(row as u32, ids);
+        self.len += 1;
+    }
+
+    fn place(&mut self, row: u32, ids: &[u64]) {
+        let mask = self.mask();
+        let mut at = home(ids[row as usize], mask);
+        while self.slots[at] != EMPTY {
+            at = (at + 1) & mask;
+        }
+        self.slots[at] = row;
+    }
+
+    /// Rebuilds with room for `rows` entries at load ≤ 3/4, from `ids[..]` of the rows
+    /// currently indexed (all rows `0..len`).
+    fn rebuild(&mut self, rows: usize, ids: &[u64]) {
+        let capacity = (rows * 4).div_ceil(3).next_power_of_two();
+        let old = std::mem::replace(&mut self.slots, vec![EMPTY; capacity]);
+        for row in old.into_iter().filter(|&r| r != EMPTY) {
+            self.place(row, ids);
+        }
+    }
+
+    /// Makes room for `additional` more entries without rehashing on the way.
+    pub fn reserve(&mut self, additional: usize, ids: &[u64]) {
+        let want = self.len + additional;
+        if want * 4 > self.slots.len() * 3 {
+            self.rebuild(want, ids);
+        }
+    }
+
+    /// Removes `id`; returns its row.
+    pub fn remove(&mut self, id: u64, ids: &[u64]) -> Option<usize> {
+        let mut hole = self.find(id, ids)?;
+        let row = self.slots[hole] as usize;
+        let mask = self.mask();
+        // Backward-shift: pull later members of the probe run into the hole.
+        let mut at = (hole + 1) & mask;
+        while self.slots[at] != EMPTY {
+            let want = home(ids[self.slots[at] as usize], mask);
+            // Move the entry at `at` if its home is not in (hole, at] cyclically.
+            let dist_at = at.wrapping_sub(want) & mask;
+            let dist_hole = at.wrapping_sub(hole) & mask;
+            if dist_at >= dist_hole {
+                self.slots[hole] = self.slots[at];
+                hole = at;
+            }
+            at = (at + 1) & mask;
+        }
+        self.slots[hole] = EMPTY;
+        self.len -= 1;
+        Some(row)
+    }
+
+    /// Points `id` (currently at `old_row`) at `new_row`, after the column moved it.
+    pub fn repoint(&mut self, id: u64, old_row: usize, new_row: usize) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let mask = self.mask();
+        let mut at = home(id, mask);
+        while self.slots[at] != EMPTY {
+            if self.slots[at] as usize == old_row {
+                self.slots[at] = new_row as u32;
+                return;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    proptest! {
+        #[test]
+        fn index_agrees_with_a_hashmap(ops in proptest::collection::vec((any::<bool>(), 0u64..200), 1..400)) {
+            // Model: ids column with swap_remove on delete, as OrderSoA does.
+            let mut ids: Vec<u64> = Vec::new();
+            let mut index = RowIndex::default();
+            let mut model: HashMap<u64, ()> = HashMap::new();
+            for (insert, id) in ops {
+                if insert {
+                    if model.insert(id, ()).is_none() {
+                        ids.push(id);
+                        index.insert(ids.len() - 1, &ids);
+                    }
+                } else if model.remove(&id).is_some() {
+                    let row = index.remove(id, &ids).expect("present");
+                    let last = ids.len() - 1;
+                    ids.swap_remove(row);
+                    if row != last {
+                        index.repoint(ids[row], last, row);
+                    }
+                }
+                prop_assert_eq!(index.len(), model.len());
+            }
+            for probe in 0u64..200 {
+                let got = index.get(probe, &ids).map(|r| ids[r]);
+                prop_assert_eq!(got, model.contains_key(&probe).then_some(probe));
+            }
+        }
+    }
+
+    #[test]
+    fn index_costs_under_seven_bytes_per_entry_at_ten_million() {
+        let rows = 10_000_000usize;
+        let capacity = (rows * 4).div_ceil(3).next_power_of_two();
+        assert!(capacity * 4 < rows * 7, "{capacity} slots");
+    }
+}
