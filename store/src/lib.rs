@@ -5,5 +5,9 @@
 //! conversion. Events, recovery, the compactor, the async API and analytics follow.
 
 pub mod domain;
+pub mod events;
+pub mod state;
 
 pub use domain::{DomainError, Order, OrderSoA, OrderStatus, PaymentMethod, SoaMemoryStats};
+pub use events::{DecodeError, Event, EventKind};
+pub use state::{MutationError, OrderState};

@@ -1,0 +1,355 @@
+//! The store's state and the one fold function that applies events to it.
+//!
+//! Recovery, the compactor and the offline replay all call [`OrderState::apply_batch`]:
+//! live writes validate a batch against the state before it is logged, and replay applies
+//! logged batches with the same rules, so a batch that fails during replay means the log
+//! is not what this code wrote (reported as corruption with its LSN).
+//!
+//! Rules, checked per event in batch order (later events see earlier ones):
+//! - `Create`: the id must be new; the order's values valid.
+//! - `SetStatus`: the transition must be legal (`OrderStatus::can_become`).
+//! - `Cancel`: from `Pending` or `Confirmed` only.
+//! - `Amend` and `ChangePayment`: while `Pending` or `Confirmed` only.
+//! - `Erase`: any existing order.
+//! - `expected_version`, when set, must equal the order's version (0 for an absent order).
+//!   An order's version is 1 when created and grows by one with every mutation.
+
+use std::collections::HashMap;
+
+use crate::domain::{DomainError, Order, OrderSoA, OrderStatus};
+use crate::events::{BATCH_EVENTS_MAX, Event, EventKind};
+
+/// Why a mutation was refused. Nothing was written and the state is unchanged.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MutationError {
+    /// The order does not exist.
+    #[error("order {order_id} does not exist")]
+    UnknownOrder {
+        /// The order.
+        order_id: u64,
+    },
+    /// The status change is not allowed.
+    #[error("order {order_id} cannot go from {from:?} to {to:?}")]
+    IllegalTransition {
+        /// The order.
+        order_id: u64,
+        /// Its status.
+        from: OrderStatus,
+        /// The status asked for.
+        to: OrderStatus,
+    },
+    /// The order is past the point where this change is allowed.
+    #[error("order {order_id} is {status:?}: {what} is only allowed while Pending or Confirmed")]
+    NotModifiable {
+        /// The order.
+        order_id: u64,
+        /// Its status.
+        status: OrderStatus,
+        /// The change refused.
+        what: &'static str,
+    },
+    /// The order's version is not the one the caller expected.
+    #[error("order {order_id} is at version {actual}, expected {expected}")]
+    VersionConflict {
+        /// The order.
+        order_id: u64,
+        /// The version the caller expected.
+        expected: u32,
+        /// The order's version.
+        actual: u32,
+    },
+    /// A value the domain does not allow (or a duplicate id).
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// A batch with no events.
+    #[error("a batch needs at least one event")]
+    EmptyBatch,
+    /// A batch with too many events.
+    #[error("batch of {len} events exceeds the maximum of {max}")]
+    BatchTooLarge {
+        /// Events in the batch.
+        len: usize,
+        /// The maximum.
+        max: usize,
+    },
+}
+
+/// The orders, plus each order's version (kept row for row beside the columns).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OrderState {
+    orders: OrderSoA,
+    versions: Vec<u32>,
+}
+
+/// An order as a batch sees it while being checked: `None` once erased in the batch.
+type Overlay = HashMap<u64, Option<(Order, u32)>>;
+
+impl OrderState {
+    /// An empty state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A state from orders (as loaded from a snapshot) and their versions.
+    pub fn from_parts(orders: OrderSoA, versions: Vec<u32>) -> Result<Self, DomainError> {
+        if versions.len() != orders.len() {
+            return Err(DomainError::TooManyOrders { max: orders.len().min(versions.len()) });
+        }
+        Ok(OrderState { orders, versions })
+    }
+
+    /// The orders, as columns.
+    pub fn orders(&self) -> &OrderSoA {
+        &self.orders
+    }
+
+    /// Each row's version, in row order.
+    pub fn versions(&self) -> &[u32] {
+        &self.versions
+    }
+
+    /// Orders held.
+    pub fn len(&self) -> usize {
+        self.orders.len()
+    }
+
+    /// True if no order is held.
+    pub fn is_empty(&self) -> bool {
+        self.orders.is_empty()
+    }
+
+    /// An order and its version.
+    pub fn get(&self, order_id: u64) -> Option<(Order, u32)> {
+        let row = self.orders.row_of(order_id)?;
+        Some((self.orders.order_at(row)?, self.versions[row]))
+    }
+
+    /// Checks a batch against the state without changing it.
+    pub fn check_batch(&self, events: &[Event]) -> Result<(), MutationError> {
+        if events.is_empty() {
+            return Err(MutationError::EmptyBatch);
+        }
+        if events.len() > BATCH_EVENTS_MAX {
+            return Err(MutationError::BatchTooLarge { len: events.len(), max: BATCH_EVENTS_MAX });
+        }
+        let mut overlay = Overlay::new();
+        for e in events {
+            let current = match overlay.get(&e.order_id) {
+                Some(seen) => *seen,
+                None => self.get(e.order_id),
+            };
+            let next = next_state(current, e)?;
+            overlay.insert(e.order_id, next);
+        }
+        Ok(())
+    }
+
+    /// Checks a batch and, if every event applies, applies them all; otherwise changes
+    /// nothing. This is the fold used by live writes, recovery, compaction and replay.
+    pub fn apply_batch(&mut self, events: &[Event]) -> Result<(), MutationError> {
+        self.check_batch(events)?;
+        for e in events {
+            self.apply_checked(e);
+        }
+        Ok(())
+    }
+
+    /// Applies one event already checked in its batch.
+    fn apply_checked(&mut self, e: &Event) {
+        let current = self.get(e.order_id);
+        // `check_batch` proved the event applies to the state as it is at this point.
+        let Ok(next) = next_state(current, e) else { return };
+        match (self.orders.row_of(e.order_id), next) {
+            (Some(row), Some((order, version))) => self.overwrite(row, order, version),
+            (Some(row), None) => {
+                self.orders.remove(e.order_id);
+                self.versions.swap_remove(row);
+            }
+            (None, Some((order, version))) => {
+                self.orders.push_unchecked(order);
+                self.versions.push(version);
+            }
+            (None, None) => {}
+        }
+    }
+
+    fn overwrite(&mut self, row: usize, order: Order, version: u32) {
+        let soa = &mut self.orders;
+        soa.quantity[row] = order.quantity;
+        soa.unit_price[row] = order.unit_price;
+        soa.total_amount[row] = order.total_amount;
+        soa.status[row] = order.status.into();
+        soa.payment_method[row] = order.payment_method.into();
+        self.versions[row] = version;
+    }
+}
+
+/// What one event makes of an order (`None`: absent), or why it cannot apply.
+fn next_state(
+    current: Option<(Order, u32)>,
+    e: &Event,
+) -> Result<Option<(Order, u32)>, MutationError> {
+    let order_id = e.order_id;
+    let version = current.map_or(0, |(_, v)| v);
+    if let Some(expected) = e.expected_version
+        && expected != version
+    {
+        return Err(MutationError::VersionConflict { order_id, expected, actual: version });
+    }
+    let (mut order, version) = match (e.kind, current) {
+        (EventKind::Create(order), None) => {
+            let order = Order { order_id, ..order };
+            order.validate()?;
+            return Ok(Some((order, 1)));
+        }
+        (_, None) => return Err(MutationError::UnknownOrder { order_id }),
+        (_, Some(current)) => current,
+    };
+    let modifiable = matches!(order.status, OrderStatus::Pending | OrderStatus::Confirmed);
+    let refuse = |what| MutationError::NotModifiable { order_id, status: order.status, what };
+    match e.kind {
+        EventKind::Create(_) => return Err(DomainError::DuplicateOrder { order_id }.into()),
+        EventKind::SetStatus(to) => {
+            if !order.status.can_become(to) {
+                return Err(MutationError::IllegalTransition { order_id, from: order.status, to });
+            }
+            order.status = to;
+        }
+        EventKind::Cancel => {
+            let to = OrderStatus::Cancelled;
+            if !order.status.can_become(to) {
+                return Err(MutationError::IllegalTransition { order_id, from: order.status, to });
+            }
+            order.status = to;
+        }
+        EventKind::Amend { quantity, unit_price } => {
+            if !modifiable {
+                return Err(refuse("amending"));
+            }
+            let amended = Order {
+                quantity: quantity.unwrap_or(order.quantity),
+                unit_price: unit_price.unwrap_or(order.unit_price),
+                ..order
+            };
+            order =
+                Order { total_amount: f64::from(amended.quantity) * amended.unit_price, ..amended };
+            order.validate()?;
+        }
+        EventKind::ChangePayment(method) => {
+            if !modifiable {
+                return Err(refuse("changing the payment method"));
+            }
+            order.payment_method = method;
+        }
+        EventKind::Erase => return Ok(None),
+    }
+    Ok(Some((order, version.saturating_add(1))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::PaymentMethod;
+
+    fn create(id: u64) -> Event {
+        Event::create(Order::new(id, 10, 20, 2, 5.0).with_timestamp(1_700_000_000))
+    }
+
+    #[test]
+    fn fold_follows_the_lifecycle_and_counts_versions() {
+        let mut s = OrderState::new();
+        s.apply_batch(&[create(1)]).expect("create");
+        for to in [
+            OrderStatus::Confirmed,
+            OrderStatus::Shipped,
+            OrderStatus::Delivered,
+            OrderStatus::Returned,
+        ] {
+            s.apply_batch(&[Event::set_status(1, to)]).expect("transition");
+        }
+        let (order, version) = s.get(1).expect("order");
+        assert_eq!((order.status, version), (OrderStatus::Returned, 5));
+        assert!(matches!(
+            s.apply_batch(&[Event::set_status(1, OrderStatus::Pending)]),
+            Err(MutationError::IllegalTransition { .. })
+        ));
+    }
+
+    #[test]
+    fn fold_amends_recompute_the_total_and_stop_after_shipping() {
+        let mut s = OrderState::new();
+        s.apply_batch(&[create(1), Event::amend(1, Some(3), Some(1.5))]).expect("amend");
+        assert_eq!(s.get(1).map(|(o, _)| o.total_amount), Some(4.5));
+        s.apply_batch(&[Event::change_payment(1, PaymentMethod::PayPal)]).expect("payment");
+        s.apply_batch(&[
+            Event::set_status(1, OrderStatus::Confirmed),
+            Event::set_status(1, OrderStatus::Shipped),
+        ])
+        .expect("ship");
+        assert!(matches!(
+            s.apply_batch(&[Event::amend(1, Some(1), None)]),
+            Err(MutationError::NotModifiable { .. })
+        ));
+        assert!(matches!(
+            s.apply_batch(&[Event::cancel(1)]),
+            Err(MutationError::IllegalTransition { .. })
+        ));
+    }
+
+    #[test]
+    fn fold_rejects_a_whole_batch_for_one_bad_event() {
+        let mut s = OrderState::new();
+        s.apply_batch(&[create(1)]).expect("create");
+        let before = s.clone();
+        let bad = [create(2), Event::amend(1, Some(0), None)];
+        assert!(matches!(
+            s.apply_batch(&bad),
+            Err(MutationError::Domain(DomainError::ZeroQuantity { .. }))
+        ));
+        assert_eq!(s, before);
+        for bad in [
+            vec![create(1)],
+            vec![Event::cancel(9)],
+            vec![Event::amend(1, None, Some(f64::NAN))],
+            vec![Event::cancel(1).expecting(7)],
+            vec![create(3).expecting(1)],
+            vec![],
+        ] {
+            assert!(s.apply_batch(&bad).is_err(), "{bad:?} accepted");
+            assert_eq!(s, before);
+        }
+    }
+
+    #[test]
+    fn fold_sees_earlier_events_of_its_own_batch() {
+        let mut s = OrderState::new();
+        s.apply_batch(&[
+            create(1),
+            Event::set_status(1, OrderStatus::Confirmed).expecting(1),
+            Event::erase(1),
+            create(1),
+        ])
+        .expect("batch");
+        assert_eq!(s.get(1).map(|(o, v)| (o.status, v)), Some((OrderStatus::Pending, 1)));
+        assert!(s.apply_batch(&[Event::erase(1), Event::cancel(1)]).is_err());
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn fold_erase_keeps_rows_and_versions_in_step() {
+        let mut s = OrderState::new();
+        let creates: Vec<Event> = (1..=50).map(create).collect();
+        s.apply_batch(&creates).expect("creates");
+        for id in (1..=50).step_by(2) {
+            s.apply_batch(&[Event::set_status(id, OrderStatus::Confirmed)]).expect("confirm");
+        }
+        for id in (1..=50).step_by(3) {
+            s.apply_batch(&[Event::erase(id)]).expect("erase");
+        }
+        for id in 1..=50u64 {
+            let expect = (id % 3 != 1).then_some(if id % 2 == 1 { 2 } else { 1 });
+            assert_eq!(s.get(id).map(|(_, v)| v), expect, "order {id}");
+        }
+    }
+}
