@@ -5,9 +5,14 @@
 //! conversion. Events, recovery, the compactor, the async API and analytics follow.
 
 pub mod domain;
+mod error;
 pub mod events;
 pub mod state;
+mod store;
 
 pub use domain::{DomainError, Order, OrderSoA, OrderStatus, PaymentMethod, SoaMemoryStats};
+pub use error::{Result, StoreError};
 pub use events::{DecodeError, Event, EventKind};
+pub use orderlog_wal::{Lsn, RecoveryMode, SyncPolicy, WalError, WalOptions};
 pub use state::{MutationError, OrderState};
+pub use store::{OpenReport, OrderStore, StoreOptions};

@@ -1,0 +1,47 @@
+//! The store's error type.
+
+use orderlog_snapshot::SnapshotError;
+use orderlog_wal::{Lsn, WalError};
+
+use crate::events::DecodeError;
+use crate::state::MutationError;
+
+/// Errors from the order store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The mutation was refused; nothing was written and the state is unchanged.
+    #[error(transparent)]
+    Mutation(#[from] MutationError),
+    /// The write-ahead log failed (I/O, poisoned, locked, corrupt).
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    /// A snapshot or the manifest failed.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// A logged batch cannot be decoded.
+    #[error("log frame at LSN {lsn} cannot be decoded: {source}")]
+    Decode {
+        /// The frame's LSN.
+        lsn: Lsn,
+        /// Why.
+        #[source]
+        source: DecodeError,
+    },
+    /// A logged batch does not apply to the state it follows: the log is not what this
+    /// store wrote.
+    #[error("log frame at LSN {lsn} does not apply during replay: {source}")]
+    Replay {
+        /// The frame's LSN.
+        lsn: Lsn,
+        /// Why.
+        #[source]
+        source: MutationError,
+    },
+    /// The store was closed.
+    #[error("the store is closed")]
+    Closed,
+}
+
+/// Result alias for the crate.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

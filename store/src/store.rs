@@ -1,0 +1,230 @@
+//! `OrderStore`: validated, logged, durable mutations over the in-memory state.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use orderlog_wal::{Lsn, RecoveryReport, SyncPolicy, Wal, WalOptions};
+
+use crate::domain::{Order, SoaMemoryStats};
+use crate::error::{Result, StoreError};
+use crate::events::{Event, decode_batch, encode_batch};
+use crate::state::OrderState;
+
+/// Options for [`OrderStore::open`].
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// The write-ahead log's options (sync policy, recovery mode, segment size, ...).
+    pub wal: WalOptions,
+}
+
+/// What opening the store found and did.
+#[derive(Debug, Clone)]
+pub struct OpenReport {
+    /// LSN of the snapshot loaded (0: none).
+    pub snapshot_lsn: Lsn,
+    /// Orders in that snapshot.
+    pub snapshot_orders: usize,
+    /// Log frames (batches) replayed on top of it.
+    pub batches_replayed: u64,
+    /// Events in those batches.
+    pub events_replayed: u64,
+    /// What the log's recovery found and cut.
+    pub wal: RecoveryReport,
+    /// Time taken, end to end.
+    pub elapsed: Duration,
+}
+
+/// The directory layout of a store.
+pub(crate) fn wal_dir(dir: &Path) -> PathBuf {
+    dir.join("wal")
+}
+
+struct Inner {
+    dir: PathBuf,
+    wal: Wal,
+    state: RwLock<OrderState>,
+    report: OpenReport,
+}
+
+/// An event-sourced, durable order store. Cloning the handle shares the store.
+#[derive(Clone)]
+pub struct OrderStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for OrderStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrderStore").field("dir", &self.inner.dir).finish_non_exhaustive()
+    }
+}
+
+impl OrderStore {
+    /// Opens (creating if needed) the store in `dir`: takes the directory's lock,
+    /// recovers the log, replays it into the state, and reports what happened.
+    pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<OrderStore> {
+        let started = Instant::now();
+        let dir = dir.as_ref().to_path_buf();
+        let wal = Wal::open(wal_dir(&dir), options.wal.clone())?;
+        let mut state = OrderState::new();
+        let (batches, events) = replay(&wal, 1, &mut state)?;
+        let report = OpenReport {
+            snapshot_lsn: 0,
+            snapshot_orders: 0,
+            batches_replayed: batches,
+            events_replayed: events,
+            wal: wal.recovery_report().clone(),
+            elapsed: started.elapsed(),
+        };
+        Ok(OrderStore { inner: Arc::new(Inner { dir, wal, state: RwLock::new(state), report }) })
+    }
+
+    /// What opening the store found and did.
+    pub fn open_report(&self) -> &OpenReport {
+        &self.inner.report
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, OrderState> {
+        // Writers never panic while holding the lock (apply_batch validates first), so a
+        // poisoned lock still guards a consistent state.
+        self.inner.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, OrderState> {
+        self.inner.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies one mutation; see [`OrderStore::apply_batch`].
+    pub fn apply(&self, event: Event) -> Result<Lsn> {
+        self.apply_batch(&[event])
+    }
+
+    /// Validates a batch against the state, logs it as one frame, applies it, and
+    /// returns its LSN once it is durable as the sync policy promises. A batch with one
+    /// bad event writes nothing and changes nothing.
+    ///
+    /// The state is updated before the sync completes (so the next writer validates
+    /// against it), which lets a concurrent reader see a mutation up to one group commit
+    /// before its writer is acknowledged; if that sync fails the log is poisoned and the
+    /// store refuses all further writes, and reopening recovers exactly the durable log.
+    pub fn apply_batch(&self, events: &[Event]) -> Result<Lsn> {
+        let lsn = self.log_and_apply(events)?;
+        if self.inner.wal.options().sync_policy == SyncPolicy::Always {
+            self.inner.wal.wait_durable(lsn)?;
+        }
+        Ok(lsn)
+    }
+
+    /// Async form of [`OrderStore::apply`].
+    pub async fn apply_async(&self, event: Event) -> Result<Lsn> {
+        self.apply_batch_async(&[event]).await
+    }
+
+    /// Async form of [`OrderStore::apply_batch`]: the future completes when group commit
+    /// has synced the batch (policy `Always`).
+    pub async fn apply_batch_async(&self, events: &[Event]) -> Result<Lsn> {
+        let lsn = self.log_and_apply(events)?;
+        if self.inner.wal.options().sync_policy == SyncPolicy::Always {
+            self.inner.wal.wait_durable_async(lsn).await?;
+        }
+        Ok(lsn)
+    }
+
+    fn log_and_apply(&self, events: &[Event]) -> Result<Lsn> {
+        let mut state = self.write();
+        state.check_batch(events)?;
+        let mut payload = Vec::with_capacity(16 + events.len() * 64);
+        encode_batch(events, &mut payload);
+        let lsn = *self.inner.wal.write(&[&payload])?.end();
+        state.apply_batch(events).map_err(|source| StoreError::Replay { lsn, source })?;
+        Ok(lsn)
+    }
+
+    /// An order, if present.
+    pub fn get(&self, order_id: u64) -> Option<Order> {
+        self.read().get(order_id).map(|(order, _)| order)
+    }
+
+    /// An order and its version (for optimistic concurrency).
+    pub fn get_versioned(&self, order_id: u64) -> Option<(Order, u32)> {
+        self.read().get(order_id)
+    }
+
+    /// Orders held.
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// True if no order is held.
+    pub fn is_empty(&self) -> bool {
+        self.read().is_empty()
+    }
+
+    /// The orders matching `predicate` (only those: an empty result if none match).
+    pub fn query(&self, predicate: impl Fn(&Order) -> bool) -> Vec<Order> {
+        self.read().orders().iter().filter(|o| predicate(o)).collect()
+    }
+
+    /// Runs `f` on the state's columns under a read lock (no copy).
+    pub fn with_kernel<R>(&self, f: impl FnOnce(&crate::domain::OrderSoA) -> R) -> R {
+        f(self.read().orders())
+    }
+
+    /// A copy of the state's columns.
+    pub fn kernel(&self) -> crate::domain::OrderSoA {
+        self.read().orders().clone()
+    }
+
+    /// A copy of the whole state (orders and versions).
+    pub fn state(&self) -> OrderState {
+        self.read().clone()
+    }
+
+    /// Memory held by the state.
+    pub fn memory_stats(&self) -> SoaMemoryStats {
+        self.read().orders().memory_stats()
+    }
+
+    /// LSN of the last mutation logged.
+    pub fn last_lsn(&self) -> Lsn {
+        self.inner.wal.last_lsn()
+    }
+
+    /// LSN of the last mutation known durable.
+    pub fn durable_lsn(&self) -> Lsn {
+        self.inner.wal.durable_lsn()
+    }
+
+    /// Makes every logged mutation durable (whatever the policy).
+    pub fn sync(&self) -> Result<()> {
+        Ok(self.inner.wal.sync()?)
+    }
+
+    /// Syncs and closes; later writes return an error. Dropping the last handle closes too.
+    pub fn close(&self) -> Result<()> {
+        Ok(self.inner.wal.close()?)
+    }
+}
+
+/// Applies every logged batch from `from` on to `state`; returns (batches, events).
+pub(crate) fn replay(wal: &Wal, from: Lsn, state: &mut OrderState) -> Result<(u64, u64)> {
+    let (mut batches, mut events) = (0u64, 0u64);
+    if from > wal.last_lsn() {
+        return Ok((0, 0));
+    }
+    for frame in wal.iter_from(from)? {
+        let frame = frame?;
+        let lsn = frame.lsn();
+        let batch =
+            decode_batch(frame.payload()).map_err(|source| StoreError::Decode { lsn, source })?;
+        state.apply_batch(&batch).map_err(|source| StoreError::Replay { lsn, source })?;
+        batches += 1;
+        events += batch.len() as u64;
+    }
+    Ok((batches, events))
+}

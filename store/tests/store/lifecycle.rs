@@ -1,0 +1,158 @@
+//! Open, mutate, reopen: the store keeps every acknowledged mutation and refuses bad ones.
+
+use std::sync::Arc;
+
+use orderlog_store::{
+    Event, MutationError, Order, OrderStatus, OrderStore, PaymentMethod, StoreError, StoreOptions,
+};
+
+fn order(id: u64) -> Order {
+    Order::new(id, id % 13, id % 17, (id % 4 + 1) as u32, 10.0 + id as f64)
+        .with_timestamp(1_700_000_000 + id)
+}
+
+#[test]
+fn store_reopen_gives_identical_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = OrderStore::open(dir.path(), StoreOptions::default()).expect("open");
+    for id in 1..=200 {
+        store.apply(Event::create(order(id))).expect("create");
+    }
+    store
+        .apply_batch(&[
+            Event::set_status(5, OrderStatus::Confirmed),
+            Event::amend(6, Some(9), Some(2.5)),
+            Event::change_payment(7, PaymentMethod::BankTransfer),
+            Event::cancel(8),
+            Event::erase(9),
+        ])
+        .expect("batch");
+    let before = store.state();
+    assert_eq!(before.len(), 199);
+    store.close().expect("close");
+    drop(store);
+
+    let store = OrderStore::open(dir.path(), StoreOptions::default()).expect("reopen");
+    assert_eq!(store.state(), before);
+    let report = store.open_report();
+    assert_eq!((report.batches_replayed, report.events_replayed), (201, 205));
+    assert_eq!(store.get(6).map(|o| o.total_amount), Some(22.5));
+    assert_eq!(store.get(9), None);
+    assert_eq!(
+        store.get_versioned(5).map(|(o, v)| (o.status, v)),
+        Some((OrderStatus::Confirmed, 2))
+    );
+}
+
+/// Recognises the error a refused batch must produce.
+type Matcher = fn(&StoreError) -> bool;
+
+#[test]
+fn store_refuses_bad_mutations_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = OrderStore::open(dir.path(), StoreOptions::default()).expect("open");
+    store.apply(Event::create(order(1))).expect("create");
+    let lsn = store.last_lsn();
+    let state = store.state();
+    let refusals: Vec<(Vec<Event>, Matcher)> = vec![
+        (vec![Event::create(order(1))], |e| {
+            matches!(e, StoreError::Mutation(MutationError::Domain(_)))
+        }),
+        (vec![Event::cancel(2)], |e| {
+            matches!(e, StoreError::Mutation(MutationError::UnknownOrder { .. }))
+        }),
+        (vec![Event::set_status(1, OrderStatus::Delivered)], |e| {
+            matches!(e, StoreError::Mutation(MutationError::IllegalTransition { .. }))
+        }),
+        (vec![Event::amend(1, Some(0), None)], |e| {
+            matches!(e, StoreError::Mutation(MutationError::Domain(_)))
+        }),
+        (vec![Event::cancel(1).expecting(3)], |e| {
+            matches!(
+                e,
+                StoreError::Mutation(MutationError::VersionConflict { expected: 3, actual: 1, .. })
+            )
+        }),
+        (vec![Event::create(order(2)), Event::amend(2, None, Some(-1.0))], |e| {
+            matches!(e, StoreError::Mutation(MutationError::Domain(_)))
+        }),
+        (vec![], |e| matches!(e, StoreError::Mutation(MutationError::EmptyBatch))),
+    ];
+    for (batch, expected) in refusals {
+        let err = store.apply_batch(&batch).expect_err("refused");
+        assert!(expected(&err), "{batch:?}: unexpected {err}");
+        assert_eq!(store.last_lsn(), lsn, "{batch:?} was logged");
+        assert_eq!(store.state(), state, "{batch:?} changed the state");
+    }
+    store.apply(Event::cancel(1).expecting(1)).expect("right version");
+}
+
+#[test]
+fn store_query_returns_only_matching_orders() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = OrderStore::open(dir.path(), StoreOptions::default()).expect("open");
+    let creates: Vec<Event> = (1..=100).map(|id| Event::create(order(id))).collect();
+    store.apply_batch(&creates).expect("creates");
+    let big = store.query(|o| o.total_amount > 300.0);
+    assert!(!big.is_empty() && big.len() < 100);
+    assert!(big.iter().all(|o| o.total_amount > 300.0));
+    assert!(store.query(|o| o.order_id > 1000).is_empty());
+}
+
+#[test]
+fn store_concurrent_threads_and_tasks_lose_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = OrderStore::open(dir.path(), StoreOptions::default()).expect("open");
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for n in 0..50 {
+                    let id = t * 1000 + n + 1;
+                    let lsn = store.apply(Event::create(order(id))).expect("create");
+                    assert!(store.durable_lsn() >= lsn, "acknowledged before durable");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("thread");
+    }
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().expect("runtime");
+    let store = Arc::new(store);
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..4u64)
+            .map(|t| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    for n in 0..50 {
+                        let id = t * 1000 + n + 1;
+                        store
+                            .apply_async(Event::set_status(id, OrderStatus::Confirmed))
+                            .await
+                            .expect("confirm");
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("task");
+        }
+    });
+    assert_eq!(store.len(), 200);
+    let state = store.state();
+    store.close().expect("close");
+    drop(store);
+    let store = OrderStore::open(dir.path(), StoreOptions::default()).expect("reopen");
+    assert_eq!(store.state(), state);
+    assert!(store.query(|o| o.status != OrderStatus::Confirmed).is_empty());
+}
+
+#[test]
+fn store_second_open_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _store = OrderStore::open(dir.path(), StoreOptions::default()).expect("open");
+    let err = OrderStore::open(dir.path(), StoreOptions::default()).expect_err("locked");
+    assert!(matches!(err, StoreError::Wal(orderlog_wal::WalError::Locked { .. })), "{err}");
+}

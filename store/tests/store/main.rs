@@ -1,0 +1,5 @@
+//! Integration tests of the order store, in one test binary.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests fail loudly on purpose")]
+
+mod lifecycle;
