@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use arrow::datatypes::DataType;
 
+use crate::info::{PublishStep, SkippedSnapshot};
+
 /// Errors from conversion, snapshot files and the manifest.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -54,6 +56,94 @@ pub enum SnapshotError {
         #[source]
         source: io::Error,
     },
+    /// A snapshot file failed verification or decoding: wrong size, wrong CRC-32, or
+    /// bytes that do not decode. `offset` is where the damage was found (for a checksum
+    /// mismatch: 0, the start of the range the checksum covers).
+    #[error("snapshot file {} damaged at offset {offset}: {detail}", path.display())]
+    FileCorrupt {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset in the file.
+        offset: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The `MANIFEST` file is damaged or not a manifest. No snapshot can be trusted.
+    #[error("manifest {} damaged at offset {offset}: {detail}", path.display())]
+    ManifestCorrupt {
+        /// The manifest file.
+        path: PathBuf,
+        /// Byte offset in the file.
+        offset: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The manifest was written by a newer (or unknown) format version.
+    #[error(
+        "manifest {} has format version {found}; this build reads version {supported}",
+        path.display()
+    )]
+    UnsupportedVersion {
+        /// The manifest file.
+        path: PathBuf,
+        /// The version found.
+        found: u32,
+        /// The version this build reads and writes.
+        supported: u32,
+    },
+    /// The manifest lists snapshots but none of them verified. Every one is listed with
+    /// the reason it was skipped, newest first.
+    #[error("no valid snapshot: all {} listed are damaged{}", skipped.len(), first(skipped))]
+    NoValidSnapshot {
+        /// The snapshots skipped, newest first.
+        skipped: Vec<SkippedSnapshot>,
+    },
+    /// A snapshot must have a higher LSN than the newest one published.
+    #[error("snapshot LSN {lsn} is not above the newest published LSN {newest}")]
+    StaleLsn {
+        /// The LSN asked for.
+        lsn: u64,
+        /// The newest LSN in the manifest.
+        newest: u64,
+    },
+    /// The options cannot be used (a zero size, an unknown partition column, ...).
+    #[error("invalid snapshot options: {detail}")]
+    InvalidOptions {
+        /// What is wrong.
+        detail: String,
+    },
+    /// The partition column cannot partition this state (its type, or too many values).
+    #[error("cannot partition by column {column:?}: {detail}")]
+    Partition {
+        /// The partition column.
+        column: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Another `SnapshotStore` holds the directory's writer lock.
+    #[error("snapshot directory {} is locked by another writer", path.display())]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// The store was opened read-only and cannot publish.
+    #[error("snapshot store {} is open read-only", path.display())]
+    ReadOnly {
+        /// The snapshot directory.
+        path: PathBuf,
+    },
+    /// A publish hook stopped the publish after `step` (tests use this to simulate a
+    /// crash between steps).
+    #[error("publish stopped by its hook after step {step}")]
+    Stopped {
+        /// The last step completed.
+        step: PublishStep,
+    },
+}
+
+/// The newest skipped snapshot, for the `NoValidSnapshot` message.
+fn first(skipped: &[SkippedSnapshot]) -> String {
+    skipped.first().map(|s| format!("; newest: {s}")).unwrap_or_default()
 }
 
 /// Result alias for the crate.

@@ -3,3 +3,5 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 
 mod lifecycle;
+#[cfg(feature = "analytics")]
+mod parquet_duckdb;

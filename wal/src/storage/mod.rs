@@ -5,6 +5,10 @@
 //! [`FsStorage`], the real one (segments mapped with memmap2 and synced with
 //! `msync(MS_SYNC)`), and [`SimStorage`], a simulated disk that keeps durable and pending
 //! bytes apart and can crash, tear and fail on demand, so tests run the same code paths.
+//!
+//! [`ReadOnlyMap`] is not part of the log: it is the one read-only mapping other crates
+//! may use (the snapshot crate maps its immutable snapshot files with it), kept here
+//! because `mmap.rs` is the only module allowed `unsafe`.
 
 mod fs;
 mod mmap;
@@ -15,6 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use fs::FsStorage;
+pub use mmap::ReadOnlyMap;
 pub use sim::SimStorage;
 
 /// One preallocated segment file, open for appending.
