@@ -41,7 +41,7 @@ const LEADING_MAGIC: &[u8] = b"ARROW1\0\0";
 /// Footer length (4 bytes) and `ARROW1` (6 bytes).
 const TRAILER_BYTES: usize = 10;
 /// Write buffer for the IPC file.
-const WRITE_BUFFER_BYTES: usize = 1 << 20;
+const WRITE_BUFFER_BYTES: usize = 64 << 10;
 
 /// What the snapshot records about itself in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

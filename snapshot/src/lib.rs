@@ -87,6 +87,7 @@ mod ipc;
 mod manifest;
 mod options;
 mod parquet_file;
+mod standalone;
 mod store;
 
 pub use convert::{ArrowSchemaGen, ToArrow, check_schema};
@@ -97,4 +98,7 @@ pub use info::{
 };
 pub use manifest::MANIFEST_VERSION;
 pub use options::{PARTITIONS_LIMIT, ParquetCompression, SNAPSHOTS_MAX, SnapshotOptions};
+pub use standalone::{
+    WrittenFileInfo, read_ipc_file, read_parquet_file, write_ipc_file, write_parquet_files,
+};
 pub use store::SnapshotStore;

@@ -14,6 +14,7 @@ use arrow::datatypes::{
 };
 use orderlog_snapshot::{ArrowSchemaGen, Result, SnapshotError, ToArrow, check_schema};
 
+use crate::domain::DomainError;
 use crate::domain::index::MAX_ROWS;
 use crate::domain::order::{Order, OrderStatus, PaymentMethod};
 use crate::domain::soa::OrderSoA;
@@ -122,11 +123,14 @@ impl ToArrow for OrderSoA {
             row,
             detail,
         };
-        // Check everything before changing anything: a bad batch leaves `self` as it was.
+        // Check every value before changing anything.
         if self.len() + n > MAX_ROWS {
-            return Err(invalid("order_id", n - 1, format!("more than {MAX_ROWS} orders")));
+            return Err(invalid(
+                "order_id",
+                n.saturating_sub(1),
+                format!("more than {MAX_ROWS} orders"),
+            ));
         }
-        let mut seen = OrderSoA::new();
         for row in 0..n {
             let status_ok = OrderStatus::try_from(status[row]);
             let status_ok = status_ok.map_err(|e| invalid("status", row, e.to_string()))?;
@@ -144,16 +148,7 @@ impl ToArrow for OrderSoA {
                 order_timestamp: 0,
                 shipping_address_hash: 0,
             };
-            let column = |e: &crate::domain::DomainError| match e {
-                crate::domain::DomainError::ZeroQuantity { .. } => "quantity",
-                crate::domain::DomainError::InvalidPrice { .. } => "unit_price",
-                _ => "total_amount",
-            };
-            order.validate().map_err(|e| invalid(column(&e), row, e.to_string()))?;
-            if self.contains(ids[row]) || seen.contains(ids[row]) {
-                return Err(invalid("order_id", row, format!("duplicate order id {}", ids[row])));
-            }
-            seen.push_unchecked(order);
+            order.validate().map_err(|e| invalid(column_of(&e), row, e.to_string()))?;
         }
         self.reserve(n);
         self.order_id.extend_from_slice(ids);
@@ -166,11 +161,30 @@ impl ToArrow for OrderSoA {
         self.payment_method.extend_from_slice(payment);
         self.order_timestamp.extend_from_slice(values::<UInt64Type>(batch, 8));
         self.shipping_address_hash.extend_from_slice(values::<UInt64Type>(batch, 9));
+        // Index the new rows; a duplicate id undoes the whole batch.
         let first = self.len() - n;
         for row in first..self.len() {
+            if self.index.get(self.order_id[row], &self.order_id).is_some() {
+                let duplicate = self.order_id[row];
+                self.truncate_to(first);
+                return Err(invalid(
+                    "order_id",
+                    row - first,
+                    format!("duplicate order id {duplicate}"),
+                ));
+            }
             self.index.insert(row, &self.order_id);
         }
         Ok(())
+    }
+}
+
+/// The column a value error is about.
+fn column_of(e: &DomainError) -> &'static str {
+    match e {
+        DomainError::ZeroQuantity { .. } => "quantity",
+        DomainError::InvalidPrice { .. } => "unit_price",
+        _ => "total_amount",
     }
 }
 
@@ -288,5 +302,28 @@ mod tests {
             matches!(OrderSoA::from_record_batch(&dup), Err(SnapshotError::InvalidValue { column, .. }) if column == "order_id")
         );
         assert_eq!(batch.column(0).null_count(), 0);
+    }
+
+    #[test]
+    fn a_rejected_batch_leaves_the_state_as_it_was() {
+        let mut soa = soa_of(vec![Order::new(0, 1, 2, 3, 4.0); 100]);
+        let before = soa.clone();
+        // Rows 1..=50 of a second state: new ids, then one that already exists.
+        let mut other = OrderSoA::new();
+        for id in 1000..1050 {
+            other.push(Order::new(id, 1, 2, 3, 4.0)).expect("push");
+        }
+        other.push(Order::new(soa.order_id_raw_array()[10], 1, 2, 3, 4.0)).expect("push");
+        let batch = other.to_record_batch().expect("to arrow");
+        assert!(matches!(
+            soa.extend_from_record_batch(&batch),
+            Err(SnapshotError::InvalidValue { row: 50, .. })
+        ));
+        assert_eq!(soa, before);
+        assert!(!soa.contains(1000) && !soa.contains(1049));
+        for o in before.iter() {
+            assert_eq!(soa.get(o.order_id), Some(o));
+        }
+        assert_eq!(soa.memory_stats().rows, 100);
     }
 }

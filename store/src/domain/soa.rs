@@ -90,6 +90,22 @@ impl OrderSoA {
         columns!(self, shrink);
     }
 
+    /// Drops rows `len..` (and their index entries): undoes appends made since the
+    /// state had `len` rows.
+    pub(crate) fn truncate_to(&mut self, len: usize) {
+        for row in (len..self.len()).rev() {
+            if self.index.get(self.order_id[row], &self.order_id) == Some(row) {
+                self.index.remove(self.order_id[row], &self.order_id);
+            }
+        }
+        macro_rules! truncate {
+            ($c:expr) => {
+                $c.truncate(len)
+            };
+        }
+        columns!(self, truncate);
+    }
+
     /// Orders held.
     pub fn len(&self) -> usize {
         self.order_id.len()

@@ -1,0 +1,155 @@
+//! Single snapshot files outside a [`crate::SnapshotStore`]: for exports, tools and
+//! benchmarks that want one format at a time. Same writers and readers as the store
+//! uses, without the manifest (so without its size and CRC checks on read: the decoders
+//! still reject malformed files with an error, never a panic).
+
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+
+use crate::convert::{ToArrow, check_schema};
+use crate::error::Result;
+use crate::files::{io_err, sync_dir};
+use crate::ipc::{self, IpcMeta, IpcSink};
+use crate::options::SnapshotOptions;
+use crate::parquet_file::{self, ParquetSink};
+use orderlog_wal::storage::ReadOnlyMap;
+
+/// A file written, with its size and CRC-32.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenFileInfo {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// CRC-32 of its content.
+    pub crc32: u32,
+}
+
+fn meta<T: ToArrow>(state: &T) -> IpcMeta {
+    IpcMeta { lsn: 0, rows: state.num_rows() as u64, schema_version: 0 }
+}
+
+/// Writes `state` as `dir/data.arrow` (which must not exist) in batches of `batch_rows`,
+/// and fsyncs the file and `dir`.
+pub fn write_ipc_file<T: ToArrow>(
+    dir: &Path,
+    state: &T,
+    batch_rows: usize,
+) -> Result<WrittenFileInfo> {
+    let mut sink = IpcSink::create(dir, &T::arrow_schema())?;
+    for batch in state.record_batches(batch_rows) {
+        let batch = batch?;
+        check_schema::<T>(&batch)?;
+        sink.write(&batch)?;
+    }
+    let written = sink.finish(meta(state))?;
+    written.file.sync_all().map_err(io_err("fsync IPC file", &written.path))?;
+    sync_dir(dir)?;
+    Ok(WrittenFileInfo { path: written.path, bytes: written.bytes, crc32: written.crc32 })
+}
+
+/// Reads an Arrow IPC file through a read-only mapping; the batches share the mapping.
+pub fn read_ipc_file(path: &Path) -> Result<Vec<RecordBatch>> {
+    let map = ReadOnlyMap::open_immutable(path).map_err(io_err("map IPC file", path))?;
+    Ok(ipc::decode(path, map)?.batches)
+}
+
+/// Writes `state` as Parquet under `dir` as `opts` says (`dir/data.parquet`, or one file
+/// per partition), and fsyncs the files and directories.
+pub fn write_parquet_files<T: ToArrow>(
+    dir: &Path,
+    state: &T,
+    opts: &SnapshotOptions,
+) -> Result<Vec<WrittenFileInfo>> {
+    opts.validate(&T::arrow_schema())?;
+    let mut sink = ParquetSink::create(dir, T::arrow_schema(), opts, meta(state))?;
+    for batch in state.record_batches(opts.batch_rows) {
+        let batch = batch?;
+        check_schema::<T>(&batch)?;
+        sink.write(&batch)?;
+    }
+    let output = sink.finish()?;
+    let mut out = Vec::with_capacity(output.files.len());
+    for f in output.files {
+        f.file.sync_all().map_err(io_err("fsync Parquet file", &f.path))?;
+        out.push(WrittenFileInfo { path: f.path, bytes: f.bytes, crc32: f.crc32 });
+    }
+    for d in &output.dirs {
+        sync_dir(d)?;
+    }
+    sync_dir(dir)?;
+    Ok(out)
+}
+
+/// Reads a Parquet file through a read-only mapping.
+pub fn read_parquet_file(path: &Path) -> Result<Vec<RecordBatch>> {
+    let map = ReadOnlyMap::open_immutable(path).map_err(io_err("map Parquet file", path))?;
+    parquet_file::read(path, map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ArrowSchemaGen;
+    use arrow::array::{AsArray, UInt64Array};
+    use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
+    use std::sync::Arc;
+
+    #[derive(Debug, Default, PartialEq)]
+    struct Ids {
+        id: Vec<u64>,
+    }
+
+    impl ArrowSchemaGen for Ids {
+        fn arrow_schema() -> SchemaRef {
+            Arc::new(Schema::new(vec![Field::new("id", DataType::UInt64, false)]))
+        }
+        fn arrow_field_names() -> Vec<&'static str> {
+            vec!["id"]
+        }
+        fn arrow_field_types() -> Vec<DataType> {
+            vec![DataType::UInt64]
+        }
+    }
+
+    impl ToArrow for Ids {
+        fn num_rows(&self) -> usize {
+            self.id.len()
+        }
+        fn to_record_batch_range(&self, range: std::ops::Range<usize>) -> Result<RecordBatch> {
+            let col = UInt64Array::from(self.id[range].to_vec());
+            Ok(RecordBatch::try_new(Self::arrow_schema(), vec![Arc::new(col)])?)
+        }
+        fn from_record_batch(batch: &RecordBatch) -> Result<Self> {
+            let mut out = Ids::default();
+            out.extend_from_record_batch(batch)?;
+            Ok(out)
+        }
+        fn extend_from_record_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+            check_schema::<Self>(batch)?;
+            self.id.extend(batch.column(0).as_primitive::<UInt64Type>().values());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn standalone_files_round_trip() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = Ids { id: (0..10_000).collect() };
+        let ipc = write_ipc_file(dir.path(), &state, 1000).expect("write ipc");
+        let mut back = Ids::default();
+        for b in read_ipc_file(&ipc.path).expect("read ipc") {
+            back.extend_from_record_batch(&b).expect("extend");
+        }
+        assert_eq!(back, state);
+        let files = write_parquet_files(dir.path(), &state, &SnapshotOptions::default())
+            .expect("write parquet");
+        let mut back = Ids::default();
+        for b in read_parquet_file(&files[0].path).expect("read parquet") {
+            back.extend_from_record_batch(&b).expect("extend");
+        }
+        assert_eq!(back, state);
+        assert!(write_ipc_file(dir.path(), &state, 1000).is_err(), "existing file overwritten");
+    }
+}
