@@ -1,8 +1,15 @@
 //! orderlog: an embedded, durable, event-sourced store for orders.
 //!
-//! This facade re-exports the public API of the workspace's crates. Today that is the
-//! write-ahead log ([`wal`]); the order store, snapshots and analytics join it as they
-//! land. See `ARCHITECTURE.md` for the map.
+//! This facade re-exports the workspace's public API: the order store and its domain
+//! ([`store`]), columnar snapshots ([`snapshot`]) and the write-ahead log ([`wal`]).
+//! See `ARCHITECTURE.md` for the map.
 
+pub use orderlog_snapshot as snapshot;
+pub use orderlog_store as store;
 pub use orderlog_wal as wal;
+
+pub use orderlog_store::{
+    Event, EventKind, MutationError, OpenReport, Order, OrderSoA, OrderState, OrderStatus,
+    OrderStore, PaymentMethod, StoreError, StoreOptions,
+};
 pub use orderlog_wal::{Lsn, RecoveryMode, SyncPolicy, Wal, WalError, WalOptions};

@@ -16,3 +16,16 @@ fn facade_log_round_trips_through_reexports() {
     let frame = wal.iter_from(lsn).expect("iter").next().expect("one frame").expect("valid");
     assert_eq!(frame.payload(), b"order 1 created");
 }
+
+#[test]
+fn facade_store_round_trips_through_reexports() {
+    use orderlog::{Event, Order, OrderStatus, OrderStore, StoreOptions};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = OrderStore::open(dir.path(), StoreOptions::default()).expect("open");
+    store.apply(Event::create(Order::new(1, 101, 1001, 2, 25.99))).expect("create");
+    store.apply(Event::set_status(1, OrderStatus::Confirmed)).expect("confirm");
+    store.close().expect("close");
+    drop(store);
+    let store = OrderStore::open(dir.path(), StoreOptions::default()).expect("reopen");
+    assert_eq!(store.get(1).map(|o| o.status), Some(OrderStatus::Confirmed));
+}
