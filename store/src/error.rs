@@ -38,6 +38,22 @@ pub enum StoreError {
         #[source]
         source: MutationError,
     },
+    /// The log does not hold the frames that follow the snapshot (segments missing, or the
+    /// log is behind the snapshot): the state cannot be rebuilt.
+    #[error(
+        "the log (LSNs {first_lsn}..={last_lsn}) does not continue the snapshot at LSN {snapshot_lsn}"
+    )]
+    LogDoesNotContinueSnapshot {
+        /// The snapshot's LSN.
+        snapshot_lsn: Lsn,
+        /// The log's first LSN.
+        first_lsn: Lsn,
+        /// The log's last LSN.
+        last_lsn: Lsn,
+    },
+    /// A background thread could not be started.
+    #[error("cannot start a thread: {0}")]
+    Thread(String),
     /// The store was closed.
     #[error("the store is closed")]
     Closed,

@@ -78,8 +78,8 @@ pub enum MutationError {
 /// The orders, plus each order's version (kept row for row beside the columns).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OrderState {
-    orders: OrderSoA,
-    versions: Vec<u32>,
+    pub(crate) orders: OrderSoA,
+    pub(crate) versions: Vec<u32>,
 }
 
 /// An order as a batch sees it while being checked: `None` once erased in the batch.
@@ -89,14 +89,6 @@ impl OrderState {
     /// An empty state.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// A state from orders (as loaded from a snapshot) and their versions.
-    pub fn from_parts(orders: OrderSoA, versions: Vec<u32>) -> Result<Self, DomainError> {
-        if versions.len() != orders.len() {
-            return Err(DomainError::TooManyOrders { max: orders.len().min(versions.len()) });
-        }
-        Ok(OrderState { orders, versions })
     }
 
     /// The orders, as columns.

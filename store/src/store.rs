@@ -4,8 +4,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
+use orderlog_snapshot::SnapshotStore;
 use orderlog_wal::{Lsn, RecoveryReport, SyncPolicy, Wal, WalOptions};
 
+use crate::compactor::{CompactionOptions, CompactionReport, CompactorSignal, compact_once};
 use crate::domain::{Order, SoaMemoryStats};
 use crate::error::{Result, StoreError};
 use crate::events::{Event, decode_batch, encode_batch};
@@ -16,6 +18,8 @@ use crate::state::OrderState;
 pub struct StoreOptions {
     /// The write-ahead log's options (sync policy, recovery mode, segment size, ...).
     pub wal: WalOptions,
+    /// When and how the log is folded into snapshots.
+    pub compaction: CompactionOptions,
 }
 
 /// What opening the store found and did.
@@ -35,16 +39,78 @@ pub struct OpenReport {
     pub elapsed: Duration,
 }
 
-/// The directory layout of a store.
+/// The directory layout of a store: `wal/` holds the log, `snapshots/` the snapshots.
 pub(crate) fn wal_dir(dir: &Path) -> PathBuf {
     dir.join("wal")
 }
 
+/// Where a store keeps its snapshots.
+pub(crate) fn snapshot_dir(dir: &Path) -> PathBuf {
+    dir.join("snapshots")
+}
+
+/// What the store and its compactor share: the log and the snapshots, not the state.
+struct Engine {
+    wal: Wal,
+    snapshots: SnapshotStore,
+    compaction: CompactionOptions,
+    /// Serialises compactions (background and on demand).
+    compacting: std::sync::Mutex<()>,
+}
+
+impl Engine {
+    fn compact(
+        &self,
+        hook: &mut dyn FnMut(orderlog_snapshot::PublishStep) -> orderlog_snapshot::Result<()>,
+    ) -> Result<CompactionReport> {
+        let _one_at_a_time = self.compacting.lock().unwrap_or_else(|p| p.into_inner());
+        compact_once(&self.wal, &self.snapshots, &self.compaction, hook)
+    }
+
+    /// The background compactor's loop: checks the triggers every second.
+    fn run_compactor(&self, signal: &CompactorSignal) {
+        let mut last = Instant::now();
+        let mut last_lsn = self.snapshots.current().ok().flatten().map_or(0, |v| v.info.lsn);
+        while !signal.sleep(Duration::from_secs(1)) {
+            let due = self.wal.stats().bytes >= self.compaction.wal_bytes_trigger
+                || last.elapsed() >= self.compaction.interval;
+            if !due || self.wal.sealed_lsn() <= last_lsn {
+                continue;
+            }
+            // A failed compaction leaves the previous snapshot current and the log
+            // whole; the next trigger tries again.
+            if let Ok(report) = self.compact(&mut |_| Ok(())) {
+                last_lsn = report.to_lsn;
+            }
+            last = Instant::now();
+        }
+    }
+}
+
 struct Inner {
     dir: PathBuf,
-    wal: Wal,
+    engine: std::sync::Arc<Engine>,
     state: RwLock<OrderState>,
     report: OpenReport,
+    compactor:
+        std::sync::Mutex<Option<(std::sync::Arc<CompactorSignal>, std::thread::JoinHandle<()>)>>,
+}
+
+impl Inner {
+    fn stop_compactor(&self) {
+        let running = self.compactor.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some((signal, handle)) = running {
+            signal.stop();
+            // The thread only returns; a panic there has already been reported.
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop_compactor();
+    }
 }
 
 /// An event-sourced, durable order store. Cloning the handle shares the store.
@@ -66,17 +132,61 @@ impl OrderStore {
         let started = Instant::now();
         let dir = dir.as_ref().to_path_buf();
         let wal = Wal::open(wal_dir(&dir), options.wal.clone())?;
-        let mut state = OrderState::new();
-        let (batches, events) = replay(&wal, 1, &mut state)?;
+        let snapshots = SnapshotStore::open(snapshot_dir(&dir))?;
+        let (mut state, snapshot_lsn) = match snapshots.load::<OrderState>()? {
+            Some((state, verified)) => (state, verified.info.lsn),
+            None => (OrderState::new(), 0),
+        };
+        let snapshot_orders = state.len();
+        check_log_continues(&wal, snapshot_lsn)?;
+        let (batches, events) = replay_range(&wal, snapshot_lsn + 1, wal.last_lsn(), &mut state)?;
         let report = OpenReport {
-            snapshot_lsn: 0,
-            snapshot_orders: 0,
+            snapshot_lsn,
+            snapshot_orders,
             batches_replayed: batches,
             events_replayed: events,
             wal: wal.recovery_report().clone(),
             elapsed: started.elapsed(),
         };
-        Ok(OrderStore { inner: Arc::new(Inner { dir, wal, state: RwLock::new(state), report }) })
+        let background = options.compaction.background;
+        let engine = Arc::new(Engine {
+            wal,
+            snapshots,
+            compaction: options.compaction,
+            compacting: std::sync::Mutex::new(()),
+        });
+        let inner = Inner {
+            dir,
+            engine: Arc::clone(&engine),
+            state: RwLock::new(state),
+            report,
+            compactor: std::sync::Mutex::new(None),
+        };
+        if background {
+            let signal = Arc::new(CompactorSignal::default());
+            let thread_signal = Arc::clone(&signal);
+            let handle = std::thread::Builder::new()
+                .name("orderlog-compactor".into())
+                .spawn(move || engine.run_compactor(&thread_signal))
+                .map_err(|e| StoreError::Thread(e.to_string()))?;
+            *inner.compactor.lock().unwrap_or_else(|p| p.into_inner()) = Some((signal, handle));
+        }
+        Ok(OrderStore { inner: Arc::new(inner) })
+    }
+
+    /// Folds the last snapshot and the sealed log segments into a new snapshot now, and
+    /// drops the log segments it covers (beyond the retained ones). Writers carry on.
+    pub fn compact(&self) -> Result<CompactionReport> {
+        self.inner.engine.compact(&mut |_| Ok(()))
+    }
+
+    /// [`OrderStore::compact`], calling `hook` after each step of publishing the snapshot;
+    /// an error from the hook stops the compaction there (crash-testing).
+    pub fn compact_with_hook(
+        &self,
+        hook: &mut dyn FnMut(orderlog_snapshot::PublishStep) -> orderlog_snapshot::Result<()>,
+    ) -> Result<CompactionReport> {
+        self.inner.engine.compact(hook)
     }
 
     /// What opening the store found and did.
@@ -114,8 +224,8 @@ impl OrderStore {
     /// store refuses all further writes, and reopening recovers exactly the durable log.
     pub fn apply_batch(&self, events: &[Event]) -> Result<Lsn> {
         let lsn = self.log_and_apply(events)?;
-        if self.inner.wal.options().sync_policy == SyncPolicy::Always {
-            self.inner.wal.wait_durable(lsn)?;
+        if self.inner.engine.wal.options().sync_policy == SyncPolicy::Always {
+            self.inner.engine.wal.wait_durable(lsn)?;
         }
         Ok(lsn)
     }
@@ -129,8 +239,8 @@ impl OrderStore {
     /// has synced the batch (policy `Always`).
     pub async fn apply_batch_async(&self, events: &[Event]) -> Result<Lsn> {
         let lsn = self.log_and_apply(events)?;
-        if self.inner.wal.options().sync_policy == SyncPolicy::Always {
-            self.inner.wal.wait_durable_async(lsn).await?;
+        if self.inner.engine.wal.options().sync_policy == SyncPolicy::Always {
+            self.inner.engine.wal.wait_durable_async(lsn).await?;
         }
         Ok(lsn)
     }
@@ -140,7 +250,7 @@ impl OrderStore {
         state.check_batch(events)?;
         let mut payload = Vec::with_capacity(16 + events.len() * 64);
         encode_batch(events, &mut payload);
-        let lsn = *self.inner.wal.write(&[&payload])?.end();
+        let lsn = *self.inner.engine.wal.write(&[&payload])?.end();
         state.apply_batch(events).map_err(|source| StoreError::Replay { lsn, source })?;
         Ok(lsn)
     }
@@ -192,34 +302,67 @@ impl OrderStore {
 
     /// LSN of the last mutation logged.
     pub fn last_lsn(&self) -> Lsn {
-        self.inner.wal.last_lsn()
+        self.inner.engine.wal.last_lsn()
     }
 
     /// LSN of the last mutation known durable.
     pub fn durable_lsn(&self) -> Lsn {
-        self.inner.wal.durable_lsn()
+        self.inner.engine.wal.durable_lsn()
     }
 
     /// Makes every logged mutation durable (whatever the policy).
     pub fn sync(&self) -> Result<()> {
-        Ok(self.inner.wal.sync()?)
+        Ok(self.inner.engine.wal.sync()?)
     }
 
-    /// Syncs and closes; later writes return an error. Dropping the last handle closes too.
+    /// Stops the compactor, syncs and closes the log; later writes return an error.
+    /// Dropping the last handle does the same, ignoring errors.
     pub fn close(&self) -> Result<()> {
-        Ok(self.inner.wal.close()?)
+        self.inner.stop_compactor();
+        Ok(self.inner.engine.wal.close()?)
     }
 }
 
-/// Applies every logged batch from `from` on to `state`; returns (batches, events).
-pub(crate) fn replay(wal: &Wal, from: Lsn, state: &mut OrderState) -> Result<(u64, u64)> {
+/// The log must hold every frame after the snapshot: its first LSN at most one past the
+/// snapshot's, and its last at least the snapshot's.
+fn check_log_continues(wal: &Wal, snapshot_lsn: Lsn) -> Result<()> {
+    let stats = wal.stats();
+    let first = stats.first_lsn;
+    if snapshot_lsn > 0 && (first > snapshot_lsn + 1 || stats.last_lsn < snapshot_lsn) {
+        return Err(StoreError::LogDoesNotContinueSnapshot {
+            snapshot_lsn,
+            first_lsn: first,
+            last_lsn: stats.last_lsn,
+        });
+    }
+    if snapshot_lsn == 0 && first > 1 {
+        return Err(StoreError::LogDoesNotContinueSnapshot {
+            snapshot_lsn,
+            first_lsn: first,
+            last_lsn: stats.last_lsn,
+        });
+    }
+    Ok(())
+}
+
+/// Applies every logged batch with an LSN in `from..=to` to `state`; returns
+/// (batches, events). This is the fold shared by recovery, compaction and replay.
+pub(crate) fn replay_range(
+    wal: &Wal,
+    from: Lsn,
+    to: Lsn,
+    state: &mut OrderState,
+) -> Result<(u64, u64)> {
     let (mut batches, mut events) = (0u64, 0u64);
-    if from > wal.last_lsn() {
+    if from > to {
         return Ok((0, 0));
     }
     for frame in wal.iter_from(from)? {
         let frame = frame?;
         let lsn = frame.lsn();
+        if lsn > to {
+            break;
+        }
         let batch =
             decode_batch(frame.payload()).map_err(|source| StoreError::Decode { lsn, source })?;
         state.apply_batch(&batch).map_err(|source| StoreError::Replay { lsn, source })?;

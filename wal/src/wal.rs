@@ -229,6 +229,21 @@ impl Wal {
         self.shared.committer.durable_lsn()
     }
 
+    /// LSN of the last frame in a sealed segment: every frame up to it is durable and its
+    /// segment will not change again (0 if no segment is sealed). What a compactor may fold.
+    pub fn sealed_lsn(&self) -> Lsn {
+        let w = self.shared.lock_writer();
+        if w.active.sealed {
+            return w.next_lsn - 1;
+        }
+        w.segments.last().map_or(0, |s| s.0 - 1)
+    }
+
+    /// The base LSN of every segment, oldest first (the last one is being appended to).
+    pub fn segment_bases(&self) -> Vec<Lsn> {
+        self.shared.lock_writer().segments.iter().map(|s| s.0).collect()
+    }
+
     /// Reads frames from `from` to the last LSN written when the iterator was made.
     pub fn iter_from(&self, from: Lsn) -> Result<WalIter> {
         let w = self.shared.lock_writer();

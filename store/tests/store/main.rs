@@ -2,6 +2,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 
+mod compaction;
 mod lifecycle;
 #[cfg(feature = "analytics")]
 mod parquet_duckdb;

@@ -1,0 +1,142 @@
+//! The compactor: folds the previous snapshot plus sealed log segments into the next
+//! snapshot, publishes it, then drops the log segments it covers.
+//!
+//! It never touches the live state: it loads the previous snapshot into a state of its
+//! own and replays sealed segments (which no writer changes) with the same fold as
+//! recovery. Writers are never blocked: the only shared things are the log (read from
+//! sealed segments, then `truncate_before`) and the snapshot directory (its own lock).
+//! The cost is memory: a compaction holds a second copy of the state.
+
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use orderlog_snapshot::{PublishStep, SnapshotOptions, SnapshotStore};
+use orderlog_wal::{Lsn, Wal};
+
+use crate::error::Result;
+use crate::state::OrderState;
+use crate::store::replay_range;
+
+/// Schema version recorded in snapshots of [`OrderState`].
+pub const STATE_SCHEMA_VERSION: u32 = 1;
+
+/// When the background compactor runs, and what it keeps.
+#[derive(Debug, Clone)]
+pub struct CompactionOptions {
+    /// Run in the background (otherwise only [`crate::OrderStore::compact`] compacts).
+    pub background: bool,
+    /// Compact once the log holds this many bytes (default 256 MiB).
+    pub wal_bytes_trigger: u64,
+    /// ...or once this long has passed since the last compaction (default 10 minutes).
+    pub interval: Duration,
+    /// Sealed segments to keep below the snapshot, for point-in-time replay (default 0).
+    pub retain_segments: usize,
+    /// How snapshots are written (compression, partitioning, snapshots kept).
+    pub snapshot: SnapshotOptions,
+}
+
+impl Default for CompactionOptions {
+    fn default() -> Self {
+        CompactionOptions {
+            background: true,
+            wal_bytes_trigger: 256 << 20,
+            interval: Duration::from_secs(600),
+            retain_segments: 0,
+            snapshot: SnapshotOptions::default(),
+        }
+    }
+}
+
+/// What one compaction did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompactionReport {
+    /// LSN of the snapshot it started from (0: none).
+    pub from_lsn: Lsn,
+    /// LSN of the snapshot it published (equal to `from_lsn` if there was nothing to do).
+    pub to_lsn: Lsn,
+    /// Log frames folded in.
+    pub batches: u64,
+    /// Orders in the new snapshot.
+    pub orders: u64,
+    /// Log segments deleted.
+    pub segments_removed: usize,
+    /// Time taken.
+    pub elapsed: Duration,
+}
+
+/// Runs one compaction: snapshot at the last sealed LSN, then truncate the log.
+/// `hook` sees each publish step (tests stop there to simulate a crash).
+pub(crate) fn compact_once(
+    wal: &Wal,
+    snapshots: &SnapshotStore,
+    opts: &CompactionOptions,
+    hook: &mut dyn FnMut(PublishStep) -> orderlog_snapshot::Result<()>,
+) -> Result<CompactionReport> {
+    let started = Instant::now();
+    let (mut state, from_lsn) = match snapshots.load::<OrderState>()? {
+        Some((state, verified)) => (state, verified.info.lsn),
+        None => (OrderState::new(), 0),
+    };
+    let target = wal.sealed_lsn();
+    let mut report = CompactionReport {
+        from_lsn,
+        to_lsn: from_lsn,
+        batches: 0,
+        orders: state.len() as u64,
+        segments_removed: 0,
+        elapsed: Duration::ZERO,
+    };
+    if target > from_lsn {
+        let (batches, _) = replay_range(wal, from_lsn + 1, target, &mut state)?;
+        snapshots.publish_with_hook(&state, target, STATE_SCHEMA_VERSION, &opts.snapshot, hook)?;
+        report.to_lsn = target;
+        report.batches = batches;
+        report.orders = state.len() as u64;
+    }
+    report.segments_removed = truncate_covered(wal, report.to_lsn, opts.retain_segments)?;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// Deletes log segments wholly covered by the snapshot at `snapshot_lsn`, keeping
+/// `retain` sealed segments below it.
+fn truncate_covered(wal: &Wal, snapshot_lsn: Lsn, retain: usize) -> Result<usize> {
+    if snapshot_lsn == 0 {
+        return Ok(0);
+    }
+    let bases = wal.segment_bases();
+    // Segments whose frames all lie at or below the snapshot: those before the one
+    // holding `snapshot_lsn + 1`.
+    let covered = bases.iter().take_while(|&&b| b <= snapshot_lsn + 1).count().saturating_sub(1);
+    let keep_from = covered.saturating_sub(retain);
+    match bases.get(keep_from) {
+        Some(&base) if keep_from > 0 => Ok(wal.truncate_before(base)?),
+        _ => Ok(0),
+    }
+}
+
+/// Signals between the store and its background compactor thread.
+#[derive(Debug, Default)]
+pub(crate) struct CompactorSignal {
+    stop: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl CompactorSignal {
+    /// Asks the thread to stop.
+    pub fn stop(&self) {
+        *self.stop.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.wake.notify_all();
+    }
+
+    /// Sleeps up to `timeout`; returns true if asked to stop.
+    pub fn sleep(&self, timeout: Duration) -> bool {
+        let stopped = self.stop.lock().unwrap_or_else(|p| p.into_inner());
+        if *stopped {
+            return true;
+        }
+        let (stopped, _) =
+            self.wake.wait_timeout(stopped, timeout).unwrap_or_else(|p| p.into_inner());
+        *stopped
+    }
+}
