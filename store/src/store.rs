@@ -129,9 +129,22 @@ impl OrderStore {
     /// Opens (creating if needed) the store in `dir`: takes the directory's lock,
     /// recovers the log, replays it into the state, and reports what happened.
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<OrderStore> {
+        let wal_dir = wal_dir(dir.as_ref());
+        let storage =
+            orderlog_wal::storage::FsStorage::new(wal_dir).with_backend(options.wal.io_backend);
+        Self::open_with_wal_storage(dir, Arc::new(storage), options)
+    }
+
+    /// [`OrderStore::open`] with the log on the given storage (the simulated disk in crash
+    /// tests); snapshots live under `dir/snapshots`.
+    pub fn open_with_wal_storage(
+        dir: impl AsRef<Path>,
+        wal_storage: Arc<dyn orderlog_wal::storage::Storage>,
+        options: StoreOptions,
+    ) -> Result<OrderStore> {
         let started = Instant::now();
         let dir = dir.as_ref().to_path_buf();
-        let wal = Wal::open(wal_dir(&dir), options.wal.clone())?;
+        let wal = Wal::open_with(wal_storage, options.wal.clone())?;
         let snapshots = SnapshotStore::open(snapshot_dir(&dir))?;
         let (mut state, snapshot_lsn) = match snapshots.load::<OrderState>()? {
             Some((state, verified)) => (state, verified.info.lsn),

@@ -4,5 +4,6 @@
 
 mod compaction;
 mod lifecycle;
+mod model;
 #[cfg(feature = "analytics")]
 mod parquet_duckdb;
