@@ -264,7 +264,8 @@ impl OrderStore {
         let mut payload = Vec::with_capacity(16 + events.len() * 64);
         encode_batch(events, &mut payload);
         let lsn = *self.inner.engine.wal.write(&[&payload])?.end();
-        state.apply_batch(events).map_err(|source| StoreError::Replay { lsn, source })?;
+        // Checked above against this state, under the same lock.
+        state.apply_checked_batch(events);
         Ok(lsn)
     }
 

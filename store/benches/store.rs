@@ -1,0 +1,244 @@
+//! The order store end to end: durable ingest against the log's own frame rate, open
+//! (recovery) time for 1M and 10M orders with a 1M-event tail, compaction time and its
+//! effect on writers' commit latency, and the seed's naive persistence as a baseline.
+//!
+//! `cargo bench -p orderlog-store --bench store` (about 3 minutes). Files go to
+//! `ORDERLOG_BENCH_DIR` (default: the system temp dir). `ORDERLOG_BENCH_MAX_ORDERS`
+//! lowers the largest recovery size (default 10,000,000).
+
+#![allow(clippy::expect_used, clippy::unwrap_used, reason = "benches fail loudly on purpose")]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use orderlog_snapshot::{SnapshotOptions, write_parquet_files};
+use orderlog_store::{
+    CompactionOptions, Event, Order, OrderSoA, OrderStatus, OrderStore, StoreOptions, SyncPolicy,
+    WalOptions,
+};
+use orderlog_wal::Wal;
+
+fn bench_dir() -> tempfile::TempDir {
+    let base =
+        std::env::var_os("ORDERLOG_BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
+    tempfile::Builder::new().prefix("orderlog-bench-").tempdir_in(base).expect("bench dir")
+}
+
+fn order(id: u64) -> Order {
+    Order::new(id, id % 100_000, id % 5_000, (id % 9 + 1) as u32, (id % 10_000) as f64 / 100.0)
+        .with_timestamp(1_600_000_000 + id % 150_000_000)
+        .with_shipping_address_hash(id.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+fn options(policy: SyncPolicy, background: bool) -> StoreOptions {
+    StoreOptions {
+        wal: WalOptions { sync_policy: policy, ..WalOptions::default() },
+        compaction: CompactionOptions { background, ..CompactionOptions::default() },
+    }
+}
+
+/// `writers` threads each apply `batches` batches of `batch` creates; returns events/s.
+fn store_ingest(writers: u64, batch: u64, batches: u64) -> f64 {
+    let dir = bench_dir();
+    let store = OrderStore::open(dir.path(), options(SyncPolicy::Always, false)).expect("open");
+    let barrier = Arc::new(Barrier::new(writers as usize + 1));
+    let handles: Vec<_> = (0..writers)
+        .map(|w| {
+            let (store, barrier) = (store.clone(), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                let base = (w + 1) << 40;
+                barrier.wait();
+                for b in 0..batches {
+                    let events: Vec<Event> = (0..batch)
+                        .map(|i| Event::create(order(base + b * batch + i)).at(1))
+                        .collect();
+                    store.apply_batch(&events).expect("apply");
+                }
+            })
+        })
+        .collect();
+    barrier.wait();
+    let t = Instant::now();
+    for h in handles {
+        h.join().expect("writer");
+    }
+    (writers * batch * batches) as f64 / t.elapsed().as_secs_f64()
+}
+
+/// The log alone: the same writers appending groups of `batch` frames of an encoded
+/// create's size (61 bytes); returns frames/s.
+fn wal_ingest(writers: u64, batch: u64, batches: u64) -> f64 {
+    let dir = bench_dir();
+    let wal = Arc::new(Wal::open(dir.path(), WalOptions::default()).expect("open"));
+    let barrier = Arc::new(Barrier::new(writers as usize + 1));
+    let handles: Vec<_> = (0..writers)
+        .map(|_| {
+            let (wal, barrier) = (Arc::clone(&wal), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                let frame = [7u8; 61];
+                let frames: Vec<&[u8]> = vec![&frame; batch as usize];
+                barrier.wait();
+                for _ in 0..batches {
+                    wal.append_batch(&frames).expect("append");
+                }
+            })
+        })
+        .collect();
+    barrier.wait();
+    let t = Instant::now();
+    for h in handles {
+        h.join().expect("writer");
+    }
+    (writers * batch * batches) as f64 / t.elapsed().as_secs_f64()
+}
+
+fn ingest_report(_c: &mut Criterion) {
+    for (batch, batches) in [(1u64, 1_000u64), (64, 300), (1024, 60)] {
+        let store = store_ingest(4, batch, batches);
+        let wal = wal_ingest(4, batch, batches);
+        println!(
+            "ingest: Always, 4 writers, batch {batch:>4}: store {store:>10.0} events/s; log alone {wal:>10.0} frames/s; ratio {:.2}",
+            store / wal
+        );
+    }
+}
+
+/// Builds a store of `orders` orders (snapshotted) plus a `tail`-event log tail, then
+/// times opening it.
+fn recovery_report(_c: &mut Criterion) {
+    let max: u64 = std::env::var("ORDERLOG_BENCH_MAX_ORDERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000_000);
+    for orders in [1_000_000u64, 10_000_000].into_iter().filter(|&n| n <= max) {
+        let dir = bench_dir();
+        let tail = 1_000_000u64;
+        {
+            let store =
+                OrderStore::open(dir.path(), options(SyncPolicy::Never, false)).expect("open");
+            for chunk in (1..=orders).collect::<Vec<_>>().chunks(4096) {
+                let events: Vec<Event> =
+                    chunk.iter().map(|&id| Event::create(order(id)).at(1)).collect();
+                store.apply_batch(&events).expect("apply");
+            }
+            store.sync().expect("sync");
+            let t = Instant::now();
+            let report = store.compact().expect("compact");
+            let compact_time = t.elapsed();
+            println!(
+                "compaction: {orders} orders ({} frames folded) in {:.2?} (snapshot at LSN {})",
+                report.batches, compact_time, report.to_lsn
+            );
+            for chunk in (1..=tail).collect::<Vec<_>>().chunks(1024) {
+                let events: Vec<Event> = chunk
+                    .iter()
+                    .map(|&i| Event::set_status(i, OrderStatus::Confirmed).at(2))
+                    .collect();
+                store.apply_batch(&events).expect("tail");
+            }
+            store.close().expect("close");
+        }
+        let t = Instant::now();
+        let store =
+            OrderStore::open(dir.path(), options(SyncPolicy::Always, false)).expect("reopen");
+        let open = t.elapsed();
+        let r = store.open_report().clone();
+        let stats = store.memory_stats();
+        println!(
+            "recovery: {} orders from snapshot (LSN {}) + {} events in {} frames replayed: open {:.0} ms ({:.1}M replayed events/s over the whole open); {:.1} B/order resident",
+            r.snapshot_orders,
+            r.snapshot_lsn,
+            r.events_replayed,
+            r.batches_replayed,
+            open.as_secs_f64() * 1e3,
+            r.events_replayed as f64 / open.as_secs_f64() / 1e6,
+            stats.bytes_per_order
+        );
+    }
+}
+
+/// Writers' commit latency (Always, batch 1) without and with a compaction running.
+fn compaction_latency_report(_c: &mut Criterion) {
+    let dir = bench_dir();
+    // 16 MiB segments: 1M orders fill several, so the compaction has sealed ones to fold.
+    let mut opts = options(SyncPolicy::Always, false);
+    opts.wal.segment_bytes = 16 << 20;
+    let store = OrderStore::open(dir.path(), opts).expect("open");
+    for chunk in (1..=1_000_000u64).collect::<Vec<_>>().chunks(4096) {
+        let events: Vec<Event> = chunk.iter().map(|&id| Event::create(order(id)).at(1)).collect();
+        store.apply_batch(&events).expect("apply");
+    }
+    let measure = |store: &OrderStore, stop: &AtomicBool, first_id: u64| {
+        let mut lat = Vec::new();
+        let mut id = first_id;
+        while (!stop.load(Ordering::Relaxed) || lat.len() < 200) && lat.len() < 20_000 {
+            let t = Instant::now();
+            store.apply(Event::create(order(id)).at(3)).expect("apply");
+            lat.push(t.elapsed());
+            id += 1;
+        }
+        lat.sort();
+        (lat[lat.len() / 2], lat[lat.len() * 99 / 100], lat.len())
+    };
+    let stop = AtomicBool::new(false);
+    let quiet = std::thread::scope(|s| {
+        let h = s.spawn(|| measure(&store, &stop, 10_000_000));
+        std::thread::sleep(Duration::from_secs(2));
+        stop.store(true, Ordering::Relaxed);
+        h.join().expect("writer")
+    });
+    let stop = AtomicBool::new(false);
+    let (busy, compaction) = std::thread::scope(|s| {
+        let h = s.spawn(|| measure(&store, &stop, 20_000_000));
+        let t = Instant::now();
+        store.compact().expect("compact");
+        let took = t.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        (h.join().expect("writer"), took)
+    });
+    println!(
+        "compaction under load: 1M orders compacted in {:.2?}; writer p50/p99 {:.0}/{:.0} µs quiet ({} commits) vs {:.0}/{:.0} µs during compaction ({} commits); p99 ratio {:.2}",
+        compaction,
+        quiet.0.as_secs_f64() * 1e6,
+        quiet.1.as_secs_f64() * 1e6,
+        quiet.2,
+        busy.0.as_secs_f64() * 1e6,
+        busy.1.as_secs_f64() * 1e6,
+        busy.2,
+        busy.1.as_secs_f64() / quiet.1.as_secs_f64()
+    );
+}
+
+/// The seed's approach: after each add, save the whole state as one Parquet file.
+fn naive_report(_c: &mut Criterion) {
+    let dir = bench_dir();
+    let n = 2_000u64;
+    let mut soa = OrderSoA::new();
+    let t = Instant::now();
+    for id in 1..=n {
+        soa.push(order(id)).expect("push");
+        let sub = dir.path().join(format!("s{id}"));
+        std::fs::create_dir(&sub).expect("dir");
+        write_parquet_files(&sub, &soa, &SnapshotOptions::default()).expect("parquet");
+        std::fs::remove_dir_all(&sub).expect("cleanup");
+    }
+    let naive = n as f64 / t.elapsed().as_secs_f64();
+    let store_dir = bench_dir();
+    let store =
+        OrderStore::open(store_dir.path(), options(SyncPolicy::Always, false)).expect("open");
+    let t = Instant::now();
+    for id in 1..=n {
+        store.apply(Event::create(order(id))).expect("apply");
+    }
+    let ours = n as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "naive baseline: save the whole state to Parquet after each add: {naive:.0} adds/s over {n} adds; the store (durable, one by one): {ours:.0} adds/s; ratio {:.1}",
+        ours / naive
+    );
+}
+
+criterion_group!(benches, ingest_report, naive_report, compaction_latency_report, recovery_report);
+criterion_main!(benches);
