@@ -116,9 +116,11 @@ fn recovery_report(_c: &mut Criterion) {
     for orders in [1_000_000u64, 10_000_000].into_iter().filter(|&n| n <= max) {
         let dir = bench_dir();
         let tail = 1_000_000u64;
+        // 16 MiB segments, so that even 1M orders fill sealed segments for the snapshot.
+        let mut opts = options(SyncPolicy::Never, false);
+        opts.wal.segment_bytes = 16 << 20;
         {
-            let store =
-                OrderStore::open(dir.path(), options(SyncPolicy::Never, false)).expect("open");
+            let store = OrderStore::open(dir.path(), opts.clone()).expect("open");
             for chunk in (1..=orders).collect::<Vec<_>>().chunks(4096) {
                 let events: Vec<Event> =
                     chunk.iter().map(|&id| Event::create(order(id)).at(1)).collect();
@@ -142,8 +144,8 @@ fn recovery_report(_c: &mut Criterion) {
             store.close().expect("close");
         }
         let t = Instant::now();
-        let store =
-            OrderStore::open(dir.path(), options(SyncPolicy::Always, false)).expect("reopen");
+        opts.wal.sync_policy = SyncPolicy::Always;
+        let store = OrderStore::open(dir.path(), opts).expect("reopen");
         let open = t.elapsed();
         let r = store.open_report().clone();
         let stats = store.memory_stats();

@@ -8,6 +8,7 @@ mod compactor;
 pub mod domain;
 mod error;
 pub mod events;
+pub mod seed;
 pub mod state;
 mod state_arrow;
 mod store;
@@ -18,5 +19,9 @@ pub use error::{Result, StoreError};
 pub use events::{DecodeError, Event, EventKind};
 pub use orderlog_snapshot::{ParquetCompression, PublishStep, SnapshotOptions};
 pub use orderlog_wal::{Lsn, RecoveryMode, SyncPolicy, WalError, WalOptions};
+pub use seed::{
+    ArrowPersistence, EventSourcedPersistence, InMemoryOrderStore, MemoryStats, ParquetPersistence,
+    PartitionedParquetPersistence, PersistenceError, PersistentOrderStore, SoAPersistence, SoaRows,
+};
 pub use state::{MutationError, OrderState};
 pub use store::{OpenReport, OrderStore, StoreOptions};

@@ -7,3 +7,4 @@ mod lifecycle;
 mod model;
 #[cfg(feature = "analytics")]
 mod parquet_duckdb;
+mod seed_api;

@@ -1,0 +1,78 @@
+//! The seed's persistence API: `SoAPersistence<T>`, its backends and
+//! `PersistentOrderStore`, kept as services already call them, without the seed's
+//! defects.
+//!
+//! The seed ("columnar persistence guide") persisted a struct of arrays through an async
+//! trait with interchangeable backends:
+//!
+//! ```text
+//! PersistentOrderStore<P>        add, add_batch, query_storage, memory_stats, store()
+//!   ├── InMemoryOrderStore       the in-memory domain store (the seed's `OrderStore`)
+//!   └── P: SoAPersistence<T>     save, load, append, query, count, clear, memory_stats
+//!        ├── ArrowPersistence<T>               record batches in memory
+//!        ├── ParquetPersistence<T>             immutable Parquet parts on disk
+//!        ├── PartitionedParquetPersistence<T>  the same, hive-partitioned by a column
+//!        └── EventSourcedPersistence           the durable event-sourced `OrderStore`
+//! ```
+//!
+//! What differs from the seed, on purpose:
+//! - `append` adds rows and keeps the existing ones; on disk it writes one new part and
+//!   never rewrites the old ones (the seed's Parquet append overwrote everything).
+//! - `load` returns every row of every batch and file (the seed's DuckDB load returned the
+//!   first batch).
+//! - `PersistentOrderStore::add` appends just the new row (the seed saved the whole state
+//!   after every add).
+//! - `query` takes a predicate over one row (`&Order`) and returns exactly the matching
+//!   rows, or `None` if none match (the seed's predicate saw the whole struct of arrays
+//!   and returned all of it when it said yes).
+//! - Files are fsynced (files, then directories), committed by a rename, checksummed
+//!   (size and CRC-32 per file), and read back with a typed error naming the damaged
+//!   file ([`PersistenceError::Corrupt`]).
+//! - Compression is [`ParquetCompression`] (none, snappy, zstd; snappy by default as in
+//!   the seed) rather than the parquet crate's type.
+//! - There is no DuckDB backend here; DuckDB reads the Parquet files
+//!   ([`ParquetPersistence::files`]).
+//!
+//! ```
+//! # async fn demo() -> orderlog_store::seed::Result<()> {
+//! use orderlog_store::seed::{ParquetPersistence, PersistentOrderStore};
+//! use orderlog_store::{Order, ParquetCompression};
+//!
+//! let dir = tempfile::tempdir().expect("temp dir");
+//! let backend = ParquetPersistence::new(dir.path()).with_compression(ParquetCompression::Zstd);
+//! let mut store = PersistentOrderStore::with_persistence(backend);
+//! store.add(Order::new(1, 101, 1001, 2, 25.99)).await?;
+//! store.add(Order::new(2, 102, 1002, 1, 49.99)).await?;
+//!
+//! let big = store.query_storage(|o| o.total_amount > 50.0).await?;
+//! assert_eq!(big.map(|orders| orders.len()), Some(1));
+//! let stats = store.memory_stats().await?;
+//! assert_eq!((stats.total_rows, stats.num_batches), (2, 2)); // one file per add
+//!
+//! drop(store); // a restart
+//! let store = PersistentOrderStore::open(ParquetPersistence::new(dir.path())).await?;
+//! assert_eq!(store.store().len(), 2);
+//! # Ok(()) }
+//! # tokio::runtime::Builder::new_current_thread().build().expect("rt").block_on(demo()).expect("demo");
+//! ```
+
+mod arrow_backend;
+mod error;
+mod event_sourced;
+mod parquet_backend;
+pub mod parts;
+mod persistence;
+mod persistent_store;
+#[cfg(test)]
+mod test_support;
+
+pub use arrow_backend::{ARROW_BATCH_ROWS, ArrowPersistence};
+pub use error::{PersistenceError, Result};
+pub use event_sourced::EventSourcedPersistence;
+pub use orderlog_snapshot::ParquetCompression;
+pub use parquet_backend::{
+    ParquetPersistence, PartitionedParquetPersistence, SEED_PARQUET_COMPRESSION,
+};
+pub use parts::{PartInfo, PartKind, StoredFile};
+pub use persistence::{MemoryStats, SoAPersistence, SoaRows};
+pub use persistent_store::{InMemoryOrderStore, PersistentOrderStore};

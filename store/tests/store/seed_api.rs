@@ -1,0 +1,315 @@
+//! The seed's persistence API, used as the seed's guide uses it, with each of the seed's
+//! defects pinned by a test that its code fails:
+//! - its Parquet `append` overwrote the file with the new rows only;
+//! - its (DuckDB) `load` returned the first record batch only;
+//! - its `PersistentOrderStore::add` saved the whole state after every order;
+//! - its `query` returned the whole dataset as soon as one row matched.
+//!
+//! The backend contract is written once (`backend_contract`) and run on every backend.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use orderlog_store::seed::{
+    ArrowPersistence, EventSourcedPersistence, MemoryStats, ParquetPersistence,
+    PartitionedParquetPersistence, PersistenceError, PersistentOrderStore, Result, SoAPersistence,
+};
+use orderlog_store::{
+    Order, OrderSoA, OrderStatus, OrderStore, ParquetCompression, PaymentMethod, StoreOptions,
+};
+
+fn order(id: u64) -> Order {
+    Order::new(id, 100 + id % 1000, 1000 + id % 100, (id % 3 + 1) as u32, 10.0 + id as f64)
+        .with_status(OrderStatus::ALL[(id % 6) as usize])
+        .with_payment_method(PaymentMethod::ALL[(id % 5) as usize])
+        .with_timestamp(1_700_000_000 + id)
+}
+
+fn soa(ids: impl IntoIterator<Item = u64>) -> OrderSoA {
+    let mut soa = OrderSoA::new();
+    for id in ids {
+        soa.push(order(id)).expect("valid order");
+    }
+    soa
+}
+
+/// Sorted ids (partitioned backends return rows grouped by partition).
+fn sorted_ids(soa: Option<OrderSoA>) -> Vec<u64> {
+    let mut ids = soa.map(|s| s.order_id_raw_array().to_vec()).unwrap_or_default();
+    ids.sort_unstable();
+    ids
+}
+
+/// What every backend must do, seed defects included.
+async fn backend_contract<P: SoAPersistence<OrderSoA>>(name: &str, mut p: P) {
+    assert!(p.load().await.expect("load").is_none(), "{name}: starts empty");
+    assert_eq!(p.memory_stats().await.expect("stats"), MemoryStats::default(), "{name}");
+
+    p.save(&soa(1..=40)).await.expect("save");
+    p.append(&soa(41..=70)).await.expect("append");
+    p.append(&OrderSoA::new()).await.expect("append nothing");
+    // Seed defect: append overwrote what was there.
+    assert_eq!(sorted_ids(p.load().await.expect("load")), (1..=70).collect::<Vec<_>>(), "{name}");
+    assert_eq!(p.count().await.expect("count"), 70, "{name}");
+
+    // Seed defect: any match returned everything.
+    let found = p.query(|o: &Order| o.order_id.is_multiple_of(10)).await.expect("query");
+    assert_eq!(sorted_ids(found), [10, 20, 30, 40, 50, 60, 70], "{name}");
+    assert!(p.query(|o: &Order| o.order_id > 70).await.expect("query").is_none(), "{name}");
+
+    let stats = p.memory_stats().await.expect("stats");
+    assert_eq!(stats.total_rows, 70, "{name}");
+    assert!(stats.num_batches >= 1 && stats.total_bytes > 0, "{name}: {stats:?}");
+    assert_eq!(stats.average_batch_size, stats.total_bytes / stats.num_batches, "{name}");
+
+    p.save(&soa(100..=102)).await.expect("save replaces");
+    assert_eq!(sorted_ids(p.load().await.expect("load")), [100, 101, 102], "{name}");
+    p.clear().await.expect("clear");
+    assert_eq!(p.count().await.expect("count"), 0, "{name}");
+    assert!(p.load().await.expect("load").is_none(), "{name}: cleared");
+}
+
+#[tokio::test]
+async fn seed_backends_keep_the_contract() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    backend_contract("arrow", ArrowPersistence::new()).await;
+    backend_contract("parquet", ParquetPersistence::new(dir.path().join("parquet"))).await;
+    for compression in [ParquetCompression::None, ParquetCompression::Zstd] {
+        let p = ParquetPersistence::new(dir.path().join(compression.as_str()))
+            .with_compression(compression);
+        backend_contract(compression.as_str(), p).await;
+    }
+    let by_status = PartitionedParquetPersistence::new(dir.path().join("by_status"), "status");
+    backend_contract("partitioned", by_status).await;
+    let events = EventSourcedPersistence::open(dir.path().join("events"), StoreOptions::default())
+        .expect("open");
+    backend_contract("event-sourced", events).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_backends_keep_the_contract_on_the_multi_thread_runtime() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    backend_contract("parquet", ParquetPersistence::new(dir.path().join("p"))).await;
+    let by_payment = PartitionedParquetPersistence::new(dir.path().join("q"), "payment_method");
+    backend_contract("partitioned", by_payment).await;
+}
+
+/// Seed defect: Parquet `append` overwrote the file. Appends add parts; the parts
+/// already written are not touched.
+#[tokio::test]
+async fn seed_parquet_append_adds_a_part_and_keeps_the_old_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = ParquetPersistence::<OrderSoA>::new(dir.path());
+    p.save(&soa(1..=100)).await.expect("save");
+    let first_files = p.files().expect("files");
+    let first_bytes: Vec<Vec<u8>> =
+        first_files.iter().map(|f| std::fs::read(f).expect("read")).collect();
+    p.append(&soa(101..=110)).await.expect("append");
+
+    let files = p.files().expect("files");
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[0], first_files[0]);
+    assert_eq!(std::fs::read(&files[0]).expect("read"), first_bytes[0], "old part rewritten");
+    let parts = p.parts().expect("parts");
+    assert_eq!(parts.iter().map(|p| p.rows).collect::<Vec<_>>(), [100, 10]);
+    let reopened = ParquetPersistence::<OrderSoA>::new(dir.path());
+    assert_eq!(sorted_ids(reopened.load().await.expect("load")), (1..=110).collect::<Vec<_>>());
+}
+
+/// Seed defect: `load` returned the first batch. A file of 150,000 rows is read back as
+/// several batches, and more parts and partition files follow it: all must come back.
+#[tokio::test]
+async fn seed_load_returns_every_batch_and_every_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = ParquetPersistence::<OrderSoA>::new(dir.path().join("flat"));
+    p.append(&soa(1..=150_000)).await.expect("append");
+    p.append(&soa(150_001..=150_100)).await.expect("append");
+    let big = &p.files().expect("files")[0];
+    let batches = orderlog_snapshot::read_parquet_file(big).expect("read");
+    assert!(batches.len() >= 3, "{} batches", batches.len());
+    let loaded = p.load().await.expect("load").expect("rows");
+    assert_eq!(loaded.len(), 150_100);
+    assert_eq!(loaded.get(150_100), Some(order(150_100)));
+
+    let mut arrow = ArrowPersistence::<OrderSoA>::new();
+    arrow.append(&soa(1..=100_000)).await.expect("append");
+    arrow.append(&soa(100_001..=100_002)).await.expect("append");
+    assert_eq!(arrow.batches().len(), 3);
+    assert_eq!(arrow.load().await.expect("load").expect("rows").len(), 100_002);
+
+    let mut by_status =
+        PartitionedParquetPersistence::<OrderSoA>::new(dir.path().join("h"), "status");
+    by_status.append(&soa(1..=60)).await.expect("append");
+    assert_eq!(by_status.files().expect("files").len(), 6);
+    assert_eq!(by_status.load().await.expect("load").expect("rows").len(), 60);
+}
+
+/// A backend written outside the crate, recording what the store asks of it.
+#[derive(Clone, Default)]
+struct Recording {
+    inner: ArrowPersistence<OrderSoA>,
+    /// (saves, rows of each append)
+    calls: Arc<Mutex<(usize, Vec<usize>)>>,
+}
+
+impl SoAPersistence<OrderSoA> for Recording {
+    async fn save(&mut self, data: &OrderSoA) -> Result<()> {
+        self.calls.lock().expect("calls").0 += 1;
+        self.inner.save(data).await
+    }
+    async fn load(&self) -> Result<Option<OrderSoA>> {
+        self.inner.load().await
+    }
+    async fn append(&mut self, data: &OrderSoA) -> Result<()> {
+        self.calls.lock().expect("calls").1.push(data.len());
+        self.inner.append(data).await
+    }
+    async fn query(&self, predicate: impl Fn(&Order) -> bool + Send) -> Result<Option<OrderSoA>> {
+        self.inner.query(predicate).await
+    }
+    async fn count(&self) -> Result<usize> {
+        self.inner.count().await
+    }
+    async fn clear(&mut self) -> Result<()> {
+        self.inner.clear().await
+    }
+    async fn memory_stats(&self) -> Result<MemoryStats> {
+        self.inner.memory_stats().await
+    }
+}
+
+/// Seed defect: `add` saved the whole state after every order (n adds wrote
+/// n(n+1)/2 rows). Here each add appends one row, each batch its rows, nothing saves.
+#[tokio::test]
+async fn seed_add_appends_only_the_new_rows() {
+    let backend = Recording::default();
+    let mut store = PersistentOrderStore::with_persistence(backend.clone());
+    for id in 1..=200 {
+        store.add(order(id)).await.expect("add");
+    }
+    store.add_batch((201..=300).map(order).collect()).await.expect("add_batch");
+    let (saves, appends) = backend.calls.lock().expect("calls").clone();
+    assert_eq!(saves, 0);
+    assert_eq!(appends.iter().sum::<usize>(), 300, "rows written: {appends:?}");
+    assert_eq!(appends.len(), 201);
+
+    // On disk: one part per add, each of one row; earlier parts untouched.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = PersistentOrderStore::with_persistence(ParquetPersistence::new(dir.path()));
+    store.add(order(1)).await.expect("add");
+    let first = store.persistence().files().expect("files");
+    let first_bytes = std::fs::read(&first[0]).expect("read");
+    store.add(order(2)).await.expect("add");
+    store.add(order(3)).await.expect("add");
+    let parts = store.persistence().parts().expect("parts");
+    assert_eq!(parts.iter().map(|p| p.rows).collect::<Vec<_>>(), [1, 1, 1]);
+    assert_eq!(std::fs::read(&first[0]).expect("read"), first_bytes);
+}
+
+/// Seed defect: `query_storage` returned every order when any matched.
+#[tokio::test]
+async fn seed_query_storage_returns_only_matching_orders() {
+    let mut store = PersistentOrderStore::new();
+    store.add_batch((1..=10_000).map(order).collect()).await.expect("add_batch");
+    let high_value = store.query_storage(|o| o.total_amount > 29_000.0).await.expect("query");
+    let high_value = high_value.expect("some match");
+    assert!(high_value.total_amount_raw_array().iter().all(|&t| t > 29_000.0));
+    let expected = store.store().query(|o| o.total_amount > 29_000.0).len();
+    assert_eq!(high_value.len(), expected);
+    assert!(expected > 0 && expected < 10_000);
+    assert!(store.query_storage(|o| o.customer_id > 5_000).await.expect("query").is_none());
+}
+
+/// The guide's examples, as written there, apart from the predicates (one order, not
+/// the whole struct of arrays) and the compression type.
+#[tokio::test]
+async fn seed_guide_examples_run() {
+    // Basic usage.
+    let mut store = PersistentOrderStore::new();
+    store.add(Order::new(1, 101, 1001, 2, 25.99)).await.expect("add");
+    store.add(Order::new(2, 102, 1002, 1, 49.99)).await.expect("add");
+    let delivered = store.query_storage(|o| o.status == OrderStatus::Delivered).await;
+    assert!(delivered.expect("query").is_none());
+    let stats = store.memory_stats().await.expect("stats");
+    assert_eq!(stats.total_rows, 2);
+
+    // Batch operations.
+    let mut store = PersistentOrderStore::new();
+    let orders = vec![
+        Order::new(1, 100, 1000, 5, 15.99),
+        Order::new(2, 101, 1001, 3, 29.99),
+        Order::new(3, 102, 1002, 1, 99.99),
+    ];
+    let indices = store.add_batch(orders).await.expect("add_batch");
+    assert_eq!(indices, [0, 1, 2]);
+    let high_value_orders = store.query_storage(|o| o.total_amount > 50.0).await.expect("q");
+    if let Some(orders) = high_value_orders {
+        assert_eq!(orders.len(), 3);
+    }
+
+    // Parquet, across a restart.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let parquet_persistence = ParquetPersistence::new(dir.path().join("orders"))
+        .with_compression(ParquetCompression::Snappy);
+    let mut store = PersistentOrderStore::with_persistence(parquet_persistence);
+    store.add(Order::new(1, 101, 1001, 2, 25.99)).await.expect("add");
+    store.add(Order::new(2, 102, 1002, 1, 49.99)).await.expect("add");
+    let stats = store.memory_stats().await.expect("stats");
+    assert_eq!((stats.total_rows, stats.num_batches), (2, 2));
+    drop(store);
+    let mut store =
+        PersistentOrderStore::with_persistence(ParquetPersistence::new(dir.path().join("orders")));
+    assert_eq!(store.load_from_storage().await.expect("load"), 2);
+    store.add(Order::new(3, 1003, 2003, 1, 100.0)).await.expect("add");
+    assert_eq!(store.store().kernel().len(), 3);
+}
+
+#[tokio::test]
+async fn seed_damaged_file_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = PersistentOrderStore::with_persistence(ParquetPersistence::new(dir.path()));
+    store.add_batch((1..=50).map(order).collect()).await.expect("add_batch");
+    store.add(order(51)).await.expect("add");
+    let file = store.persistence().files().expect("files")[0].clone();
+    let mut bytes = std::fs::read(&file).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&file, &bytes).expect("write");
+    drop(store);
+
+    let backend = ParquetPersistence::<OrderSoA>::new(dir.path());
+    match PersistentOrderStore::open(backend).await {
+        Err(PersistenceError::Corrupt { path, .. }) => assert_eq!(path, file),
+        other => panic!("expected Corrupt naming {}, got {other:?}", file.display()),
+    }
+}
+
+#[tokio::test]
+async fn seed_event_sourced_add_is_apply_create() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store =
+        PersistentOrderStore::event_sourced(dir.path(), StoreOptions::default()).expect("open");
+    store.add(order(1)).await.expect("add");
+    store.add(order(2)).await.expect("add");
+    store.add_batch((3..=10).map(order).collect()).await.expect("add_batch");
+    assert_eq!(store.persistence().store().last_lsn(), 3);
+    let shipped = store.query_storage(|o| o.status == OrderStatus::Shipped).await;
+    assert_eq!(sorted_ids(shipped.expect("query")), [2, 8]);
+    store.persistence().store().close().expect("close");
+    drop(store);
+
+    let durable = OrderStore::open(dir.path(), StoreOptions::default()).expect("reopen");
+    assert_eq!(durable.len(), 10);
+    assert_eq!(durable.get(10), Some(order(10)));
+    assert_eq!(durable.open_report().events_replayed, 10);
+}
+
+#[test]
+fn seed_parquet_persistence_touches_nothing_until_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = dir.path().join("lazy");
+    let p = ParquetPersistence::<OrderSoA>::new(&base);
+    assert_eq!(p.base_path(), Path::new(&base));
+    assert!(p.parts().expect("parts").is_empty());
+    assert!(!base.exists());
+}
