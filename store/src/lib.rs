@@ -1,8 +1,16 @@
 //! `orderlog-store`: the event-sourced order store.
 //!
-//! Today: the order domain — [`Order`], [`OrderStatus`], [`PaymentMethod`] and the
-//! struct-of-arrays state [`OrderSoA`] with its `order_id -> row` index and its Arrow
-//! conversion. Events, recovery, the compactor, the async API and analytics follow.
+//! - The order domain: [`Order`], [`OrderStatus`], [`PaymentMethod`] and the
+//!   struct-of-arrays state [`OrderSoA`] with its `order_id -> row` index and its Arrow
+//!   conversion.
+//! - Mutations as [`Event`]s, encoded in batches (one log frame each) and applied by one
+//!   fold, [`OrderState::apply_batch`], shared by live writes, recovery and compaction.
+//! - [`OrderStore`]: validated, logged, durable mutations (blocking and async), recovery
+//!   from the newest snapshot plus the log tail, and a compactor ([`OrderStore::compact`],
+//!   or in the background) that folds the log into Arrow IPC + Parquet snapshots.
+//! - [`seed`]: the seed guide's `SoAPersistence` API and `PersistentOrderStore`.
+//!
+//! What it is not (yet): SQL analytics over the snapshots arrive with the DuckDB work.
 
 mod compactor;
 pub mod domain;
