@@ -53,6 +53,12 @@ pub trait ToArrow: ArrowSchemaGen {
     /// Appends the rows of `batch` (schema-checked like `from_record_batch`).
     fn extend_from_record_batch(&mut self, batch: &RecordBatch) -> Result<()>;
 
+    /// Makes room for `additional` more rows before a bulk load (a hint: the default
+    /// does nothing).
+    fn reserve_rows(&mut self, additional: usize) {
+        let _ = additional;
+    }
+
     /// The rows in batches of at most `max_rows`, converted one at a time, so a large
     /// state is never copied whole.
     fn record_batches(&self, max_rows: usize) -> impl Iterator<Item = Result<RecordBatch>> + '_

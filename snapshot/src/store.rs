@@ -168,12 +168,9 @@ impl SnapshotStore {
             return Ok(None);
         };
         check_schema::<T>(&RecordBatch::new_empty(contents.schema.clone()))?;
-        let mut batches = contents.batches.iter();
-        let mut state = match batches.next() {
-            Some(first) => T::from_record_batch(first)?,
-            None => T::from_record_batch(&RecordBatch::new_empty(T::arrow_schema()))?,
-        };
-        for batch in batches {
+        let mut state = T::from_record_batch(&RecordBatch::new_empty(T::arrow_schema()))?;
+        state.reserve_rows(contents.batches.iter().map(RecordBatch::num_rows).sum());
+        for batch in &contents.batches {
             state.extend_from_record_batch(batch)?;
         }
         Ok(Some((state, VerifiedSnapshot { info, skipped })))

@@ -174,10 +174,15 @@ impl OrderState {
 
     /// Applies one event already checked in its batch.
     fn apply_checked(&mut self, e: &Event) {
-        let current = self.get(e.order_id);
         // `check_batch` proved the event applies to the state as it is at this point.
+        let row = match e.kind {
+            // A checked create's id is absent: no lookup needed.
+            EventKind::Create(_) => None,
+            _ => self.orders.row_of(e.order_id),
+        };
+        let current = row.and_then(|r| Some((self.orders.order_at(r)?, self.versions[r])));
         let Ok(next) = next_state(current, e) else { return };
-        match (self.orders.row_of(e.order_id), next) {
+        match (row, next) {
             (Some(row), Some((order, version))) => self.overwrite(row, order, version),
             (Some(row), None) => {
                 self.orders.remove(e.order_id);

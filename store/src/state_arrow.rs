@@ -58,6 +58,11 @@ impl ToArrow for OrderState {
         with_versions(self.orders.into_record_batch()?, self.versions)
     }
 
+    fn reserve_rows(&mut self, additional: usize) {
+        self.orders.reserve(additional);
+        self.versions.reserve_exact(additional);
+    }
+
     fn from_record_batch(batch: &RecordBatch) -> Result<Self> {
         let mut state = OrderState::new();
         state.extend_from_record_batch(batch)?;

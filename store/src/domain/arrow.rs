@@ -103,6 +103,10 @@ impl ToArrow for OrderSoA {
         Ok(RecordBatch::try_new(Self::arrow_schema(), columns)?)
     }
 
+    fn reserve_rows(&mut self, additional: usize) {
+        self.reserve(additional);
+    }
+
     fn from_record_batch(batch: &RecordBatch) -> Result<Self> {
         let mut soa = OrderSoA::new();
         soa.extend_from_record_batch(batch)?;
@@ -164,7 +168,7 @@ impl ToArrow for OrderSoA {
         // Index the new rows; a duplicate id undoes the whole batch.
         let first = self.len() - n;
         for row in first..self.len() {
-            if self.index.get(self.order_id[row], &self.order_id).is_some() {
+            if self.index.insert_new(row, &self.order_id).is_err() {
                 let duplicate = self.order_id[row];
                 self.truncate_to(first);
                 return Err(invalid(
@@ -173,7 +177,6 @@ impl ToArrow for OrderSoA {
                     format!("duplicate order id {duplicate}"),
                 ));
             }
-            self.index.insert(row, &self.order_id);
         }
         Ok(())
     }

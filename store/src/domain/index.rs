@@ -77,6 +77,29 @@ impl RowIndex {
         self.len += 1;
     }
 
+    /// Adds `row` unless its key is already indexed, probing once; returns the row that
+    /// holds the key if it is. The caller has checked `row < MAX_ROWS`.
+    pub fn insert_new(&mut self, row: usize, ids: &[u64]) -> Result<(), usize> {
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.rebuild((self.len + 1).max(8), ids);
+        }
+        let id = ids[row];
+        let mask = self.mask();
+        let mut at = home(id, mask);
+        loop {
+            let held = self.slots[at];
+            if held == EMPTY {
+                self.slots[at] = row as u32;
+                self.len += 1;
+                return Ok(());
+            }
+            if ids[held as usize] == id {
+                return Err(held as usize);
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
     fn place(&mut self, row: u32, ids: &[u64]) {
         let mask = self.mask();
         let mut at = home(ids[row as usize], mask);
