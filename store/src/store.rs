@@ -259,10 +259,19 @@ impl OrderStore {
     }
 
     fn log_and_apply(&self, events: &[Event]) -> Result<Lsn> {
-        let mut state = self.write();
-        state.check_batch(events)?;
+        // Encoding needs no state: do it before taking the writer lock. Limits are
+        // checked first so an oversized batch costs nothing.
+        if events.len() > crate::events::BATCH_EVENTS_MAX {
+            return Err(crate::state::MutationError::BatchTooLarge {
+                len: events.len(),
+                max: crate::events::BATCH_EVENTS_MAX,
+            }
+            .into());
+        }
         let mut payload = Vec::with_capacity(16 + events.len() * 64);
         encode_batch(events, &mut payload);
+        let mut state = self.write();
+        state.check_batch(events)?;
         let lsn = *self.inner.engine.wal.write(&[&payload])?.end();
         // Checked above against this state, under the same lock.
         state.apply_checked_batch(events);
