@@ -221,7 +221,10 @@ fn next_state(
     }
     let (mut order, version) = match (e.kind, current) {
         (EventKind::Create(order), None) => {
-            let order = Order { order_id, ..order };
+            // The total is always derived (it is not even logged): a caller's total that
+            // is merely close to quantity × price must not survive until the next replay.
+            let total_amount = f64::from(order.quantity) * order.unit_price;
+            let order = Order { order_id, total_amount, ..order };
             order.validate()?;
             return Ok(Some((order, 1)));
         }

@@ -146,7 +146,7 @@ pub(crate) fn recover(
                 report.truncated = Some(Truncation {
                     file: storage.path().join(name),
                     offset: scan.valid_end,
-                    bytes: extent - scan.valid_end,
+                    bytes: extent.saturating_sub(scan.valid_end),
                     reason: damage.kind,
                     damage_offset: damage.offset,
                 });
@@ -164,7 +164,7 @@ pub(crate) fn recover(
                         report.truncated = Some(Truncation {
                             file: storage.path().join(name),
                             offset: scan.valid_end,
-                            bytes: extent - scan.valid_end,
+                            bytes: extent.saturating_sub(scan.valid_end),
                             reason: damage.kind,
                             damage_offset: damage.offset,
                         });

@@ -81,6 +81,10 @@ struct Shared {
     written_lsn: AtomicU64,
     syncs: AtomicU64,
     frames_synced: AtomicU64,
+    /// Held across every sync of segment data, and until a failed one has poisoned the
+    /// log: the kernel reports a writeback error to one caller only, so a sync that starts
+    /// after another failed must see the poison, not a clean (and false) Ok.
+    sync_gate: Mutex<()>,
     _lock: Box<dyn LockGuard>,
 }
 
@@ -127,6 +131,7 @@ impl Wal {
             written_lsn: AtomicU64::new(last),
             syncs: AtomicU64::new(0),
             frames_synced: AtomicU64::new(0),
+            sync_gate: Mutex::new(()),
             _lock: lock,
         });
         let background = Arc::clone(&shared);
@@ -174,6 +179,7 @@ impl Wal {
 
     /// Blocks until every frame up to `lsn` is durable, syncing if needed.
     pub fn wait_durable(&self, lsn: Lsn) -> Result<()> {
+        self.check_written(lsn)?;
         let shared = &self.shared;
         shared.committer.wait_durable(lsn, || shared.sync_written())
     }
@@ -201,8 +207,19 @@ impl Wal {
 
     /// Async form of [`Wal::wait_durable`]: the background syncer does the sync.
     pub async fn wait_durable_async(&self, lsn: Lsn) -> Result<()> {
+        self.check_written(lsn)?;
         self.shared.committer.request(lsn);
         self.shared.committer.durable_async(lsn).await
+    }
+
+    /// An LSN not yet written can never become durable: refuse to wait for it.
+    fn check_written(&self, lsn: Lsn) -> Result<()> {
+        let last = self.last_lsn();
+        if lsn > last {
+            let first = self.stats().first_lsn;
+            return Err(WalError::LsnOutOfRange { requested: lsn, first, last });
+        }
+        Ok(())
     }
 
     fn commit(&self, lsn: Lsn) -> Result<()> {
@@ -256,21 +273,34 @@ impl Wal {
     /// Deletes segments all of whose frames are below `lsn`; never the active segment.
     /// Returns how many were deleted.
     pub fn truncate_before(&self, lsn: Lsn) -> Result<usize> {
+        // Choose under the lock, delete outside it (writers carry on), then forget only
+        // the segments actually deleted, so a failed delete is retried next time.
         let doomed: Vec<String> = {
-            let mut w = self.shared.lock_writer();
-            let keep_from = w.segments.windows(2).take_while(|pair| pair[1].0 <= lsn).count();
-            w.segments.drain(..keep_from).map(|(_, name, _)| name).collect()
+            let w = self.shared.lock_writer();
+            let covered = w.segments.windows(2).take_while(|pair| pair[1].0 <= lsn).count();
+            w.segments[..covered].iter().map(|(_, name, _)| name.clone()).collect()
         };
         let storage = &self.shared.storage;
-        for name in &doomed {
-            storage
-                .remove(name)
-                .map_err(|e| WalError::io("removing segment", storage.path().join(name), e))?;
+        let mut deleted = Vec::with_capacity(doomed.len());
+        let mut failure = None;
+        for name in doomed {
+            match storage.remove(&name) {
+                Ok(()) => deleted.push(name),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => deleted.push(name),
+                Err(e) => {
+                    failure = Some(WalError::io("removing segment", storage.path().join(&name), e));
+                    break;
+                }
+            }
         }
-        if !doomed.is_empty() {
+        if !deleted.is_empty() {
+            self.shared.lock_writer().segments.retain(|(_, name, _)| !deleted.contains(name));
             storage.sync_dir().map_err(|e| WalError::io("syncing directory", storage.path(), e))?;
         }
-        Ok(doomed.len())
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(deleted.len()),
+        }
     }
 
     /// Current counters.
@@ -578,23 +608,38 @@ impl Shared {
     fn seal(&self, w: &mut Writer) -> Result<()> {
         let path = self.path_of(&w.active.name);
         let (from, to) = (w.synced_offset, w.offset);
-        w.active
-            .file
-            .sync_range(from, to - from)
-            .map_err(|e| WalError::io("syncing segment", &path, e))?;
         let last = w.next_lsn - 1;
-        write_checkpoint(&mut w.active, to, last, true, 2)
-            .map_err(|e| WalError::io("writing checkpoint", &path, e))?;
-        w.active
-            .file
-            .sync_range(0, FRAMES_OFFSET)
-            .map_err(|e| WalError::io("syncing checkpoint", &path, e))?;
+        let synced = self.gated_sync(|| {
+            w.active
+                .file
+                .sync_range(from, to - from)
+                .map_err(|e| WalError::io("syncing segment", &path, e))?;
+            write_checkpoint(&mut w.active, to, last, true, 2)
+                .map_err(|e| WalError::io("writing checkpoint", &path, e))?;
+            w.active
+                .file
+                .sync_range(0, FRAMES_OFFSET)
+                .map_err(|e| WalError::io("syncing checkpoint", &path, e))
+        });
+        synced?;
         self.count_sync(last - w.synced_lsn);
         w.active.sealed = true;
         w.synced_offset = to;
         w.synced_lsn = last;
         self.committer.advance(last);
         Ok(())
+    }
+
+    /// Runs `sync` under the sync gate: refuses if the log is already poisoned, and
+    /// poisons it before releasing the gate if `sync` fails.
+    fn gated_sync(&self, sync: impl FnOnce() -> Result<()>) -> Result<()> {
+        let _gate = self.sync_gate.lock().unwrap_or_else(|p| p.into_inner());
+        self.committer.check_poisoned()?;
+        let outcome = sync();
+        if let Err(e) = &outcome {
+            self.committer.poison(e);
+        }
+        outcome
     }
 
     fn count_sync(&self, frames: u64) {
@@ -627,8 +672,10 @@ impl Shared {
             let file = Arc::clone(&w.active.file);
             (file, w.active.name.clone(), start, w.offset, w.next_lsn - 1, w.synced_lsn)
         };
-        file.sync_range(start, to - start)
-            .map_err(|e| WalError::io("syncing segment", self.path_of(&name), e))?;
+        self.gated_sync(|| {
+            file.sync_range(start, to - start)
+                .map_err(|e| WalError::io("syncing segment", self.path_of(&name), e))
+        })?;
         self.count_sync(lsn.saturating_sub(before));
         let mut w = self.lock_writer();
         if Arc::ptr_eq(&w.active.file, &file) && to > w.synced_offset {
@@ -679,27 +726,27 @@ impl Shared {
 
     /// Final sync and checkpoint; marks the writer closed.
     fn close(&self) -> Result<()> {
-        {
-            let w = self.lock_writer();
+        // Refuse new writes first, so that everything synced below is everything written.
+        let last = {
+            let mut w = self.lock_writer();
             if w.closed {
                 return Ok(());
             }
-        }
+            w.closed = true;
+            w.next_lsn - 1
+        };
         self.committer.check_poisoned()?;
-        let last = self.written_lsn.load(Ordering::Acquire);
         self.committer.wait_durable(last, || self.sync_written())?;
         let mut w = self.lock_writer();
-        w.closed = true;
         let path = self.path_of(&w.active.name);
-        let (end, last, sealed) = (w.offset, w.next_lsn - 1, w.active.sealed);
+        // Only what the syncs made durable: equal to everything written, as writes stopped.
+        let (end, last, sealed) = (w.synced_offset, w.synced_lsn, w.active.sealed);
         if w.active.checkpoint_end != end || !sealed {
-            let done = write_checkpoint(&mut w.active, end, last, sealed, 2)
-                .and_then(|()| w.active.file.sync_range(0, FRAMES_OFFSET));
-            if let Err(e) = done {
-                let err = WalError::io("writing final checkpoint", &path, e);
-                self.committer.poison(&err);
-                return Err(err);
-            }
+            self.gated_sync(|| {
+                write_checkpoint(&mut w.active, end, last, sealed, 2)
+                    .and_then(|()| w.active.file.sync_range(0, FRAMES_OFFSET))
+                    .map_err(|e| WalError::io("writing final checkpoint", &path, e))
+            })?;
         }
         Ok(())
     }

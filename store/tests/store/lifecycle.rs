@@ -156,3 +156,18 @@ fn store_second_open_is_refused() {
     let err = OrderStore::open(dir.path(), StoreOptions::default()).expect_err("locked");
     assert!(matches!(err, StoreError::Wal(orderlog_wal::WalError::Locked { .. })), "{err}");
 }
+
+#[test]
+fn store_derives_the_total_of_a_created_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = OrderStore::open(dir.path(), StoreOptions::default()).expect("open");
+    let mut o = Order::new(1, 2, 3, 3, 0.1);
+    o.total_amount = 0.30000000000000004 + 1e-12; // close enough to pass validation
+    store.apply(Event::create(o)).expect("create");
+    let live = store.get(1).map(|o| o.total_amount);
+    assert_eq!(live, Some(3.0 * 0.1));
+    store.close().expect("close");
+    drop(store);
+    let store = OrderStore::open(dir.path(), StoreOptions::default()).expect("reopen");
+    assert_eq!(store.get(1).map(|o| o.total_amount), live);
+}

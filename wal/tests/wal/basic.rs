@@ -215,3 +215,46 @@ fn wal_interval_and_never_policies_sync_in_the_background_or_on_demand() {
     wal.close().expect("close");
     assert!(matches!(wal.append(b"late"), Err(WalError::Closed)));
 }
+
+#[test]
+fn wal_waiting_for_an_unwritten_lsn_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wal = Wal::open(dir.path(), small_opts()).expect("open");
+    let lsn = wal.append(b"one").expect("append");
+    assert!(matches!(wal.wait_durable(lsn + 5), Err(WalError::LsnOutOfRange { .. })));
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let waited = rt.block_on(wal.wait_durable_async(lsn + 1));
+    assert!(matches!(waited, Err(WalError::LsnOutOfRange { .. })));
+    wal.wait_durable(lsn).expect("written LSN");
+    wal.close().expect("close does not hang");
+}
+
+#[test]
+fn wal_close_racing_appends_leaves_a_log_that_reopens_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wal = Arc::new(Wal::open(dir.path(), small_opts()).expect("open"));
+    let writers: Vec<_> = (0..3)
+        .map(|t| {
+            let wal = Arc::clone(&wal);
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                for n in 0..200u64 {
+                    match wal.append(&payload(40 + t, n)) {
+                        Ok(lsn) => acked.push(lsn),
+                        Err(WalError::Closed) => break,
+                        Err(e) => panic!("unexpected {e}"),
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    wal.close().expect("close");
+    let acked: Vec<u64> = writers.into_iter().flat_map(|w| w.join().expect("writer")).collect();
+    drop(wal);
+    let opts = WalOptions { recovery_mode: orderlog_wal::RecoveryMode::Strict, ..small_opts() };
+    let wal = Wal::open(dir.path(), opts).expect("a closed log opens in Strict mode");
+    let last = wal.last_lsn();
+    assert!(acked.iter().all(|&l| l <= last));
+}
