@@ -99,6 +99,7 @@ pub use info::{
 pub use manifest::MANIFEST_VERSION;
 pub use options::{PARTITIONS_LIMIT, ParquetCompression, SNAPSHOTS_MAX, SnapshotOptions};
 pub use standalone::{
-    WrittenFileInfo, read_ipc_file, read_parquet_file, write_ipc_file, write_parquet_files,
+    WrittenFileInfo, read_ipc_file, read_parquet_file, write_ipc_batches, write_ipc_file,
+    write_parquet_files,
 };
 pub use store::SnapshotStore;

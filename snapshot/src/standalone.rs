@@ -49,6 +49,26 @@ pub fn write_ipc_file<T: ToArrow>(
     Ok(WrittenFileInfo { path: written.path, bytes: written.bytes, crc32: written.crc32 })
 }
 
+/// Writes record batches that already exist (for example slices of a state moved into
+/// Arrow with `into_record_batch`, so nothing is copied) as `dir/data.arrow`, and fsyncs
+/// the file and `dir`. Every batch must have `T`'s schema.
+pub fn write_ipc_batches<T: ToArrow>(
+    dir: &Path,
+    batches: impl IntoIterator<Item = RecordBatch>,
+) -> Result<WrittenFileInfo> {
+    let mut sink = IpcSink::create(dir, &T::arrow_schema())?;
+    let mut rows = 0u64;
+    for batch in batches {
+        check_schema::<T>(&batch)?;
+        rows += batch.num_rows() as u64;
+        sink.write(&batch)?;
+    }
+    let written = sink.finish(IpcMeta { lsn: 0, rows, schema_version: 0 })?;
+    written.file.sync_all().map_err(io_err("fsync IPC file", &written.path))?;
+    sync_dir(dir)?;
+    Ok(WrittenFileInfo { path: written.path, bytes: written.bytes, crc32: written.crc32 })
+}
+
 /// Reads an Arrow IPC file through a read-only mapping; the batches share the mapping.
 pub fn read_ipc_file(path: &Path) -> Result<Vec<RecordBatch>> {
     let map = ReadOnlyMap::open_immutable(path).map_err(io_err("map IPC file", path))?;
