@@ -9,8 +9,8 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "benches fail loudly on purpose")]
 
 use std::path::PathBuf;
+use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -40,59 +40,56 @@ fn options(policy: SyncPolicy, background: bool) -> StoreOptions {
     }
 }
 
+/// Runs `work(writer)` on `writers` threads released together; returns the wall time.
+fn run_writers(writers: u64, work: impl Fn(u64) + Sync) -> Duration {
+    let barrier = Barrier::new(writers as usize + 1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..writers)
+            .map(|w| {
+                let (barrier, work) = (&barrier, &work);
+                scope.spawn(move || {
+                    barrier.wait();
+                    work(w);
+                })
+            })
+            .collect();
+        barrier.wait();
+        let t = Instant::now();
+        for h in handles {
+            h.join().expect("writer");
+        }
+        t.elapsed()
+    })
+}
+
 /// `writers` threads each apply `batches` batches of `batch` creates; returns events/s.
 fn store_ingest(writers: u64, batch: u64, batches: u64) -> f64 {
     let dir = bench_dir();
     let store = OrderStore::open(dir.path(), options(SyncPolicy::Always, false)).expect("open");
-    let barrier = Arc::new(Barrier::new(writers as usize + 1));
-    let handles: Vec<_> = (0..writers)
-        .map(|w| {
-            let (store, barrier) = (store.clone(), Arc::clone(&barrier));
-            std::thread::spawn(move || {
-                let base = (w + 1) << 40;
-                barrier.wait();
-                for b in 0..batches {
-                    let events: Vec<Event> = (0..batch)
-                        .map(|i| Event::create(order(base + b * batch + i)).at(1))
-                        .collect();
-                    store.apply_batch(&events).expect("apply");
-                }
-            })
-        })
-        .collect();
-    barrier.wait();
-    let t = Instant::now();
-    for h in handles {
-        h.join().expect("writer");
-    }
-    (writers * batch * batches) as f64 / t.elapsed().as_secs_f64()
+    let took = run_writers(writers, |w| {
+        let base = (w + 1) << 40;
+        for b in 0..batches {
+            let events: Vec<Event> =
+                (0..batch).map(|i| Event::create(order(base + b * batch + i)).at(1)).collect();
+            store.apply_batch(&events).expect("apply");
+        }
+    });
+    (writers * batch * batches) as f64 / took.as_secs_f64()
 }
 
 /// The log alone: the same writers appending groups of `batch` frames of an encoded
 /// create's size (61 bytes); returns frames/s.
 fn wal_ingest(writers: u64, batch: u64, batches: u64) -> f64 {
     let dir = bench_dir();
-    let wal = Arc::new(Wal::open(dir.path(), WalOptions::default()).expect("open"));
-    let barrier = Arc::new(Barrier::new(writers as usize + 1));
-    let handles: Vec<_> = (0..writers)
-        .map(|_| {
-            let (wal, barrier) = (Arc::clone(&wal), Arc::clone(&barrier));
-            std::thread::spawn(move || {
-                let frame = [7u8; 61];
-                let frames: Vec<&[u8]> = vec![&frame; batch as usize];
-                barrier.wait();
-                for _ in 0..batches {
-                    wal.append_batch(&frames).expect("append");
-                }
-            })
-        })
-        .collect();
-    barrier.wait();
-    let t = Instant::now();
-    for h in handles {
-        h.join().expect("writer");
-    }
-    (writers * batch * batches) as f64 / t.elapsed().as_secs_f64()
+    let wal = Wal::open(dir.path(), WalOptions::default()).expect("open");
+    let frame = [7u8; 61];
+    let frames: Vec<&[u8]> = vec![&frame; batch as usize];
+    let took = run_writers(writers, |_| {
+        for _ in 0..batches {
+            wal.append_batch(&frames).expect("append");
+        }
+    });
+    (writers * batch * batches) as f64 / took.as_secs_f64()
 }
 
 fn ingest_report(_c: &mut Criterion) {

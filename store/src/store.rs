@@ -350,18 +350,10 @@ impl OrderStore {
 /// snapshot's, and its last at least the snapshot's.
 fn check_log_continues(wal: &Wal, snapshot_lsn: Lsn) -> Result<()> {
     let stats = wal.stats();
-    let first = stats.first_lsn;
-    if snapshot_lsn > 0 && (first > snapshot_lsn + 1 || stats.last_lsn < snapshot_lsn) {
+    if stats.first_lsn > snapshot_lsn + 1 || stats.last_lsn < snapshot_lsn {
         return Err(StoreError::LogDoesNotContinueSnapshot {
             snapshot_lsn,
-            first_lsn: first,
-            last_lsn: stats.last_lsn,
-        });
-    }
-    if snapshot_lsn == 0 && first > 1 {
-        return Err(StoreError::LogDoesNotContinueSnapshot {
-            snapshot_lsn,
-            first_lsn: first,
+            first_lsn: stats.first_lsn,
             last_lsn: stats.last_lsn,
         });
     }
