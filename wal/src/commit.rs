@@ -185,7 +185,9 @@ impl Committer {
     /// Awaits durability of `lsn` (after [`Committer::request`]).
     pub async fn durable_async(&self, lsn: Lsn) -> Result<()> {
         let mut rx = self.published.subscribe();
-        let seen = rx.wait_for(|p| p.poisoned || p.durable_lsn >= lsn).await;
+        // Copy the value out at once: the `Ref` holds the channel's read lock, and
+        // `publish` takes its write lock while holding the state mutex taken below.
+        let seen = rx.wait_for(|p| p.poisoned || p.durable_lsn >= lsn).await.map(|r| *r);
         match seen {
             Ok(p) if !p.poisoned => Ok(()),
             _ => {

@@ -51,18 +51,36 @@ fn faults_failed_sync_poisons_and_nothing_later_is_acknowledged() {
     }
 }
 
+/// Repeated because the failure races the waiter: the syncer publishes the poison while
+/// the waiter is between its wake-up and its look at the cause. A lock-order mistake there
+/// once hung one run in a few dozen; the watchdog turns such a hang into a failure.
 #[test]
 fn faults_failed_async_sync_poisons_every_waiter() {
-    let disk = SimStorage::new("/sim/wal");
-    let wal = open_sim(&disk, small_opts()).expect("open");
-    disk.inject(Fault { target: FaultTarget::Sync, nth: 0, kind: FaultKind::Io, persistent: true });
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-    rt.block_on(async {
-        let first = wal.append_async(b"doomed").await;
-        assert!(first.is_err());
-        assert!(matches!(wal.append_async(b"after").await, Err(WalError::Poisoned { .. })));
-        assert!(matches!(wal.wait_durable_async(1).await, Err(WalError::Poisoned { .. })));
+    const ROUNDS: usize = 300;
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for _ in 0..ROUNDS {
+            let disk = SimStorage::new("/sim/wal");
+            let wal = open_sim(&disk, small_opts()).expect("open");
+            disk.inject(Fault {
+                target: FaultTarget::Sync,
+                nth: 0,
+                kind: FaultKind::Io,
+                persistent: true,
+            });
+            let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            rt.block_on(async {
+                let first = wal.append_async(b"doomed").await;
+                assert!(first.is_err());
+                assert!(matches!(wal.append_async(b"after").await, Err(WalError::Poisoned { .. })));
+                assert!(matches!(wal.wait_durable_async(1).await, Err(WalError::Poisoned { .. })));
+            });
+        }
+        let _ = done_tx.send(());
     });
+    // Generous: the rounds take well under a second; only a deadlock reaches this.
+    let finished = done_rx.recv_timeout(std::time::Duration::from_secs(120));
+    assert!(finished.is_ok(), "async waiters deadlocked with the syncer (or a round panicked)");
 }
 
 #[test]
