@@ -57,6 +57,10 @@ pub enum StoreError {
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
+    /// An analytics query or view failed; the store is unaffected.
+    #[cfg(feature = "analytics")]
+    #[error(transparent)]
+    Analytics(#[from] crate::analytics::AnalyticsError),
 }
 
 /// Result alias for the crate.

@@ -10,8 +10,11 @@
 //!   or in the background) that folds the log into Arrow IPC + Parquet snapshots.
 //! - [`seed`]: the seed guide's `SoAPersistence` API and `PersistentOrderStore`.
 //!
-//! What it is not (yet): SQL analytics over the snapshots arrive with the DuckDB work.
+//! - [`analytics`] (cargo feature `analytics`, on by default): SQL in DuckDB over the
+//!   snapshots and the live tail, time travel, and the seed's reports.
 
+#[cfg(feature = "analytics")]
+pub mod analytics;
 mod compactor;
 pub mod domain;
 mod error;
@@ -21,6 +24,10 @@ pub mod state;
 mod state_arrow;
 mod store;
 
+#[cfg(feature = "analytics")]
+pub use analytics::{
+    Analytics, AnalyticsError, AnalyticsInfo, CustomerTotal, MonthTrend, StatusRevenue, ViewKind,
+};
 pub use compactor::{CompactionOptions, CompactionReport, STATE_SCHEMA_VERSION};
 pub use domain::{DomainError, Order, OrderSoA, OrderStatus, PaymentMethod, SoaMemoryStats};
 pub use error::{Result, StoreError};

@@ -89,7 +89,7 @@ type Overlay = HashMap<u64, Option<(Order, u32)>, BuildHasherDefault<IdHasher>>;
 /// Hashes order ids (already well-spread integers) with one multiplication, instead of
 /// SipHash: batch checking hashes every event's id.
 #[derive(Default)]
-struct IdHasher(u64);
+pub(crate) struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {

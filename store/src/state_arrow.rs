@@ -4,7 +4,9 @@
 use std::ops::Range;
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{AsArray, RecordBatch, UInt32Array};
+use arrow::array::{
+    ArrayRef, AsArray, Float64Array, RecordBatch, UInt8Array, UInt32Array, UInt64Array,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type};
 use orderlog_snapshot::{ArrowSchemaGen, Result, SnapshotError, ToArrow, check_schema};
 
@@ -84,6 +86,31 @@ impl ToArrow for OrderState {
         self.orders.extend_from_record_batch(&batch.project(&order_columns)?)?;
         self.versions.extend_from_slice(versions);
         Ok(())
+    }
+}
+
+impl OrderState {
+    /// The given rows (by row index, in the order given) as one batch in the state's
+    /// schema: each column gathered into a new buffer, the rest of the state untouched.
+    pub(crate) fn gather_record_batch(&self, rows: &[usize]) -> Result<RecordBatch> {
+        fn gather<T: Copy>(column: &[T], rows: &[usize]) -> Vec<T> {
+            rows.iter().map(|&r| column[r]).collect()
+        }
+        let o = &self.orders;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(UInt64Array::from(gather(o.order_id_raw_array(), rows))),
+            Arc::new(UInt64Array::from(gather(o.customer_id_raw_array(), rows))),
+            Arc::new(UInt64Array::from(gather(o.product_id_raw_array(), rows))),
+            Arc::new(UInt32Array::from(gather(o.quantity_raw_array(), rows))),
+            Arc::new(Float64Array::from(gather(o.unit_price_raw_array(), rows))),
+            Arc::new(Float64Array::from(gather(o.total_amount_raw_array(), rows))),
+            Arc::new(UInt8Array::from(gather(o.status_raw_array(), rows))),
+            Arc::new(UInt8Array::from(gather(o.payment_method_raw_array(), rows))),
+            Arc::new(UInt64Array::from(gather(o.order_timestamp_raw_array(), rows))),
+            Arc::new(UInt64Array::from(gather(o.shipping_address_hash_raw_array(), rows))),
+            Arc::new(UInt32Array::from(gather(&self.versions, rows))),
+        ];
+        Ok(RecordBatch::try_new(OrderState::arrow_schema(), columns)?)
     }
 }
 

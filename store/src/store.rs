@@ -278,6 +278,31 @@ impl OrderStore {
         Ok(lsn)
     }
 
+    /// The log (for analytics: the tail after a snapshot).
+    #[cfg(feature = "analytics")]
+    pub(crate) fn wal(&self) -> &Wal {
+        &self.inner.engine.wal
+    }
+
+    /// The snapshots (for analytics).
+    #[cfg(feature = "analytics")]
+    pub(crate) fn snapshots(&self) -> &SnapshotStore {
+        &self.inner.engine.snapshots
+    }
+
+    /// Holds compactions off: while held, no snapshot is published or pruned and no log
+    /// segment is removed.
+    #[cfg(feature = "analytics")]
+    pub(crate) fn hold_compactions(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inner.engine.compacting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The state under a read lock (writers wait while it is held).
+    #[cfg(feature = "analytics")]
+    pub(crate) fn read_state(&self) -> RwLockReadGuard<'_, OrderState> {
+        self.read()
+    }
+
     /// An order, if present.
     pub fn get(&self, order_id: u64) -> Option<Order> {
         self.read().get(order_id).map(|(order, _)| order)
@@ -368,6 +393,17 @@ pub(crate) fn replay_range(
     to: Lsn,
     state: &mut OrderState,
 ) -> Result<(u64, u64)> {
+    replay_range_with(wal, from, to, state, |_| {})
+}
+
+/// [`replay_range`], showing each batch to `seen` once it has been applied.
+pub(crate) fn replay_range_with(
+    wal: &Wal,
+    from: Lsn,
+    to: Lsn,
+    state: &mut OrderState,
+    mut seen: impl FnMut(&[crate::events::Event]),
+) -> Result<(u64, u64)> {
     let (mut batches, mut events) = (0u64, 0u64);
     if from > to {
         return Ok((0, 0));
@@ -381,6 +417,7 @@ pub(crate) fn replay_range(
         let batch =
             decode_batch(frame.payload()).map_err(|source| StoreError::Decode { lsn, source })?;
         state.apply_batch(&batch).map_err(|source| StoreError::Replay { lsn, source })?;
+        seen(&batch);
         batches += 1;
         events += batch.len() as u64;
     }

@@ -1,0 +1,361 @@
+//! SQL analytics in DuckDB over the snapshots and the live tail (cargo feature
+//! `analytics`, on by default).
+//!
+//! An [`Analytics`] handle is an in-memory DuckDB connection holding a fixed, consistent
+//! view of the orders at one LSN:
+//!
+//! ```text
+//! orders_raw  = snapshot Parquet files (read in place by DuckDB's read_parquet)
+//!               minus the rows of orders touched after the snapshot (ANTI JOIN touched)
+//!               UNION ALL the current rows of those orders (table tail, from Arrow)
+//! orders      = orders_raw with status and payment_method as ENUM names
+//! ```
+//!
+//! - [`crate::OrderStore::analytics`] (fresh): the newest snapshot plus the live tail, so
+//!   a query sees every mutation the store has applied;
+//!   [`crate::OrderStore::analytics_snapshot`]: the newest snapshot alone;
+//!   [`crate::OrderStore::as_of`] / [`crate::OrderStore::as_of_time`]: the orders as
+//!   they were at an earlier LSN or time, folded from the nearest retained snapshot.
+//! - [`Analytics::query_sql`] runs one read-only query and returns every batch;
+//!   [`Analytics::analytics_query`] returns the rows as JSON; the seed's three reports
+//!   ([`Analytics::revenue_by_status`], [`Analytics::top_customers`],
+//!   [`Analytics::monthly_trends`]) return typed rows.
+//!
+//! Safety: user queries are refused unless they are one query expression (see
+//! [`Analytics::query_sql`]); identifiers are validated ([`validate_identifier`]);
+//! values are bound as parameters. A bad query is an [`AnalyticsError::Query`] carrying
+//! DuckDB's message; the store is never affected.
+//!
+//! Columns (all non-null): `order_id`, `customer_id`, `product_id` (UBIGINT),
+//! `quantity` (UINTEGER), `unit_price`, `total_amount` (DOUBLE), `status`
+//! (`order_status` ENUM in `orders`, UTINYINT in `orders_raw`), `payment_method`
+//! (`payment_method` ENUM / UTINYINT), `order_timestamp` (UBIGINT, **seconds** since the
+//! Unix epoch, UTC), `shipping_address_hash` (UBIGINT), `version` (UINTEGER). Lookup
+//! tables `order_statuses(code, name)` and `payment_methods(code, name)` map the codes.
+
+mod guard;
+mod reports;
+mod store_views;
+mod tail;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use arrow::array::{RecordBatch, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema};
+use duckdb::Connection;
+use duckdb::vtab::arrow::{ArrowBatchRegistration, ArrowVTab};
+use orderlog_snapshot::{SnapshotInfo, SnapshotStore};
+use orderlog_wal::Lsn;
+
+pub use guard::{IDENTIFIER_MAX, validate_identifier};
+pub(crate) use guard::{quoted_identifier, string_literal};
+pub use reports::{CustomerTotal, MonthTrend, StatusRevenue};
+pub use tail::Tail;
+
+use crate::domain::{OrderStatus, PaymentMethod};
+
+/// Errors from analytics.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnalyticsError {
+    /// DuckDB refused or failed the statement; the message is DuckDB's.
+    #[error("DuckDB failed on `{sql}`: {message}")]
+    Query {
+        /// The statement (as sent, after wrapping).
+        sql: String,
+        /// DuckDB's message.
+        message: String,
+    },
+    /// The text given to [`Analytics::query_sql`] is not one query.
+    #[error("not a single read-only query ({reason}): {sql}")]
+    NotAQuery {
+        /// The text given.
+        sql: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A table or column name is not a plain identifier.
+    #[error("{name:?} is not a valid identifier: {reason}")]
+    InvalidIdentifier {
+        /// The name given.
+        name: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A result does not have the shape the report expects (a value out of range).
+    #[error("unexpected result from DuckDB: {0}")]
+    Result(String),
+    /// No retained snapshot and log together reach back to the LSN asked for.
+    #[error(
+        "cannot rebuild the orders at LSN {target}: the oldest retained snapshot is at LSN \
+         {oldest_snapshot:?} and the log starts at LSN {log_first}"
+    )]
+    Unreachable {
+        /// The LSN asked for.
+        target: Lsn,
+        /// The oldest snapshot's LSN, if any is retained.
+        oldest_snapshot: Option<Lsn>,
+        /// The first LSN the log still holds.
+        log_first: Lsn,
+    },
+    /// The LSN asked for has not been written yet.
+    #[error("LSN {target} is beyond the last logged LSN {last}")]
+    Future {
+        /// The LSN asked for.
+        target: Lsn,
+        /// The last LSN logged.
+        last: Lsn,
+    },
+    /// The snapshot chosen for the view lacks a Parquet file (for example pruned after
+    /// newer snapshots were published).
+    #[error("snapshot file {} is missing or has the wrong size", path.display())]
+    SnapshotFile {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+impl AnalyticsError {
+    fn query(sql: &str, e: &duckdb::Error) -> Self {
+        AnalyticsError::Query { sql: sql.to_owned(), message: e.to_string() }
+    }
+}
+
+/// Which orders an [`Analytics`] handle sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ViewKind {
+    /// The newest snapshot only.
+    Snapshot,
+    /// The newest snapshot plus every mutation applied since (the live tail).
+    Fresh,
+    /// The orders as they were at an earlier LSN.
+    AsOf,
+}
+
+/// What an [`Analytics`] handle sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnalyticsInfo {
+    /// How the view was made.
+    pub kind: ViewKind,
+    /// Queries see the orders after every mutation up to and including this LSN.
+    pub lsn: Lsn,
+    /// LSN of the snapshot read from Parquet (0: none, everything is in the tail).
+    pub snapshot_lsn: Lsn,
+    /// Rows in that snapshot.
+    pub snapshot_rows: u64,
+    /// Parquet files of that snapshot.
+    pub snapshot_files: Vec<PathBuf>,
+    /// Orders touched after the snapshot: their snapshot rows are hidden.
+    pub touched: usize,
+    /// Current rows of those orders (erased ones have none), held in DuckDB.
+    pub tail_rows: usize,
+}
+
+/// A DuckDB connection over a fixed view of the orders; see the module docs.
+///
+/// Queries are serialised on the one connection (the handle is `Send + Sync`). The view
+/// does not move: make a new handle to see later mutations. It reads its snapshot's
+/// Parquet files at query time, so a handle kept across many compactions can find them
+/// pruned ([`AnalyticsError::Query`] naming the file); a fresh handle reads the newest.
+pub struct Analytics {
+    conn: Mutex<Connection>,
+    info: AnalyticsInfo,
+}
+
+impl std::fmt::Debug for Analytics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analytics").field("info", &self.info).finish_non_exhaustive()
+    }
+}
+
+/// The store's status names, in code order, as a DuckDB list literal.
+fn names_list(names: impl Iterator<Item = &'static str>) -> String {
+    let quoted: Vec<String> = names.map(string_literal).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+impl Analytics {
+    /// A view of `snapshot` (its Parquet files, read in place) with the rows of the
+    /// orders in `tail.touched` replaced by `tail.rows`, at `lsn`.
+    ///
+    /// `tail` must be the current rows (at `lsn`) of every order a mutation touched after
+    /// the snapshot; [`Tail::gather`] makes it from a state. The snapshot's Parquet files
+    /// are checked for presence and size, not read: DuckDB reads them at query time.
+    pub fn over(
+        snapshot: Option<(&SnapshotStore, &SnapshotInfo)>,
+        tail: Tail,
+        lsn: Lsn,
+        kind: ViewKind,
+    ) -> Result<Analytics, AnalyticsError> {
+        let (snapshot_lsn, snapshot_rows, snapshot_files) = match snapshot {
+            Some((store, info)) => {
+                let files: Vec<PathBuf> = store.parquet_files(info);
+                for (path, file) in files.iter().zip(info.parquet_files()) {
+                    let len = std::fs::metadata(path).map(|m| m.len()).ok();
+                    if len != Some(file.bytes) {
+                        return Err(AnalyticsError::SnapshotFile { path: path.clone() });
+                    }
+                }
+                (info.lsn, info.rows, files)
+            }
+            None => (0, 0, Vec::new()),
+        };
+        let info = AnalyticsInfo {
+            kind,
+            lsn,
+            snapshot_lsn,
+            snapshot_rows,
+            snapshot_files,
+            touched: tail.touched.len(),
+            tail_rows: tail.rows.num_rows(),
+        };
+        let conn = Connection::open_in_memory().map_err(|e| AnalyticsError::query("open", &e))?;
+        let analytics = Analytics { conn: Mutex::new(conn), info };
+        analytics.create_views(tail)?;
+        Ok(analytics)
+    }
+
+    /// What the handle sees.
+    pub fn info(&self) -> &AnalyticsInfo {
+        &self.info
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the connection (none is expected) leaves DuckDB's own
+        // state consistent: every statement is atomic on its side.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn execute(&self, conn: &Connection, sql: &str) -> Result<(), AnalyticsError> {
+        conn.execute_batch(sql).map_err(|e| AnalyticsError::query(sql, &e))
+    }
+
+    /// Loads an Arrow batch into a temporary table (copied into DuckDB's own format, so
+    /// later scans are parallel).
+    fn load_table(
+        &self,
+        conn: &Connection,
+        table: &str,
+        batch: RecordBatch,
+    ) -> Result<(), AnalyticsError> {
+        let sql = format!("CREATE TEMP TABLE {table} AS SELECT * FROM arrow(?)");
+        let registration = ArrowBatchRegistration::new(batch);
+        conn.execute(&sql, [&registration]).map_err(|e| AnalyticsError::query(&sql, &e))?;
+        Ok(())
+    }
+
+    fn create_views(&self, tail: Tail) -> Result<(), AnalyticsError> {
+        let conn = self.conn();
+        conn.register_table_function::<ArrowVTab>("arrow")
+            .map_err(|e| AnalyticsError::query("register arrow()", &e))?;
+        let statuses = names_list(OrderStatus::ALL.iter().map(|s| s.name()));
+        let methods = names_list(PaymentMethod::ALL.iter().map(|m| m.name()));
+        self.execute(
+            &conn,
+            &format!(
+                "CREATE TYPE order_status AS ENUM ({inner_s});
+                 CREATE TYPE payment_method AS ENUM ({inner_m});
+                 CREATE TEMP TABLE order_statuses AS
+                     SELECT (i - 1)::UTINYINT AS code, s::order_status AS name
+                     FROM unnest({statuses}) WITH ORDINALITY AS t(s, i);
+                 CREATE TEMP TABLE payment_methods AS
+                     SELECT (i - 1)::UTINYINT AS code, m::payment_method AS name
+                     FROM unnest({methods}) WITH ORDINALITY AS t(m, i);",
+                inner_s = &statuses[1..statuses.len() - 1],
+                inner_m = &methods[1..methods.len() - 1],
+            ),
+        )?;
+
+        let touched_any = !tail.touched.is_empty();
+        let ids = UInt64Array::from(tail.touched);
+        let ids_schema = Arc::new(Schema::new(vec![Field::new("order_id", DataType::UInt64, false)]));
+        let ids = RecordBatch::try_new(ids_schema, vec![Arc::new(ids)])
+            .map_err(|e| AnalyticsError::Result(e.to_string()))?;
+        self.load_table(&conn, "touched", ids)?;
+        self.load_table(&conn, "tail", tail.rows)?;
+
+        let raw = if self.info.snapshot_files.is_empty() {
+            "SELECT * FROM tail".to_owned()
+        } else {
+            let files: Vec<String> = self
+                .info
+                .snapshot_files
+                .iter()
+                .map(|p| string_literal(&p.to_string_lossy()))
+                .collect();
+            let parquet =
+                format!("read_parquet([{}], hive_partitioning = false)", files.join(", "));
+            if touched_any {
+                format!(
+                    "SELECT s.* FROM {parquet} AS s ANTI JOIN touched AS t ON s.order_id = t.order_id
+                     UNION ALL BY NAME SELECT * FROM tail"
+                )
+            } else {
+                format!("SELECT * FROM {parquet} UNION ALL BY NAME SELECT * FROM tail")
+            }
+        };
+        self.execute(
+            &conn,
+            &format!(
+                "CREATE TEMP VIEW orders_raw AS {raw};
+                 CREATE TEMP VIEW orders AS SELECT
+                     order_id, customer_id, product_id, quantity, unit_price, total_amount,
+                     ({statuses})[status + 1]::order_status AS status,
+                     ({methods})[payment_method + 1]::payment_method AS payment_method,
+                     order_timestamp, shipping_address_hash, version
+                 FROM orders_raw;
+                 SET lock_configuration = true;"
+            ),
+        )
+    }
+
+    /// Runs one read-only query and returns every result batch (at least one: a query
+    /// with no rows returns one empty batch carrying the result's schema).
+    ///
+    /// The text must be a single query expression (`SELECT`, `WITH ...`, `FROM ...`,
+    /// `VALUES`, `DESCRIBE`, `SUMMARIZE`): it runs as `SELECT * FROM (<query>)`, so a
+    /// statement that writes (`COPY`, `ATTACH`, `INSERT`, `CREATE`, `SET`, ...) is a
+    /// syntax error, and a `;` before the end is refused ([`AnalyticsError::NotAQuery`]).
+    pub fn query_sql(&self, sql: &str) -> Result<Vec<RecordBatch>, AnalyticsError> {
+        let wrapped = guard::read_only_query(sql)?;
+        self.run(&wrapped, [])
+    }
+
+    /// [`Analytics::query_sql`] as JSON: an array with one object per row, keyed by
+    /// column name (ENUM columns as their names, timestamps as ISO 8601 text).
+    pub fn analytics_query(&self, sql: &str) -> Result<serde_json::Value, AnalyticsError> {
+        batches_to_json(&self.query_sql(sql)?)
+    }
+
+    /// Runs a statement of the store's own with bound parameters.
+    pub(crate) fn run<P: duckdb::Params>(
+        &self,
+        sql: &str,
+        params: P,
+    ) -> Result<Vec<RecordBatch>, AnalyticsError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(sql).map_err(|e| AnalyticsError::query(sql, &e))?;
+        let arrow = stmt.query_arrow(params).map_err(|e| AnalyticsError::query(sql, &e))?;
+        let schema = arrow.get_schema();
+        let mut batches: Vec<RecordBatch> = arrow.collect();
+        if batches.is_empty() {
+            batches.push(RecordBatch::new_empty(schema));
+        }
+        Ok(batches)
+    }
+}
+
+/// Record batches as a JSON array of row objects (arrow-json's writer).
+pub fn batches_to_json(batches: &[RecordBatch]) -> Result<serde_json::Value, AnalyticsError> {
+    let mut writer = arrow::json::ArrayWriter::new(Vec::new());
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    writer.write_batches(&refs).map_err(|e| AnalyticsError::Result(e.to_string()))?;
+    writer.finish().map_err(|e| AnalyticsError::Result(e.to_string()))?;
+    let bytes = writer.into_inner();
+    if bytes.is_empty() {
+        return Ok(serde_json::Value::Array(Vec::new()));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| AnalyticsError::Result(e.to_string()))
+}

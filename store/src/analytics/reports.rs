@@ -1,0 +1,161 @@
+//! The seed's three reports, as typed rows.
+//!
+//! Each aggregates `orders_raw` (status as its byte code) and names the few result rows
+//! afterwards, so the reports cost what the same query on the Parquet files costs.
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Float64Type, Int32Type, Int64Type, UInt8Type, UInt64Type};
+
+use super::{Analytics, AnalyticsError};
+use crate::domain::OrderStatus;
+
+/// One row of [`Analytics::revenue_by_status`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StatusRevenue {
+    /// The status.
+    pub status: OrderStatus,
+    /// Orders in that status.
+    pub orders: u64,
+    /// Sum of their `total_amount`.
+    pub revenue: f64,
+}
+
+/// One row of [`Analytics::top_customers`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CustomerTotal {
+    /// The customer.
+    pub customer_id: u64,
+    /// The customer's orders.
+    pub order_count: u64,
+    /// Sum of their `total_amount`.
+    pub total_spent: f64,
+}
+
+/// One row of [`Analytics::monthly_trends`]: a calendar month (UTC) of `order_timestamp`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MonthTrend {
+    /// The year.
+    pub year: i32,
+    /// The month, 1 to 12.
+    pub month: u32,
+    /// Orders placed in that month.
+    pub order_count: u64,
+    /// Sum of their `total_amount`.
+    pub revenue: f64,
+    /// Mean `total_amount`.
+    pub avg_order_value: f64,
+}
+
+/// `SELECT status, COUNT(*), SUM(total_amount) ... GROUP BY status`, largest revenue first.
+pub const REVENUE_BY_STATUS_SQL: &str = "SELECT status, COUNT(*) AS orders, \
+     SUM(total_amount) AS revenue FROM orders_raw GROUP BY status ORDER BY revenue DESC, status";
+
+/// The customers with the largest total spent (ties by customer id); `?` is the limit.
+pub const TOP_CUSTOMERS_SQL: &str = "SELECT customer_id, COUNT(*) AS order_count, \
+     SUM(total_amount) AS total_spent FROM orders_raw GROUP BY customer_id \
+     ORDER BY total_spent DESC, customer_id LIMIT ?";
+
+/// Orders, revenue and mean order value per calendar month (UTC) of `order_timestamp`.
+pub const MONTHLY_TRENDS_SQL: &str = "SELECT year(ts)::INTEGER AS year, \
+     month(ts)::INTEGER AS month, COUNT(*) AS order_count, SUM(total_amount) AS revenue, \
+     AVG(total_amount) AS avg_order_value \
+     FROM (SELECT make_timestamp(order_timestamp::BIGINT * 1000000) AS ts, total_amount \
+           FROM orders_raw) GROUP BY ALL ORDER BY year, month";
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a dyn Array, AnalyticsError> {
+    batch
+        .column_by_name(name)
+        .map(|c| c.as_ref())
+        .ok_or_else(|| AnalyticsError::Result(format!("no column {name}")))
+}
+
+fn u64_at(array: &dyn Array, row: usize) -> Result<u64, AnalyticsError> {
+    if let Some(a) = array.as_primitive_opt::<Int64Type>() {
+        return u64::try_from(a.value(row))
+            .map_err(|_| AnalyticsError::Result(format!("negative count {}", a.value(row))));
+    }
+    if let Some(a) = array.as_primitive_opt::<UInt64Type>() {
+        return Ok(a.value(row));
+    }
+    Err(AnalyticsError::Result(format!("expected an integer, got {}", array.data_type())))
+}
+
+fn f64_at(array: &dyn Array, row: usize) -> Result<f64, AnalyticsError> {
+    array
+        .as_primitive_opt::<Float64Type>()
+        .map(|a| a.value(row))
+        .ok_or_else(|| AnalyticsError::Result(format!("expected a double, got {}", array.data_type())))
+}
+
+fn i32_at(array: &dyn Array, row: usize) -> Result<i32, AnalyticsError> {
+    array
+        .as_primitive_opt::<Int32Type>()
+        .map(|a| a.value(row))
+        .ok_or_else(|| AnalyticsError::Result(format!("expected an INTEGER, got {}", array.data_type())))
+}
+
+/// Every row of every batch, mapped by `f`.
+fn rows<T>(
+    batches: &[RecordBatch],
+    mut f: impl FnMut(&RecordBatch, usize) -> Result<T, AnalyticsError>,
+) -> Result<Vec<T>, AnalyticsError> {
+    let mut out = Vec::new();
+    for batch in batches {
+        for row in 0..batch.num_rows() {
+            out.push(f(batch, row)?);
+        }
+    }
+    Ok(out)
+}
+
+impl Analytics {
+    /// Orders and revenue per status, largest revenue first (the seed's
+    /// `revenue_by_status`). Statuses with no order are absent.
+    pub fn revenue_by_status(&self) -> Result<Vec<StatusRevenue>, AnalyticsError> {
+        let batches = self.run(REVENUE_BY_STATUS_SQL, [])?;
+        rows(&batches, |b, r| {
+            let status = column(b, "status")?
+                .as_primitive_opt::<UInt8Type>()
+                .map(|a| a.value(r))
+                .ok_or_else(|| AnalyticsError::Result("status is not UTINYINT".into()))?;
+            Ok(StatusRevenue {
+                status: OrderStatus::try_from(status)
+                    .map_err(|e| AnalyticsError::Result(e.to_string()))?,
+                orders: u64_at(column(b, "orders")?, r)?,
+                revenue: f64_at(column(b, "revenue")?, r)?,
+            })
+        })
+    }
+
+    /// The `limit` customers with the largest total spent, ties broken by customer id
+    /// (the seed's `top_customers`; the limit is bound as a parameter).
+    pub fn top_customers(&self, limit: usize) -> Result<Vec<CustomerTotal>, AnalyticsError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let batches = self.run(TOP_CUSTOMERS_SQL, [limit])?;
+        rows(&batches, |b, r| {
+            Ok(CustomerTotal {
+                customer_id: u64_at(column(b, "customer_id")?, r)?,
+                order_count: u64_at(column(b, "order_count")?, r)?,
+                total_spent: f64_at(column(b, "total_spent")?, r)?,
+            })
+        })
+    }
+
+    /// Orders, revenue and mean order value per calendar month (UTC) of
+    /// `order_timestamp` (seconds since the epoch), oldest month first (the seed's
+    /// `monthly_trends`).
+    pub fn monthly_trends(&self) -> Result<Vec<MonthTrend>, AnalyticsError> {
+        let batches = self.run(MONTHLY_TRENDS_SQL, [])?;
+        rows(&batches, |b, r| {
+            let month = i32_at(column(b, "month")?, r)?;
+            Ok(MonthTrend {
+                year: i32_at(column(b, "year")?, r)?,
+                month: u32::try_from(month)
+                    .map_err(|_| AnalyticsError::Result(format!("month {month}")))?,
+                order_count: u64_at(column(b, "order_count")?, r)?,
+                revenue: f64_at(column(b, "revenue")?, r)?,
+                avg_order_value: f64_at(column(b, "avg_order_value")?, r)?,
+            })
+        })
+    }
+}

@@ -1,0 +1,66 @@
+//! The live tail: the orders touched after a snapshot, and their current rows.
+
+use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
+
+use arrow::array::RecordBatch;
+use orderlog_snapshot::ArrowSchemaGen;
+use orderlog_wal::{Lsn, Wal};
+
+use super::AnalyticsError;
+use crate::error::{Result, StoreError};
+use crate::events::{Event, decode_batch};
+use crate::state::{IdHasher, OrderState};
+
+/// A set of order ids (hashed cheaply: ids are already well spread).
+pub(crate) type IdSet = HashSet<u64, BuildHasherDefault<IdHasher>>;
+
+/// The orders a view takes from memory rather than from the snapshot.
+#[derive(Debug, Clone)]
+pub struct Tail {
+    /// The current rows of the touched orders still present, in the state's schema
+    /// (order columns plus `version`), sorted by `order_id`.
+    pub rows: RecordBatch,
+    /// Every order touched after the snapshot (created, changed or erased), sorted: the
+    /// snapshot's rows for them are hidden.
+    pub touched: Vec<u64>,
+}
+
+impl Tail {
+    /// No tail: the view is the snapshot alone.
+    pub fn empty() -> Tail {
+        Tail { rows: RecordBatch::new_empty(OrderState::arrow_schema()), touched: Vec::new() }
+    }
+
+    /// The current rows in `state` of the orders in `touched` (any order, duplicates
+    /// allowed); orders absent from `state` (erased) contribute no row.
+    pub fn gather(
+        state: &OrderState,
+        touched: impl IntoIterator<Item = u64>,
+    ) -> Result<Tail, AnalyticsError> {
+        let mut touched: Vec<u64> = touched.into_iter().collect();
+        touched.sort_unstable();
+        touched.dedup();
+        let rows: Vec<usize> = touched.iter().filter_map(|&id| state.orders.row_of(id)).collect();
+        let rows = state.gather_record_batch(&rows).map_err(|e| AnalyticsError::Result(e.to_string()))?;
+        Ok(Tail { rows, touched })
+    }
+}
+
+/// Adds to `ids` every order touched by the logged batches with LSNs in `from..=to`.
+pub(crate) fn collect_touched(wal: &Wal, from: Lsn, to: Lsn, ids: &mut IdSet) -> Result<()> {
+    if from > to {
+        return Ok(());
+    }
+    for frame in wal.iter_from(from)? {
+        let frame = frame?;
+        let lsn = frame.lsn();
+        if lsn > to {
+            break;
+        }
+        let batch =
+            decode_batch(frame.payload()).map_err(|source| StoreError::Decode { lsn, source })?;
+        ids.extend(batch.iter().map(|e: &Event| e.order_id));
+    }
+    Ok(())
+}
