@@ -51,6 +51,23 @@ pub enum StoreError {
         /// The log's last LSN.
         last_lsn: Lsn,
     },
+    /// A point-in-time fold cannot reach its target with the snapshots and log the
+    /// directory retains.
+    #[error(
+        "cannot fold to {target}: {why} (log holds LSNs {log_first_lsn}..={log_last_lsn}, snapshots at LSNs {snapshot_lsns:?})"
+    )]
+    FoldTargetUnreachable {
+        /// The target asked for.
+        target: crate::offline::FoldTarget,
+        /// Why it cannot be reached.
+        why: &'static str,
+        /// The log's first retained LSN.
+        log_first_lsn: Lsn,
+        /// The log's last LSN.
+        log_last_lsn: Lsn,
+        /// The LSNs of the snapshots the manifest lists, newest first.
+        snapshot_lsns: Vec<Lsn>,
+    },
     /// A background thread could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(String),

@@ -19,6 +19,7 @@ mod compactor;
 pub mod domain;
 mod error;
 pub mod events;
+mod offline;
 pub mod seed;
 pub mod state;
 mod state_arrow;
@@ -32,6 +33,7 @@ pub use compactor::{CompactionOptions, CompactionReport, STATE_SCHEMA_VERSION};
 pub use domain::{DomainError, Order, OrderSoA, OrderStatus, PaymentMethod, SoaMemoryStats};
 pub use error::{Result, StoreError};
 pub use events::{DecodeError, Event, EventKind};
+pub use offline::{Fold, FoldTarget, OfflineStore};
 pub use orderlog_snapshot::{ParquetCompression, PublishStep, SnapshotOptions};
 pub use orderlog_wal::{Lsn, RecoveryMode, SyncPolicy, WalError, WalOptions};
 pub use seed::{

@@ -17,6 +17,11 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// A frame over a segment's bytes (the range was validated by a scan).
+    pub(crate) fn new(bytes: Arc<Vec<u8>>, frame: ScannedFrame) -> Frame {
+        Frame { lsn: frame.lsn, bytes, frame }
+    }
+
     /// The frame's LSN.
     pub fn lsn(&self) -> Lsn {
         self.lsn

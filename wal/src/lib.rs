@@ -42,6 +42,7 @@ mod error;
 pub mod format;
 mod iter;
 pub mod options;
+pub mod reader;
 mod recovery;
 mod scan;
 pub mod storage;
@@ -53,5 +54,9 @@ pub type Lsn = u64;
 pub use error::{CorruptionKind, Result, WalError};
 pub use iter::{Frame, WalIter};
 pub use options::{IoBackend, RecoveryMode, SyncPolicy, WalOptions};
+pub use reader::{
+    Finding, FindingKind, LockState, LogReader, LogTail, LogVerification, SegmentSummary, Severity,
+    verify_log, writer_lock_state,
+};
 pub use recovery::{RecoveryReport, Truncation};
 pub use wal::{Wal, WalStats};

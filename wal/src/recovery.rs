@@ -57,7 +57,8 @@ pub struct RecoveryReport {
     pub last_lsn: Lsn,
     /// The tail cut, if any.
     pub truncated: Option<Truncation>,
-    /// Segments set aside by `PointInTime` recovery.
+    /// Segments set aside by `PointInTime` recovery (renamed `*.discarded`; a read-only
+    /// recovery, which renames nothing, names them as they are).
     pub discarded_segments: Vec<PathBuf>,
     /// Half-created segment files removed.
     pub removed_temp_files: Vec<PathBuf>,
@@ -187,8 +188,11 @@ pub(crate) fn recover(
             let aside = format!("{name}{DISCARDED_SUFFIX}");
             if writable {
                 storage.rename(name, &aside).map_err(|e| io(storage, "setting aside", name, e))?;
+                report.discarded_segments.push(storage.path().join(aside));
+            } else {
+                // A read-only recovery sets nothing aside: it names the segments it would.
+                report.discarded_segments.push(storage.path().join(name));
             }
-            report.discarded_segments.push(storage.path().join(aside));
         }
         if writable && first < segment_names.len() {
             storage.sync_dir().map_err(|e| io(storage, "syncing directory", "", e))?;
@@ -207,7 +211,7 @@ pub(crate) fn recover(
     Ok(Recovered { segments: kept, report })
 }
 
-enum Verdict {
+pub(crate) enum Verdict {
     /// Sound, possibly with harmless zero-filled space after its end.
     Good(SegmentScan),
     /// Sound up to `valid_end`; damage after the durable end of the last segment.
@@ -216,7 +220,9 @@ enum Verdict {
     Corrupt(Option<SegmentScan>, Damage),
 }
 
-fn judge_segment(
+/// Judges one segment as recovery does: `expected` is the base LSN the previous segment
+/// says must follow (`None` for the first).
+pub(crate) fn judge_segment(
     bytes: &[u8],
     base: Lsn,
     expected: Option<Lsn>,

@@ -76,6 +76,28 @@ pub(crate) fn scan_segment(bytes: &[u8]) -> Result<SegmentScan, Damage> {
         .map_err(|why| Damage { offset: 0, kind: CorruptionKind::BadSegmentHeader(why) })?;
     let page_end = (FRAMES_OFFSET as usize).min(bytes.len());
     let checkpoint = Checkpoint::newest(&bytes[..page_end], header_crc);
+    let start = ChainPoint { offset: FRAMES_OFFSET, prev_crc: header_crc, lsn: header.base_lsn };
+    Ok(scan_frames_from(bytes, header, header_crc, checkpoint, start))
+}
+
+/// Where a scan of frames starts: an offset, the chain state there and the LSN expected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ChainPoint {
+    pub offset: u64,
+    pub prev_crc: u32,
+    pub lsn: Lsn,
+}
+
+/// Scans frames from `start` to the end of the log in the segment (or the first damage).
+/// `scan_segment` starts at the first frame; the verifier resumes after a damaged frame
+/// whose length it can still trust, to report every finding rather than the first.
+pub(crate) fn scan_frames_from(
+    bytes: &[u8],
+    header: SegmentHeader,
+    header_crc: u32,
+    checkpoint: Option<Checkpoint>,
+    start: ChainPoint,
+) -> SegmentScan {
     // The file may be shorter than its header says (cut by a copy): the missing bytes
     // read as unwritten.
     let seg_len = header.segment_bytes as usize;
@@ -85,14 +107,14 @@ pub(crate) fn scan_segment(bytes: &[u8]) -> Result<SegmentScan, Damage> {
         header_crc,
         checkpoint,
         frames: Vec::new(),
-        valid_end: FRAMES_OFFSET,
-        last_crc: header_crc,
-        next_lsn: header.base_lsn,
+        valid_end: start.offset,
+        last_crc: start.prev_crc,
+        next_lsn: start.lsn,
         damage: None,
     };
-    let mut pos = FRAMES_OFFSET as usize;
-    let mut prev_crc = header_crc;
-    let mut lsn = header.base_lsn;
+    let mut pos = start.offset as usize;
+    let mut prev_crc = start.prev_crc;
+    let mut lsn = start.lsn;
     let mut group: Vec<ScannedFrame> = Vec::new();
     let stop = loop {
         if pos + FRAME_HEADER_BYTES > seg_len {
@@ -146,7 +168,7 @@ pub(crate) fn scan_segment(bytes: &[u8]) -> Result<SegmentScan, Damage> {
         }
         None => None,
     };
-    Ok(scan)
+    scan
 }
 
 /// Offset just past the last non-zero byte at or after `from` (or `from` if none).

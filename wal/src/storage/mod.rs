@@ -19,6 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use fs::FsStorage;
+pub(crate) use fs::LOCK_FILE;
 pub use mmap::ReadOnlyMap;
 pub use sim::SimStorage;
 

@@ -12,4 +12,5 @@ mod faults;
 mod lock;
 mod power_loss;
 mod props;
+mod reader;
 mod support;

@@ -1,0 +1,9 @@
+//! One module per subcommand.
+
+pub mod compact;
+pub mod demo;
+pub mod dump;
+pub mod generate;
+pub mod replay;
+pub mod stats;
+pub mod verify;

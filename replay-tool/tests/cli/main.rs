@@ -1,0 +1,9 @@
+//! Integration tests of the `orderlog` binary, each run as a process, in one test binary.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests fail loudly on purpose")]
+
+mod bad_input;
+mod kill;
+mod replay;
+mod subcommands;
+mod support;
