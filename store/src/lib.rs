@@ -40,5 +40,7 @@ pub use seed::{
     ArrowPersistence, EventSourcedPersistence, InMemoryOrderStore, MemoryStats, ParquetPersistence,
     PartitionedParquetPersistence, PersistenceError, PersistentOrderStore, SoAPersistence, SoaRows,
 };
+#[cfg(feature = "analytics")]
+pub use seed::{DuckDBPersistence, SQLOrderStore};
 pub use state::{MutationError, OrderState};
 pub use store::{OpenReport, OrderStore, StoreOptions};

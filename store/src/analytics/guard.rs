@@ -53,7 +53,10 @@ pub(crate) fn string_literal(text: &str) -> String {
 pub(crate) fn read_only_query(sql: &str) -> Result<String, AnalyticsError> {
     let body = sql.trim_end_matches(|c: char| c == ';' || c.is_whitespace());
     if body.trim().is_empty() {
-        return Err(AnalyticsError::NotAQuery { sql: sql.to_owned(), reason: "it is empty".into() });
+        return Err(AnalyticsError::NotAQuery {
+            sql: sql.to_owned(),
+            reason: "it is empty".into(),
+        });
     }
     if let Some(at) = body.find(';') {
         return Err(AnalyticsError::NotAQuery {

@@ -51,6 +51,7 @@ use orderlog_wal::Lsn;
 pub use guard::{IDENTIFIER_MAX, validate_identifier};
 pub(crate) use guard::{quoted_identifier, string_literal};
 pub use reports::{CustomerTotal, MonthTrend, StatusRevenue};
+pub(crate) use reports::{monthly_trends_sql, revenue_by_status_sql, top_customers_sql};
 pub use tail::Tail;
 
 use crate::domain::{OrderStatus, PaymentMethod};
@@ -117,7 +118,7 @@ pub enum AnalyticsError {
 }
 
 impl AnalyticsError {
-    fn query(sql: &str, e: &duckdb::Error) -> Self {
+    pub(crate) fn query(sql: &str, e: &duckdb::Error) -> Self {
         AnalyticsError::Query { sql: sql.to_owned(), message: e.to_string() }
     }
 }
@@ -270,7 +271,8 @@ impl Analytics {
 
         let touched_any = !tail.touched.is_empty();
         let ids = UInt64Array::from(tail.touched);
-        let ids_schema = Arc::new(Schema::new(vec![Field::new("order_id", DataType::UInt64, false)]));
+        let ids_schema =
+            Arc::new(Schema::new(vec![Field::new("order_id", DataType::UInt64, false)]));
         let ids = RecordBatch::try_new(ids_schema, vec![Arc::new(ids)])
             .map_err(|e| AnalyticsError::Result(e.to_string()))?;
         self.load_table(&conn, "touched", ids)?;
@@ -335,16 +337,25 @@ impl Analytics {
         sql: &str,
         params: P,
     ) -> Result<Vec<RecordBatch>, AnalyticsError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(sql).map_err(|e| AnalyticsError::query(sql, &e))?;
-        let arrow = stmt.query_arrow(params).map_err(|e| AnalyticsError::query(sql, &e))?;
-        let schema = arrow.get_schema();
-        let mut batches: Vec<RecordBatch> = arrow.collect();
-        if batches.is_empty() {
-            batches.push(RecordBatch::new_empty(schema));
-        }
-        Ok(batches)
+        query_batches(&self.conn(), sql, params)
     }
+}
+
+/// Runs `sql` with `params` on `conn` and returns every batch (at least one, empty with
+/// the result's schema if there is no row).
+pub(crate) fn query_batches<P: duckdb::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+) -> Result<Vec<RecordBatch>, AnalyticsError> {
+    let mut stmt = conn.prepare(sql).map_err(|e| AnalyticsError::query(sql, &e))?;
+    let arrow = stmt.query_arrow(params).map_err(|e| AnalyticsError::query(sql, &e))?;
+    let schema = arrow.get_schema();
+    let mut batches: Vec<RecordBatch> = arrow.collect();
+    if batches.is_empty() {
+        batches.push(RecordBatch::new_empty(schema));
+    }
+    Ok(batches)
 }
 
 /// Record batches as a JSON array of row objects (arrow-json's writer).

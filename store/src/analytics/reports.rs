@@ -46,21 +46,37 @@ pub struct MonthTrend {
     pub avg_order_value: f64,
 }
 
-/// `SELECT status, COUNT(*), SUM(total_amount) ... GROUP BY status`, largest revenue first.
-pub const REVENUE_BY_STATUS_SQL: &str = "SELECT status, COUNT(*) AS orders, \
-     SUM(total_amount) AS revenue FROM orders_raw GROUP BY status ORDER BY revenue DESC, status";
+/// `SELECT status, COUNT(*), SUM(total_amount) ... GROUP BY status` over `table` (a
+/// validated, quoted identifier or a view name of the store's), largest revenue first.
+pub(crate) fn revenue_by_status_sql(table: &str) -> String {
+    format!(
+        "SELECT status, COUNT(*) AS orders, SUM(total_amount) AS revenue FROM {table} \
+         GROUP BY status ORDER BY revenue DESC, status"
+    )
+}
 
 /// The customers with the largest total spent (ties by customer id); `?` is the limit.
-pub const TOP_CUSTOMERS_SQL: &str = "SELECT customer_id, COUNT(*) AS order_count, \
-     SUM(total_amount) AS total_spent FROM orders_raw GROUP BY customer_id \
-     ORDER BY total_spent DESC, customer_id LIMIT ?";
+pub(crate) fn top_customers_sql(table: &str) -> String {
+    format!(
+        "SELECT customer_id, COUNT(*) AS order_count, SUM(total_amount) AS total_spent \
+         FROM {table} GROUP BY customer_id ORDER BY total_spent DESC, customer_id LIMIT ?"
+    )
+}
 
-/// Orders, revenue and mean order value per calendar month (UTC) of `order_timestamp`.
-pub const MONTHLY_TRENDS_SQL: &str = "SELECT year(ts)::INTEGER AS year, \
-     month(ts)::INTEGER AS month, COUNT(*) AS order_count, SUM(total_amount) AS revenue, \
-     AVG(total_amount) AS avg_order_value \
-     FROM (SELECT make_timestamp(order_timestamp::BIGINT * 1000000) AS ts, total_amount \
-           FROM orders_raw) GROUP BY ALL ORDER BY year, month";
+/// Orders, revenue and mean order value per calendar month (UTC) of `order_timestamp`
+/// (seconds since the epoch).
+pub(crate) fn monthly_trends_sql(table: &str) -> String {
+    format!(
+        "SELECT year(ts)::INTEGER AS year, month(ts)::INTEGER AS month, \
+         COUNT(*) AS order_count, SUM(total_amount) AS revenue, \
+         AVG(total_amount) AS avg_order_value \
+         FROM (SELECT make_timestamp(order_timestamp::BIGINT * 1000000) AS ts, total_amount \
+               FROM {table}) GROUP BY ALL ORDER BY year, month"
+    )
+}
+
+/// The view the reports read: status and payment method as codes.
+const VIEW: &str = "orders_raw";
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a dyn Array, AnalyticsError> {
     batch
@@ -81,17 +97,15 @@ fn u64_at(array: &dyn Array, row: usize) -> Result<u64, AnalyticsError> {
 }
 
 fn f64_at(array: &dyn Array, row: usize) -> Result<f64, AnalyticsError> {
-    array
-        .as_primitive_opt::<Float64Type>()
-        .map(|a| a.value(row))
-        .ok_or_else(|| AnalyticsError::Result(format!("expected a double, got {}", array.data_type())))
+    array.as_primitive_opt::<Float64Type>().map(|a| a.value(row)).ok_or_else(|| {
+        AnalyticsError::Result(format!("expected a double, got {}", array.data_type()))
+    })
 }
 
 fn i32_at(array: &dyn Array, row: usize) -> Result<i32, AnalyticsError> {
-    array
-        .as_primitive_opt::<Int32Type>()
-        .map(|a| a.value(row))
-        .ok_or_else(|| AnalyticsError::Result(format!("expected an INTEGER, got {}", array.data_type())))
+    array.as_primitive_opt::<Int32Type>().map(|a| a.value(row)).ok_or_else(|| {
+        AnalyticsError::Result(format!("expected an INTEGER, got {}", array.data_type()))
+    })
 }
 
 /// Every row of every batch, mapped by `f`.
@@ -112,7 +126,7 @@ impl Analytics {
     /// Orders and revenue per status, largest revenue first (the seed's
     /// `revenue_by_status`). Statuses with no order are absent.
     pub fn revenue_by_status(&self) -> Result<Vec<StatusRevenue>, AnalyticsError> {
-        let batches = self.run(REVENUE_BY_STATUS_SQL, [])?;
+        let batches = self.run(&revenue_by_status_sql(VIEW), [])?;
         rows(&batches, |b, r| {
             let status = column(b, "status")?
                 .as_primitive_opt::<UInt8Type>()
@@ -131,7 +145,7 @@ impl Analytics {
     /// (the seed's `top_customers`; the limit is bound as a parameter).
     pub fn top_customers(&self, limit: usize) -> Result<Vec<CustomerTotal>, AnalyticsError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let batches = self.run(TOP_CUSTOMERS_SQL, [limit])?;
+        let batches = self.run(&top_customers_sql(VIEW), [limit])?;
         rows(&batches, |b, r| {
             Ok(CustomerTotal {
                 customer_id: u64_at(column(b, "customer_id")?, r)?,
@@ -145,7 +159,7 @@ impl Analytics {
     /// `order_timestamp` (seconds since the epoch), oldest month first (the seed's
     /// `monthly_trends`).
     pub fn monthly_trends(&self) -> Result<Vec<MonthTrend>, AnalyticsError> {
-        let batches = self.run(MONTHLY_TRENDS_SQL, [])?;
+        let batches = self.run(&monthly_trends_sql(VIEW), [])?;
         rows(&batches, |b, r| {
             let month = i32_at(column(b, "month")?, r)?;
             Ok(MonthTrend {

@@ -14,9 +14,11 @@ use crate::store::{OrderStore, replay_range_with};
 
 /// True if every Parquet file of `info` is present with its recorded size.
 fn parquet_present(store: &SnapshotStore, info: &SnapshotInfo) -> bool {
-    store.parquet_files(info).iter().zip(info.parquet_files()).all(|(path, file)| {
-        std::fs::metadata(path).map(|m| m.len() == file.bytes).unwrap_or(false)
-    })
+    store
+        .parquet_files(info)
+        .iter()
+        .zip(info.parquet_files())
+        .all(|(path, file)| std::fs::metadata(path).map(|m| m.len() == file.bytes).unwrap_or(false))
 }
 
 /// The first LSN the log still holds.
@@ -121,10 +123,12 @@ impl OrderStore {
             Some((info, state)) => (Some(info), state),
             None if first <= 1 => (None, OrderState::new()),
             None => {
-                return Err(
-                    AnalyticsError::Unreachable { target: lsn, oldest_snapshot, log_first: first }
-                        .into(),
-                );
+                return Err(AnalyticsError::Unreachable {
+                    target: lsn,
+                    oldest_snapshot,
+                    log_first: first,
+                }
+                .into());
             }
         };
         let from = info.map_or(0, |i| i.lsn) + 1;

@@ -42,7 +42,8 @@ impl Tail {
         touched.sort_unstable();
         touched.dedup();
         let rows: Vec<usize> = touched.iter().filter_map(|&id| state.orders.row_of(id)).collect();
-        let rows = state.gather_record_batch(&rows).map_err(|e| AnalyticsError::Result(e.to_string()))?;
+        let rows =
+            state.gather_record_batch(&rows).map_err(|e| AnalyticsError::Result(e.to_string()))?;
         Ok(Tail { rows, touched })
     }
 }

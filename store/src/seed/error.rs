@@ -12,6 +12,11 @@ use crate::error::StoreError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PersistenceError {
+    /// DuckDB failed (the DuckDB backend), or a table or column name is not a plain
+    /// identifier.
+    #[cfg(feature = "analytics")]
+    #[error(transparent)]
+    Database(#[from] crate::analytics::AnalyticsError),
     /// The order was refused by the in-memory domain store (invalid value, duplicate id);
     /// nothing was stored.
     #[error(transparent)]

@@ -12,6 +12,7 @@
 //!        ├── ArrowPersistence<T>               record batches in memory
 //!        ├── ParquetPersistence<T>             immutable Parquet parts on disk
 //!        ├── PartitionedParquetPersistence<T>  the same, hive-partitioned by a column
+//!        ├── DuckDBPersistence<T>              a DuckDB table (feature `analytics`)
 //!        └── EventSourcedPersistence           the durable event-sourced `OrderStore`
 //! ```
 //!
@@ -30,8 +31,9 @@
 //!   file ([`PersistenceError::Corrupt`]).
 //! - Compression is [`ParquetCompression`] (none, snappy, zstd; snappy by default as in
 //!   the seed) rather than the parquet crate's type.
-//! - There is no DuckDB backend here; DuckDB reads the Parquet files
-//!   ([`ParquetPersistence::files`]).
+//! - The DuckDB backend (`DuckDBPersistence`, `SQLOrderStore`; cargo feature
+//!   `analytics`) validates its table name, appends through DuckDB's Arrow appender in
+//!   one transaction, and binds the report's limit as a parameter.
 //!
 //! ```
 //! # async fn demo() -> orderlog_store::seed::Result<()> {
@@ -57,6 +59,8 @@
 //! ```
 
 mod arrow_backend;
+#[cfg(feature = "analytics")]
+mod duckdb_backend;
 mod error;
 mod event_sourced;
 mod parquet_backend;
@@ -67,6 +71,8 @@ mod persistent_store;
 mod test_support;
 
 pub use arrow_backend::{ARROW_BATCH_ROWS, ArrowPersistence};
+#[cfg(feature = "analytics")]
+pub use duckdb_backend::{DUCKDB_APPEND_ROWS, DuckDBPersistence, SQLOrderStore};
 pub use error::{PersistenceError, Result};
 pub use event_sourced::EventSourcedPersistence;
 pub use orderlog_snapshot::ParquetCompression;

@@ -2,6 +2,8 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 
+#[cfg(feature = "analytics")]
+mod analytics;
 mod compaction;
 mod lifecycle;
 mod model;
