@@ -92,6 +92,7 @@ impl ToArrow for OrderState {
 impl OrderState {
     /// The given rows (by row index, in the order given) as one batch in the state's
     /// schema: each column gathered into a new buffer, the rest of the state untouched.
+    #[cfg_attr(not(feature = "analytics"), allow(dead_code, reason = "used by analytics"))]
     pub(crate) fn gather_record_batch(&self, rows: &[usize]) -> Result<RecordBatch> {
         fn gather<T: Copy>(column: &[T], rows: &[usize]) -> Vec<T> {
             rows.iter().map(|&r| column[r]).collect()
@@ -140,5 +141,22 @@ mod tests {
         assert!(
             matches!(OrderState::from_record_batch(&bad), Err(SnapshotError::InvalidValue { column, .. }) if column == "version")
         );
+    }
+
+    #[test]
+    fn gathered_rows_equal_the_same_rows_of_the_whole_batch() {
+        let mut state = OrderState::new();
+        let batch: Vec<Event> =
+            (1..=20).map(|id| Event::create(Order::new(id, id % 3, 7, 2, id as f64))).collect();
+        state.apply_batch(&batch).expect("fold");
+        state.apply_batch(&[Event::set_status(4, OrderStatus::Confirmed)]).expect("fold");
+        let whole = state.to_record_batch().expect("batch");
+        let rows = [3usize, 0, 19, 3];
+        let gathered = state.gather_record_batch(&rows).expect("gather");
+        assert_eq!(gathered.schema(), whole.schema());
+        for (i, &r) in rows.iter().enumerate() {
+            assert_eq!(gathered.slice(i, 1), whole.slice(r, 1), "row {r}");
+        }
+        assert_eq!(state.gather_record_batch(&[]).expect("empty").num_rows(), 0);
     }
 }

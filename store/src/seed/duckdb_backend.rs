@@ -235,9 +235,13 @@ impl<T: SoaRows + Sync> SoAPersistence<T> for DuckDBPersistence<T> {
 
     /// Rows, one "batch" (the table), and the bytes DuckDB reports for the database:
     /// used blocks times block size for a file, the buffer memory for an in-memory one.
+    /// All zero while the table is empty.
     async fn memory_stats(&self) -> Result<MemoryStats> {
         run_blocking(|| {
             let rows = self.count_rows()?;
+            if rows == 0 {
+                return Ok(MemoryStats::default());
+            }
             let sql = "SELECT coalesce(max(used_blocks * block_size), 0)::BIGINT, \
                        (SELECT coalesce(sum(memory_usage_bytes), 0)::BIGINT FROM duckdb_memory()) \
                        FROM pragma_database_size()";

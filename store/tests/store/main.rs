@@ -10,3 +10,5 @@ mod model;
 #[cfg(feature = "analytics")]
 mod parquet_duckdb;
 mod seed_api;
+#[cfg(feature = "analytics")]
+mod seed_duckdb;

@@ -18,14 +18,14 @@ use orderlog_store::{
     Order, OrderSoA, OrderStatus, OrderStore, ParquetCompression, PaymentMethod, StoreOptions,
 };
 
-fn order(id: u64) -> Order {
+pub(crate) fn order(id: u64) -> Order {
     Order::new(id, 100 + id % 1000, 1000 + id % 100, (id % 3 + 1) as u32, 10.0 + id as f64)
         .with_status(OrderStatus::ALL[(id % 6) as usize])
         .with_payment_method(PaymentMethod::ALL[(id % 5) as usize])
         .with_timestamp(1_700_000_000 + id)
 }
 
-fn soa(ids: impl IntoIterator<Item = u64>) -> OrderSoA {
+pub(crate) fn soa(ids: impl IntoIterator<Item = u64>) -> OrderSoA {
     let mut soa = OrderSoA::new();
     for id in ids {
         soa.push(order(id)).expect("valid order");
@@ -34,14 +34,14 @@ fn soa(ids: impl IntoIterator<Item = u64>) -> OrderSoA {
 }
 
 /// Sorted ids (partitioned backends return rows grouped by partition).
-fn sorted_ids(soa: Option<OrderSoA>) -> Vec<u64> {
+pub(crate) fn sorted_ids(soa: Option<OrderSoA>) -> Vec<u64> {
     let mut ids = soa.map(|s| s.order_id_raw_array().to_vec()).unwrap_or_default();
     ids.sort_unstable();
     ids
 }
 
 /// What every backend must do, seed defects included.
-async fn backend_contract<P: SoAPersistence<OrderSoA>>(name: &str, mut p: P) {
+pub(crate) async fn backend_contract<P: SoAPersistence<OrderSoA>>(name: &str, mut p: P) {
     assert!(p.load().await.expect("load").is_none(), "{name}: starts empty");
     assert_eq!(p.memory_stats().await.expect("stats"), MemoryStats::default(), "{name}");
 
