@@ -16,6 +16,7 @@ fn every_subcommand(dir: &Path, out: &Path) -> Vec<(&'static str, Run)> {
         ("verify", run(&["verify", &d])),
         ("verify --json", run(&["verify", &d, "--json"])),
         ("replay", run(&["replay", &d, "--until-lsn", "1", "--out", &arg(out)])),
+        ("sql", run(&["sql", &d, "SELECT count(*) FROM orders"])),
         ("compact", run(&["compact", &d])),
     ]
 }
