@@ -59,7 +59,8 @@ enum Command {
     /// plus the log after it, or the orders as of an earlier LSN or time).
     Sql(commands::sql::Args),
     /// The main job end to end: generate ~1M orders / ~3M events in a writer process,
-    /// kill it mid-stream, recover, compact, travel back in time, and report figures.
+    /// kill it mid-stream, recover, compact, query in DuckDB, travel back in time, and
+    /// report figures.
     Demo(commands::demo::Args),
     /// The demo's writer process (internal).
     #[command(name = "__demo-writer", hide = true)]

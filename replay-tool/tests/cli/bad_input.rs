@@ -160,7 +160,7 @@ fn usage_errors_exit_2_and_help_explains_every_subcommand() {
         .fails(2, "below --orders");
     run(&["dump", ".", "--limit", "minus one"]).fails(2, "invalid value");
     let help = run(&["--help"]);
-    for sub in ["dump", "verify", "replay", "stats", "compact", "generate", "demo"] {
+    for sub in ["dump", "verify", "replay", "stats", "sql", "compact", "generate", "demo"] {
         assert!(help.ok().contains(sub), "{sub} missing from --help");
         let sub_help = run(&[sub, "--help"]);
         assert!(sub_help.ok().contains("Usage: orderlog"), "{sub}");
