@@ -2,7 +2,7 @@
 //! directories.
 //!
 //! Offline by default: the read-only subcommands (`dump`/`inspect`, `verify`, `stats`,
-//! `replay`) take no lock and never write into the directory they read, so they are
+//! `replay`, `sql`) take no lock and never write into the directory they read, so they are
 //! safe on a directory a live store holds open (they see what its writer has written so
 //! far; see `orderlog_wal::reader`). `compact` and `generate` write, and refuse a
 //! directory a live store holds. Exit codes: 0 ok, 1 verdict failed (`verify` found
@@ -23,7 +23,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::error::{EXIT_OK, Result};
 
-/// Inspect, verify, replay, compact and generate orderlog store directories.
+/// Inspect, verify, replay, query, compact and generate orderlog store directories.
 ///
 /// A store directory holds `wal/` (the write-ahead log) and `snapshots/` (Arrow IPC +
 /// Parquet snapshots under a checksummed manifest). Read-only subcommands never write
@@ -55,8 +55,12 @@ enum Command {
     /// Write a realistic synthetic workload (creates, status lifecycle, amends, payment
     /// changes, cancels, a few erases) into a store. Writes; refuses a live directory.
     Generate(commands::generate::Args),
+    /// Run one read-only SQL query in DuckDB over the orders in DIR (the newest snapshot
+    /// plus the log after it, or the orders as of an earlier LSN or time).
+    Sql(commands::sql::Args),
     /// The main job end to end: generate ~1M orders / ~3M events in a writer process,
-    /// kill it mid-stream, recover, compact, travel back in time, and report figures.
+    /// kill it mid-stream, recover, compact, query in DuckDB, travel back in time, and
+    /// report figures.
     Demo(commands::demo::Args),
     /// The demo's writer process (internal).
     #[command(name = "__demo-writer", hide = true)]
@@ -101,6 +105,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Stats(args) => commands::stats::run(&args),
         Command::Compact(args) => commands::compact::run(&args),
         Command::Generate(args) => commands::generate::run(&args),
+        Command::Sql(args) => commands::sql::run(&args),
         Command::Demo(args) => commands::demo::run(&args),
         Command::DemoWriter(args) => commands::demo::run_writer(&args),
     }

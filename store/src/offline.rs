@@ -140,6 +140,18 @@ impl OfflineStore {
         target: FoldTarget,
         progress: &mut dyn FnMut(Lsn),
     ) -> Result<Fold> {
+        self.fold_until_observing(target, &mut |lsn, _| progress(lsn))
+    }
+
+    /// [`OfflineStore::fold_until_with`], with `observe` seeing every batch folded on
+    /// top of the starting snapshot (after it is applied): for example to collect the
+    /// orders the fold touched, which is what an analytics view over that snapshot's
+    /// Parquet files needs (`analytics::Tail::gather`).
+    pub fn fold_until_observing(
+        &self,
+        target: FoldTarget,
+        observe: &mut dyn FnMut(Lsn, &[Event]),
+    ) -> Result<Fold> {
         let listed = self.snapshot_list()?;
         let target_lsn = match target {
             FoldTarget::Lsn(lsn) => lsn,
@@ -163,7 +175,7 @@ impl OfflineStore {
         for info in listed.iter().filter(|s| s.lsn <= target_lsn && log_covers(s.lsn)) {
             match load_snapshot(&self.snapshots, info) {
                 Ok(state) => {
-                    return self.fold_from(state, Some(info.lsn), target_lsn, skipped, progress);
+                    return self.fold_from(state, Some(info.lsn), target_lsn, skipped, observe);
                 }
                 Err(error) if is_damage(&error) => {
                     skipped.push(SkippedSnapshot { lsn: info.lsn, error })
@@ -172,7 +184,7 @@ impl OfflineStore {
             }
         }
         if target_lsn == 0 || log_covers(0) {
-            return self.fold_from(OrderState::new(), None, target_lsn, skipped, progress);
+            return self.fold_from(OrderState::new(), None, target_lsn, skipped, observe);
         }
         Err(unreachable("no retained snapshot at or below it is followed by the log up to it"))
     }
@@ -183,7 +195,7 @@ impl OfflineStore {
         snapshot_lsn: Option<Lsn>,
         target: Lsn,
         skipped: Vec<SkippedSnapshot>,
-        progress: &mut dyn FnMut(Lsn),
+        observe: &mut dyn FnMut(Lsn, &[Event]),
     ) -> Result<Fold> {
         let from = snapshot_lsn.unwrap_or(0);
         let mut fold = Fold {
@@ -204,7 +216,7 @@ impl OfflineStore {
                 fold.batches += 1;
                 fold.events += batch.len() as u64;
                 fold.lsn = lsn;
-                progress(lsn);
+                observe(lsn, &batch);
             }
         }
         fold.state = state;
@@ -407,10 +419,15 @@ mod tests {
         let offline = OfflineStore::open(dir.path(), RecoveryMode::default()).expect("open");
         let snapshot = offline.snapshot_list().expect("list")[0].lsn;
         assert!(offline.log().first_lsn() > 1, "the log was truncated behind the snapshot");
-        let fold =
-            offline.fold_until_with(FoldTarget::Lsn(snapshot + 3), &mut |_| {}).expect("fold");
+        let mut seen = Vec::new();
+        let fold = offline
+            .fold_until_observing(FoldTarget::Lsn(snapshot + 3), &mut |lsn, batch| {
+                seen.push((lsn, batch.len()));
+            })
+            .expect("fold");
         assert_eq!(fold.snapshot_lsn, Some(snapshot));
         assert_eq!(fold.batches, 3);
+        assert_eq!(seen, (1..=3).map(|i| (snapshot + i, 1)).collect::<Vec<_>>());
         assert_eq!(fold.state, states[&(snapshot + 3)]);
         let (state, _) = offline.fold_until(FoldTarget::Lsn(snapshot)).expect("fold");
         assert_eq!(state, states[&snapshot]);

@@ -9,8 +9,11 @@
 //!    survived.
 //! 4. One compaction folds the log into an Arrow IPC + Parquet snapshot (segments are
 //!    retained, so the whole history stays replayable).
-//! 5. Time travel: an offline fold of the directory to an earlier LSN.
-//! 6. A summary of the figures. DIR is left in place for the other subcommands.
+//! 5. Analytics: the seed's reports (revenue by status, top customers, monthly trends)
+//!    in DuckDB over the snapshot's Parquet file plus the live tail, then the same
+//!    report as of an earlier LSN (time travel in SQL), each timed.
+//! 6. Time travel offline: a fold of the directory to that earlier LSN.
+//! 7. A summary of the figures. DIR is left in place for the other subcommands.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -20,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use orderlog_store::{
     CompactionOptions, FoldTarget, OfflineStore, OpenReport, OrderStatus, OrderStore, RecoveryMode,
-    StoreOptions,
+    StoreError, StoreOptions,
 };
 
 use crate::commands::generate;
@@ -181,6 +184,113 @@ fn status_counts(state: &orderlog_store::OrderState) -> String {
         .join(", ")
 }
 
+/// How long the analytics step's queries took.
+struct QueryTimes {
+    view: Duration,
+    by_status: Duration,
+    top_customers: Duration,
+    monthly: Duration,
+    as_of: Duration,
+}
+
+/// `1234567.891` as `1,234,567.89`.
+fn money(value: f64) -> String {
+    let cents = (value.abs() * 100.0).round() as u64;
+    let sign = if value < 0.0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", thousands(cents / 100), cents % 100)
+}
+
+/// Runs `f` and returns its value and how long it took.
+fn timed<T, E>(f: impl FnOnce() -> std::result::Result<T, E>) -> Result<(T, Duration)>
+where
+    StoreError: From<E>,
+{
+    let started = Instant::now();
+    let value = f().map_err(StoreError::from)?;
+    Ok((value, started.elapsed()))
+}
+
+/// Step 4: the seed's reports in DuckDB over the newest snapshot plus the live tail,
+/// then the same report as of an earlier LSN.
+fn run_analytics(store: &OrderStore, earlier: u64, out: &mut Out) -> Result<QueryTimes> {
+    out.line("4. analytics: DuckDB over the snapshot's Parquet file plus the live tail (fresh)")?;
+    let (analytics, view) = timed(|| store.analytics())?;
+    let info = analytics.info().clone();
+    out.line(format!(
+        "   view at LSN {}: snapshot at LSN {} ({} rows, read in place) + {} orders touched since, made in {}",
+        info.lsn,
+        info.snapshot_lsn,
+        thousands(info.snapshot_rows),
+        thousands(info.touched as u64),
+        millis(view)
+    ))?;
+    let (by_status, by_status_time) = timed(|| analytics.revenue_by_status())?;
+    out.line(format!("   revenue_by_status ({}):", millis(by_status_time)))?;
+    for row in &by_status {
+        out.line(format!(
+            "     {:<10} {:>10} orders {:>18}",
+            row.status.name(),
+            thousands(row.orders),
+            money(row.revenue)
+        ))?;
+    }
+    let (top, top_time) = timed(|| analytics.top_customers(5))?;
+    out.line(format!("   top_customers(5) ({}):", millis(top_time)))?;
+    for row in &top {
+        out.line(format!(
+            "     customer {:>8} {:>4} orders {:>14}",
+            row.customer_id,
+            row.order_count,
+            money(row.total_spent)
+        ))?;
+    }
+    let (months, monthly_time) = timed(|| analytics.monthly_trends())?;
+    let shown = match months.len() {
+        1 => "1 month".to_string(),
+        n if n <= 3 => format!("{n} months"),
+        n => format!("{n} months, the first 3"),
+    };
+    out.line(format!("   monthly_trends ({}): {shown}:", millis(monthly_time)))?;
+    for row in months.iter().take(3) {
+        out.line(format!(
+            "     {}-{:02} {:>10} orders {:>18}  avg {:>9}",
+            row.year,
+            row.month,
+            thousands(row.order_count),
+            money(row.revenue),
+            money(row.avg_order_value)
+        ))?;
+    }
+    drop(analytics);
+
+    let (past, as_of) = timed(|| {
+        let past = store.as_of(earlier)?;
+        let rows = past.revenue_by_status().map_err(StoreError::from)?;
+        Ok::<_, StoreError>((past.info().clone(), rows))
+    })?;
+    let (past_info, past_rows) = past;
+    let orders: u64 = past_rows.iter().map(|r| r.orders).sum();
+    let revenue: f64 = past_rows.iter().map(|r| r.revenue).sum();
+    out.line(format!(
+        "   time travel: as_of(LSN {earlier}) + revenue_by_status in {}: {} orders, revenue {} (folded from {})",
+        millis(as_of),
+        thousands(orders),
+        money(revenue),
+        if past_info.snapshot_lsn == 0 {
+            "the start of the log".to_string()
+        } else {
+            format!("the snapshot at LSN {}", past_info.snapshot_lsn)
+        }
+    ))?;
+    Ok(QueryTimes {
+        view,
+        by_status: by_status_time,
+        top_customers: top_time,
+        monthly: monthly_time,
+        as_of,
+    })
+}
+
 /// Runs `demo`.
 pub fn run(args: &Args) -> Result<()> {
     if args.events < args.orders {
@@ -241,8 +351,6 @@ pub fn run(args: &Args) -> Result<()> {
     let compaction = store.compact()?;
     let orders_now = store.len() as u64;
     let state_now = status_counts(&store.state());
-    store.close()?;
-    drop(store);
     let snapshot = orderlog_snapshot::SnapshotStore::open_read_only(snapshot_dir(&dir)).list()?;
     let (ipc_bytes, parquet_bytes) = snapshot.first().map_or((0, 0), |s| {
         let ipc = s.ipc_file().map_or(0, |f| f.bytes);
@@ -261,13 +369,12 @@ pub fn run(args: &Args) -> Result<()> {
         parquet_bytes as f64 / snap_rows as f64
     ))?;
 
-    // ANALYTICS STEP (to be added with the DuckDB analytics): run the seed's queries
-    // (revenue by status, top customers, monthly trends) over the snapshot's Parquet
-    // files plus the live tail, and a time-travel query `as_of(lsn)`, reporting each
-    // query's time in the summary below.
-
     let earlier = (last_lsn / 2).max(1);
-    out.line(format!("4. time travel: fold the directory offline to LSN {earlier} (read-only)"))?;
+    let queries = run_analytics(&store, earlier, &mut out)?;
+    store.close()?;
+    drop(store);
+
+    out.line(format!("5. time travel: fold the directory offline to LSN {earlier} (read-only)"))?;
     let offline = OfflineStore::open(&dir, RecoveryMode::TolerateTornTail)?;
     let started = Instant::now();
     let fold = offline.fold_until_with(FoldTarget::Lsn(earlier), &mut |_| {})?;
@@ -303,9 +410,17 @@ pub fn run(args: &Args) -> Result<()> {
             thousands(compaction.orders)
         ),
         format!(
-            "  time travel         {} to fold {} events",
-            millis(fold_time),
-            thousands(fold.events)
+            "  analytics (DuckDB)  view {}; revenue_by_status {}, top_customers(5) {}, monthly_trends {}",
+            millis(queries.view),
+            millis(queries.by_status),
+            millis(queries.top_customers),
+            millis(queries.monthly)
+        ),
+        format!(
+            "  time travel         as_of(LSN {earlier}) view + query {}; offline fold of {} events {}",
+            millis(queries.as_of),
+            thousands(fold.events),
+            millis(fold_time)
         ),
         format!(
             "  bytes per order     IPC {:.1}, Parquet {:.1}; log {:.1} bytes per event",
@@ -315,7 +430,7 @@ pub fn run(args: &Args) -> Result<()> {
         ),
         format!("DIR {} is left in place; look inside with:", dir.display()),
         format!(
-            "  orderlog stats {0}\n  orderlog verify {0}\n  orderlog dump {0} --limit 10\n  orderlog replay {0} --until-lsn {earlier} --out /tmp/orderlog-replay-{earlier}",
+            "  orderlog stats {0}\n  orderlog verify {0}\n  orderlog dump {0} --limit 10\n  orderlog replay {0} --until-lsn {earlier} --out /tmp/orderlog-replay-{earlier}\n  orderlog sql {0} \"SELECT status, count(*) AS orders FROM orders GROUP BY ALL\"",
             dir.display()
         ),
     ] {

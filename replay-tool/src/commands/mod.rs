@@ -5,5 +5,6 @@ pub mod demo;
 pub mod dump;
 pub mod generate;
 pub mod replay;
+pub mod sql;
 pub mod stats;
 pub mod verify;

@@ -16,6 +16,7 @@ fn every_subcommand(dir: &Path, out: &Path) -> Vec<(&'static str, Run)> {
         ("verify", run(&["verify", &d])),
         ("verify --json", run(&["verify", &d, "--json"])),
         ("replay", run(&["replay", &d, "--until-lsn", "1", "--out", &arg(out)])),
+        ("sql", run(&["sql", &d, "SELECT count(*) FROM orders"])),
         ("compact", run(&["compact", &d])),
     ]
 }
@@ -159,7 +160,7 @@ fn usage_errors_exit_2_and_help_explains_every_subcommand() {
         .fails(2, "below --orders");
     run(&["dump", ".", "--limit", "minus one"]).fails(2, "invalid value");
     let help = run(&["--help"]);
-    for sub in ["dump", "verify", "replay", "stats", "compact", "generate", "demo"] {
+    for sub in ["dump", "verify", "replay", "stats", "sql", "compact", "generate", "demo"] {
         assert!(help.ok().contains(sub), "{sub} missing from --help");
         let sub_help = run(&[sub, "--help"]);
         assert!(sub_help.ok().contains("Usage: orderlog"), "{sub}");

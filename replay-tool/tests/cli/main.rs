@@ -5,5 +5,6 @@
 mod bad_input;
 mod kill;
 mod replay;
+mod sql;
 mod subcommands;
 mod support;
