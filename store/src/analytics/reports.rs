@@ -169,10 +169,16 @@ fn rows<T>(
 }
 
 impl Analytics {
+    /// The plain query over the snapshot when nothing was touched after it (the delta
+    /// parts are empty, and re-aggregating would only add work), else the delta plan.
+    fn plan(&self, plain: fn(&str) -> String, delta: fn() -> String) -> String {
+        if self.info.touched == 0 { plain("snapshot_orders") } else { delta() }
+    }
+
     /// Orders and revenue per status, largest revenue first (the seed's
     /// `revenue_by_status`). Statuses with no order are absent.
     pub fn revenue_by_status(&self) -> Result<Vec<StatusRevenue>, AnalyticsError> {
-        let batches = self.run(&revenue_by_status_delta(), [])?;
+        let batches = self.run(&self.plan(revenue_by_status_sql, revenue_by_status_delta), [])?;
         rows(&batches, |b, r| {
             let status = column(b, "status")?
                 .as_primitive_opt::<UInt8Type>()
@@ -191,7 +197,7 @@ impl Analytics {
     /// (the seed's `top_customers`; the limit is bound as a parameter).
     pub fn top_customers(&self, limit: usize) -> Result<Vec<CustomerTotal>, AnalyticsError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let batches = self.run(&top_customers_delta(), [limit])?;
+        let batches = self.run(&self.plan(top_customers_sql, top_customers_delta), [limit])?;
         rows(&batches, |b, r| {
             Ok(CustomerTotal {
                 customer_id: u64_at(column(b, "customer_id")?, r)?,
@@ -205,7 +211,7 @@ impl Analytics {
     /// `order_timestamp` (seconds since the epoch), oldest month first (the seed's
     /// `monthly_trends`).
     pub fn monthly_trends(&self) -> Result<Vec<MonthTrend>, AnalyticsError> {
-        let batches = self.run(&monthly_trends_delta(), [])?;
+        let batches = self.run(&self.plan(monthly_trends_sql, monthly_trends_delta), [])?;
         rows(&batches, |b, r| {
             let month = i32_at(column(b, "month")?, r)?;
             Ok(MonthTrend {
