@@ -1,5 +1,6 @@
 //! `OrderStore`: validated, logged, durable mutations over the in-memory state.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
@@ -405,8 +406,26 @@ pub(crate) fn replay_range_with(
     mut seen: impl FnMut(&[crate::events::Event]),
 ) -> Result<(u64, u64)> {
     let (mut batches, mut events) = (0u64, 0u64);
+    each_batch(wal, from, to, |lsn, batch| {
+        state.apply_batch(&batch).map_err(|source| StoreError::Replay { lsn, source })?;
+        seen(&batch);
+        batches += 1;
+        events += batch.len() as u64;
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok((batches, events))
+}
+
+/// Decodes every logged batch with an LSN in `from..=to`, in order, and hands it to `f`
+/// until `f` breaks.
+pub(crate) fn each_batch(
+    wal: &Wal,
+    from: Lsn,
+    to: Lsn,
+    mut f: impl FnMut(Lsn, Vec<crate::events::Event>) -> Result<ControlFlow<()>>,
+) -> Result<()> {
     if from > to {
-        return Ok((0, 0));
+        return Ok(());
     }
     for frame in wal.iter_from(from)? {
         let frame = frame?;
@@ -416,10 +435,9 @@ pub(crate) fn replay_range_with(
         }
         let batch =
             decode_batch(frame.payload()).map_err(|source| StoreError::Decode { lsn, source })?;
-        state.apply_batch(&batch).map_err(|source| StoreError::Replay { lsn, source })?;
-        seen(&batch);
-        batches += 1;
-        events += batch.len() as u64;
+        if f(lsn, batch)?.is_break() {
+            break;
+        }
     }
-    Ok((batches, events))
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! `OrderStore`'s analytics handles: fresh, snapshot only, and time travel.
 
+use std::ops::ControlFlow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use orderlog_snapshot::{SnapshotInfo, SnapshotStore, ToArrow};
@@ -8,9 +9,8 @@ use orderlog_wal::{Lsn, Wal};
 use super::tail::{IdSet, collect_touched};
 use super::{Analytics, AnalyticsError, Tail, ViewKind};
 use crate::error::Result;
-use crate::events::decode_batch;
 use crate::state::OrderState;
-use crate::store::{OrderStore, replay_range_with};
+use crate::store::{OrderStore, each_batch, replay_range_with};
 
 /// True if every Parquet file of `info` is present with its recorded size.
 fn parquet_present(store: &SnapshotStore, info: &SnapshotInfo) -> bool {
@@ -152,16 +152,13 @@ impl OrderStore {
         let wal = self.wal();
         let first = log_first(wal);
         let mut at = None;
-        for frame in wal.iter_from(first.max(1))? {
-            let frame = frame?;
-            let lsn = frame.lsn();
-            let batch = decode_batch(frame.payload())
-                .map_err(|source| crate::StoreError::Decode { lsn, source })?;
+        each_batch(wal, first.max(1), wal.last_lsn(), |lsn, batch| {
             if batch.iter().any(|e| e.timestamp_ms > limit_ms) {
-                break;
+                return Ok(ControlFlow::Break(()));
             }
             at = Some(lsn);
-        }
+            Ok(ControlFlow::Continue(()))
+        })?;
         Ok(match at {
             Some(lsn) => Some(lsn),
             None if first <= 1 => Some(0),

@@ -2,15 +2,17 @@
 
 use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
+use std::ops::ControlFlow;
 
 use arrow::array::RecordBatch;
 use orderlog_snapshot::ArrowSchemaGen;
 use orderlog_wal::{Lsn, Wal};
 
 use super::AnalyticsError;
-use crate::error::{Result, StoreError};
-use crate::events::{Event, decode_batch};
+use crate::error::Result;
+use crate::events::Event;
 use crate::state::{IdHasher, OrderState};
+use crate::store::each_batch;
 
 /// A set of order ids (hashed cheaply: ids are already well spread).
 pub(crate) type IdSet = HashSet<u64, BuildHasherDefault<IdHasher>>;
@@ -50,18 +52,8 @@ impl Tail {
 
 /// Adds to `ids` every order touched by the logged batches with LSNs in `from..=to`.
 pub(crate) fn collect_touched(wal: &Wal, from: Lsn, to: Lsn, ids: &mut IdSet) -> Result<()> {
-    if from > to {
-        return Ok(());
-    }
-    for frame in wal.iter_from(from)? {
-        let frame = frame?;
-        let lsn = frame.lsn();
-        if lsn > to {
-            break;
-        }
-        let batch =
-            decode_batch(frame.payload()).map_err(|source| StoreError::Decode { lsn, source })?;
+    each_batch(wal, from, to, |_, batch| {
         ids.extend(batch.iter().map(|e: &Event| e.order_id));
-    }
-    Ok(())
+        Ok(ControlFlow::Continue(()))
+    })
 }
