@@ -167,16 +167,14 @@ impl ToArrow for OrderSoA {
         self.shipping_address_hash.extend_from_slice(values::<UInt64Type>(batch, 9));
         // Index the new rows; a duplicate id undoes the whole batch.
         let first = self.len() - n;
-        for row in first..self.len() {
-            if self.index.insert_new(row, &self.order_id).is_err() {
-                let duplicate = self.order_id[row];
-                self.truncate_to(first);
-                return Err(invalid(
-                    "order_id",
-                    row - first,
-                    format!("duplicate order id {duplicate}"),
-                ));
-            }
+        if let Err((row, _)) = self.index.insert_all_new(first..self.len(), &self.order_id) {
+            let duplicate = self.order_id[row];
+            self.truncate_to(first);
+            return Err(invalid(
+                "order_id",
+                row - first,
+                format!("duplicate order id {duplicate}"),
+            ));
         }
         Ok(())
     }
