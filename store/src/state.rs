@@ -145,6 +145,9 @@ impl OrderState {
         if events.len() > BATCH_EVENTS_MAX {
             return Err(MutationError::BatchTooLarge { len: events.len(), max: BATCH_EVENTS_MAX });
         }
+        if events.len() >= 8 {
+            self.orders.warm_rows(events.iter().map(|e| e.order_id));
+        }
         let mut overlay = Overlay::with_capacity_and_hasher(events.len(), Default::default());
         for e in events {
             let current = match overlay.get(&e.order_id) {
