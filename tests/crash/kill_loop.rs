@@ -1,0 +1,195 @@
+//! Process crashes: the store in a child process, killed with SIGKILL at random moments.
+//!
+//! The test binary re-executes itself (`ORDERLOG_CRASH_CHILD_DIR` set, running only the
+//! ignored test `kill_loop::child`): the child opens an `OrderStore` on the real file
+//! system under `SyncPolicy::Always` (small segments, no background compactor), resumes
+//! the seed's workload where the store's log ends (`apply`, `apply_batch`, refused
+//! batches, `compact`), and prints `acked <lsn>` after every acknowledged write. The
+//! parent reads those lines over a pipe and SIGKILLs the child after a seeded random
+//! number of acknowledgements (plus a random few microseconds, so the kill lands anywhere
+//! in the next write, sync, segment roll or compaction), then reopens the store and checks:
+//! every acknowledged LSN is at or before the log's end, the log ends no later than the
+//! last write the child could have tried, and the state equals the reference model folded
+//! up to that LSN (so every acknowledged batch is in it, whole, and at most a contiguous
+//! run of unacknowledged writes follows). Each store is killed several times in a row, so
+//! recovery also runs on stores that were themselves recovered.
+//!
+//! SIGKILL keeps the page cache: this is a process crash, not a power cut (see
+//! `power_loss`). `ORDERLOG_CRASH_ITERS=N` runs N kills (default 100).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use orderlog_store::{CompactionOptions, OrderStore, StoreOptions, SyncPolicy, WalOptions};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::env_count;
+use crate::workload::{Op, Workload};
+
+const CHILD_DIR: &str = "ORDERLOG_CRASH_CHILD_DIR";
+const CHILD_SEED: &str = "ORDERLOG_CRASH_CHILD_SEED";
+/// Kills per store directory.
+const KILLS_PER_STORE: u64 = 4;
+
+fn options() -> StoreOptions {
+    StoreOptions {
+        wal: WalOptions {
+            segment_bytes: orderlog_wal::options::SEGMENT_BYTES_MIN * 4,
+            sync_policy: SyncPolicy::Always,
+            ..WalOptions::default()
+        },
+        compaction: CompactionOptions { background: false, ..CompactionOptions::default() },
+    }
+}
+
+/// The child's side: runs the workload forever (until killed), acknowledging on stdout.
+#[test]
+#[ignore = "the child process of kill_loop_acknowledged_writes_survive_sigkill"]
+fn child() {
+    let (Ok(dir), Ok(seed)) = (std::env::var(CHILD_DIR), std::env::var(CHILD_SEED)) else {
+        return;
+    };
+    let seed: u64 = seed.parse().expect("seed");
+    let store = OrderStore::open(&dir, options()).expect("child: open");
+    let mut work = Workload::at(seed, store.last_lsn());
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "opened {}", store.last_lsn()).expect("stdout");
+    out.flush().expect("flush");
+    loop {
+        match work.next_op() {
+            Op::Write { events, single, valid } => {
+                let got = if single { store.apply(events[0]) } else { store.apply_batch(&events) };
+                match (got, valid) {
+                    (Ok(lsn), true) => {
+                        assert_eq!(lsn, work.lsn(), "child: unexpected LSN");
+                        writeln!(out, "acked {lsn}").expect("stdout");
+                        out.flush().expect("flush");
+                    }
+                    (Err(orderlog_store::StoreError::Mutation(_)), false) => {}
+                    (got, _) => panic!("child: store and model disagree on {events:?}: {got:?}"),
+                }
+            }
+            Op::Compact => {
+                store.compact().expect("child: compact");
+            }
+        }
+    }
+}
+
+/// Kills the child if the parent panics first.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a child on `dir`, kills it after `acks` acknowledgements and `delay_us`
+/// microseconds; returns the LSNs it acknowledged.
+fn kill_once(dir: &Path, seed: u64, acks: usize, delay_us: u64) -> (u64, Vec<u64>) {
+    let exe = std::env::current_exe().expect("current_exe");
+    let spawning = crate::SPAWN.write().unwrap_or_else(|p| p.into_inner());
+    let child = Command::new(exe)
+        .args(["--exact", "kill_loop::child", "--ignored", "--nocapture", "--test-threads=1"])
+        .env(CHILD_DIR, dir)
+        .env(CHILD_SEED, seed.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the child");
+    let mut child = KillOnDrop(child);
+    let mut spawning = Some(spawning);
+    let stdout = child.0.stdout.take().expect("stdout");
+    let mut opened = None;
+    let mut acked = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("line");
+        // libtest may print `test kill_loop::child ... ` before the child's first line.
+        let line = line.rsplit("... ").next().unwrap_or_default();
+        if let Some(lsn) = line.strip_prefix("opened ") {
+            // The child has exec'd and opened the store: other tests may open theirs.
+            drop(spawning.take());
+            opened = Some(lsn.parse().expect("lsn"));
+        } else if let Some(lsn) = line.strip_prefix("acked ") {
+            acked.push(lsn.parse().expect("lsn"));
+            if acked.len() == acks {
+                let until = Instant::now() + Duration::from_micros(delay_us);
+                while Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+                child.0.kill().expect("SIGKILL");
+                break;
+            }
+        }
+    }
+    let status = child.0.wait().expect("wait");
+    if acked.len() < acks {
+        let mut err = String::new();
+        if let Some(mut e) = child.0.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        panic!("the child ended ({status}) after {} acks, before the kill:\n{err}", acked.len());
+    }
+    (opened.expect("the child reported its open"), acked)
+}
+
+#[test]
+fn kill_loop_acknowledged_writes_survive_sigkill() {
+    let kills = env_count("ORDERLOG_CRASH_ITERS", 100);
+    let base = env_count("ORDERLOG_CRASH_SEED", 0);
+    let started = Instant::now();
+    let mut done = 0u64;
+    let (mut unacked_survived, mut from_snapshot, mut torn) = (0u64, 0u64, 0u64);
+    let mut store_seed = base;
+    while done < kills {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("store");
+        let mut rng = StdRng::seed_from_u64(store_seed);
+        let mut expected_open = 0;
+        for round in 0..KILLS_PER_STORE.min(kills - done) {
+            let acks = rng.random_range(1..=120);
+            let delay = rng.random_range(0..300);
+            let (opened, acked) = kill_once(&dir, store_seed, acks, delay);
+            assert_eq!(
+                opened, expected_open,
+                "seed {store_seed} round {round}: reopened elsewhere"
+            );
+            let last_acked = *acked.last().expect("acks");
+
+            let store = OrderStore::open(&dir, options()).expect("reopen after SIGKILL");
+            let last = store.last_lsn();
+            let context = format!("seed {store_seed} round {round} (ORDERLOG_CRASH_SEED={base})");
+            assert!(
+                last >= last_acked,
+                "{context}: acknowledged LSN {last_acked} lost, log ends at {last}"
+            );
+            let model = Workload::at(store_seed, last);
+            assert!(
+                &store.state() == model.model(),
+                "{context}: state differs from the model at LSN {last}"
+            );
+            if last > last_acked {
+                unacked_survived += 1;
+            }
+            if store.open_report().snapshot_lsn > 0 {
+                from_snapshot += 1;
+            }
+            if store.open_report().wal.truncated.is_some() {
+                torn += 1;
+            }
+            expected_open = last;
+            done += 1;
+        }
+        store_seed += 1;
+    }
+    println!(
+        "kill_loop: {done} kills; {unacked_survived} kept unacknowledged writes, {from_snapshot} \
+         recovered from a snapshot, {torn} cut a torn tail; {:.1?}",
+        started.elapsed()
+    );
+}

@@ -1,0 +1,27 @@
+//! Crash-recovery suite of the whole store: one binary, one module per kind of crash.
+//!
+//! - `kill_loop`: the store in a child process, SIGKILLed at random moments.
+//! - `power_loss`: the store's log on the simulated disk, power cut at a random point.
+//!
+//! Both run a deterministic workload (`workload`) and compare the recovered store with
+//! the reference model folded from the same workload. See `docs/reliability.md`.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests fail loudly on purpose")]
+
+mod kill_loop;
+mod power_loss;
+mod workload;
+
+/// Held (shared) by tests while they have a store open in this process, and
+/// (exclusively) by the kill loop while it spawns a child: between `fork` and `exec` a
+/// child holds copies of the parent's descriptors, `flock` locks included, so a store
+/// closed and reopened in that window would find its own directory locked.
+pub static SPAWN: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// A count from the environment, or `default`.
+pub fn env_count(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v.parse().unwrap_or_else(|_| panic!("{name}={v}: not a number")),
+        Err(_) => default,
+    }
+}
