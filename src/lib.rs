@@ -2,7 +2,11 @@
 //!
 //! This facade re-exports the workspace's public API: the order store and its domain
 //! ([`store`]), columnar snapshots ([`snapshot`]) and the write-ahead log ([`wal`]).
-//! See `ARCHITECTURE.md` for the map.
+//! With the cargo feature `testing`, [`testing`] runs a store on a simulated disk for
+//! crash tests. See `ARCHITECTURE.md` for the map.
+
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use orderlog_snapshot as snapshot;
 pub use orderlog_store as store;
