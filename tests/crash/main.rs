@@ -1,5 +1,6 @@
 //! Crash-recovery suite of the whole store: one binary, one module per kind of crash.
 //!
+//! - `io_errors`: the N-th storage operation fails, once or from then on, for every N.
 //! - `kill_loop`: the store in a child process, SIGKILLed at random moments.
 //! - `power_loss`: the store's log on the simulated disk, power cut at a random point.
 //!
@@ -8,6 +9,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 
+mod io_errors;
 mod kill_loop;
 mod power_loss;
 mod workload;

@@ -35,7 +35,7 @@ use rand::{Rng, SeedableRng};
 use crate::env_count;
 use crate::workload::{Op, Workload};
 
-fn options() -> StoreOptions {
+pub(crate) fn options() -> StoreOptions {
     StoreOptions {
         wal: WalOptions {
             segment_bytes: orderlog_wal::options::SEGMENT_BYTES_MIN,
@@ -52,12 +52,12 @@ fn options() -> StoreOptions {
     }
 }
 
-fn open(dir: &Path, disk: &SimStorage) -> orderlog_store::Result<OrderStore> {
+pub(crate) fn open(dir: &Path, disk: &SimStorage) -> orderlog_store::Result<OrderStore> {
     OrderStore::open_with_wal_storage(dir, Arc::new(disk.clone()), options())
 }
 
 /// How the workload ended.
-enum End {
+pub(crate) enum End {
     /// The simulated disk refused an operation: the process died there.
     Died,
     /// A compaction was stopped at this publish step.
@@ -68,7 +68,7 @@ enum End {
 
 /// Runs `ops` operations of `work` on `store`; returns how it ended and the highest LSN
 /// acknowledged. Panics when the store and the model disagree on a write.
-fn run_ops(
+pub(crate) fn run_ops(
     store: &OrderStore,
     work: &mut Workload,
     ops: usize,
