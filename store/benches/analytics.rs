@@ -11,27 +11,17 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "benches fail loudly on purpose")]
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{bench_dir, order};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use orderlog_store::seed::{DuckDBPersistence, SQLOrderStore, SoAPersistence};
 use orderlog_store::{
     Analytics, CompactionOptions, Event, Order, OrderSoA, OrderStatus, OrderStore, StoreOptions,
     SyncPolicy, WalOptions,
 };
-
-fn bench_dir() -> tempfile::TempDir {
-    let base =
-        std::env::var_os("ORDERLOG_BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
-    tempfile::Builder::new().prefix("orderlog-bench-").tempdir_in(base).expect("bench dir")
-}
-
-fn order(id: u64) -> Order {
-    Order::new(id, id % 100_000, id % 5_000, (id % 9 + 1) as u32, (id % 10_000) as f64 / 100.0)
-        .with_timestamp(1_600_000_000 + id % 150_000_000)
-        .with_shipping_address_hash(id.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-}
 
 const TAIL: u64 = 1_000_000;
 

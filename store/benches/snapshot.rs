@@ -7,11 +7,13 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "benches fail loudly on purpose")]
 
+mod common;
+
 use std::fs::File;
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use common::bench_dir;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use orderlog_snapshot::{
     ParquetCompression, SnapshotOptions, ToArrow, read_ipc_file, read_parquet_file,
@@ -45,12 +47,6 @@ fn orders(n: u64) -> OrderSoA {
         soa.push(order).expect("valid order");
     }
     soa
-}
-
-fn bench_dir() -> tempfile::TempDir {
-    let base =
-        std::env::var_os("ORDERLOG_BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
-    tempfile::Builder::new().prefix("orderlog-bench-").tempdir_in(base).expect("bench dir")
 }
 
 /// The raw baseline: creates a file, writes `bytes` sequentially in 1 MiB chunks, and
