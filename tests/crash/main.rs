@@ -3,6 +3,8 @@
 //! - `io_errors`: the N-th storage operation fails, once or from then on, for every N.
 //! - `kill_loop`: the store in a child process, SIGKILLed at random moments.
 //! - `power_loss`: the store's log on the simulated disk, power cut at a random point.
+//! - `sweep`: a crash after every storage operation of a workload, and after every step
+//!   of every compaction's publish.
 //!
 //! Both run a deterministic workload (`workload`) and compare the recovered store with
 //! the reference model folded from the same workload. See `docs/reliability.md`.
@@ -12,6 +14,7 @@
 mod io_errors;
 mod kill_loop;
 mod power_loss;
+mod sweep;
 mod workload;
 
 /// Held (shared) by tests while they have a store open in this process, and
@@ -26,4 +29,12 @@ pub fn env_count(name: &str, default: u64) -> u64 {
         Ok(v) => v.parse().unwrap_or_else(|_| panic!("{name}={v}: not a number")),
         Err(_) => default,
     }
+}
+
+/// The message of a caught panic.
+pub fn panic_message(e: &(dyn std::any::Any + Send)) -> String {
+    e.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_string()))
+        .unwrap_or_default()
 }

@@ -68,13 +68,26 @@ pub(crate) enum End {
 
 /// Runs `ops` operations of `work` on `store`; returns how it ended and the highest LSN
 /// acknowledged. Panics when the store and the model disagree on a write.
+/// Where to stop a compaction, as a crash between two steps of its publish would.
+#[derive(Debug, Clone)]
+pub(crate) struct Stop {
+    /// Which compaction of the run (0: the first).
+    pub compaction: u32,
+    /// After which step.
+    pub step: PublishStep,
+    /// Filled in by `run_ops`: the manifest's bytes when the stopped compaction began
+    /// (`None`: there was none), so a test can emulate losing its unsynced replacement.
+    pub manifest_before: Option<Vec<u8>>,
+}
+
 pub(crate) fn run_ops(
     store: &OrderStore,
     work: &mut Workload,
     ops: usize,
-    stop_compaction: Option<PublishStep>,
+    mut stop: Option<&mut Stop>,
     acked: &mut u64,
 ) -> End {
+    let mut compactions = 0u32;
     for _ in 0..ops {
         match work.next_op() {
             Op::Write { events, single, valid } => {
@@ -106,31 +119,31 @@ pub(crate) fn run_ops(
                 }
             }
             Op::Compact => {
-                let result = match stop_compaction {
-                    Some(at) => store.compact_with_hook(&mut |step| {
-                        if step == at { Err(SnapshotError::Stopped { step }) } else { Ok(()) }
-                    }),
-                    None => store.compact(),
+                let this = compactions;
+                compactions += 1;
+                let result = match stop.as_deref_mut() {
+                    Some(stop) if stop.compaction == this => {
+                        let manifest = store.dir().join("snapshots").join("MANIFEST");
+                        stop.manifest_before = std::fs::read(manifest).ok();
+                        let at = stop.step;
+                        let result = store.compact_with_hook(&mut |step| {
+                            if step == at { Err(SnapshotError::Stopped { step }) } else { Ok(()) }
+                        });
+                        if result.is_err() {
+                            return End::CompactionStopped;
+                        }
+                        result
+                    }
+                    _ => store.compact(),
                 };
-                match (result, stop_compaction) {
-                    (Ok(_), _) => {}
-                    (Err(_), Some(_)) => return End::CompactionStopped,
-                    (Err(_), None) => return End::Died,
+                if result.is_err() {
+                    return End::Died;
                 }
             }
         }
     }
     End::Finished
 }
-
-const STEPS: [PublishStep; 6] = [
-    PublishStep::FilesWritten,
-    PublishStep::FilesSynced,
-    PublishStep::DirRenamed,
-    PublishStep::ManifestTempWritten,
-    PublishStep::ManifestSynced,
-    PublishStep::ManifestRenamed,
-];
 
 /// Runs one seed; panics on a violation. Returns what happened, for the tally.
 fn run_seed(seed: u64) -> Vec<&'static str> {
@@ -155,20 +168,69 @@ fn run_seed(seed: u64) -> Vec<&'static str> {
     }
 
     // The session that dies.
-    let stop =
-        if rng.random_bool(0.15) { Some(STEPS[rng.random_range(0..STEPS.len())]) } else { None };
+    let mut stop = rng.random_bool(0.15).then(|| Stop {
+        compaction: 0,
+        step: PublishStep::ALL[rng.random_range(0..PublishStep::ALL.len())],
+        manifest_before: None,
+    });
     if stop.is_none() {
         disk.crash_after(rng.random_range(0..250));
     }
-    let end = run_ops(&store, &mut work, rng.random_range(1..200), stop, &mut acked);
+    let end = run_ops(&store, &mut work, rng.random_range(1..200), stop.as_mut(), &mut acked);
     let tried = work.lsn();
     let image = disk.crash(rng.random());
     drop(store);
     disk = image;
 
-    // Recovery, twice from the same image.
-    let first = open(dir, &disk.clone_synced()).expect("recovery").state();
-    let store = open(dir, &disk).expect("second recovery");
+    let recovered = check_recovery(dir, &disk, seed, acked, tried);
+    let mut seen = vec![match end {
+        End::Died => "died mid-workload",
+        End::CompactionStopped => "compaction stopped",
+        End::Finished => "cut after the workload",
+    }];
+    seen.extend(recovered.seen(acked));
+    seen
+}
+
+/// What a checked recovery found.
+pub(crate) struct Recovered {
+    /// The recovered log's last LSN (before the write `check_recovery` adds).
+    pub last: u64,
+    /// What opening the store reported.
+    pub report: orderlog_store::OpenReport,
+}
+
+impl Recovered {
+    /// Labels for a tally of what recoveries met.
+    pub fn seen(&self, acked: u64) -> Vec<&'static str> {
+        let mut seen = Vec::new();
+        if self.report.snapshot_lsn > 0 {
+            seen.push("recovered from a snapshot");
+        }
+        if self.report.wal.truncated.is_some() {
+            seen.push("torn tail cut");
+        }
+        if self.last > acked {
+            seen.push("unacknowledged write survived");
+        }
+        seen
+    }
+}
+
+/// Recovers the store in `dir` over `image` twice (the first time on a copy) and checks
+/// the promise: every acknowledged write is there (the log ends at or after `acked`),
+/// nothing after the last write tried (`tried`), both recoveries agree, the state equals
+/// the model of workload `seed` at the recovered LSN, and the store takes the next write
+/// at the next LSN. Panics on a violation.
+pub(crate) fn check_recovery(
+    dir: &Path,
+    image: &SimStorage,
+    seed: u64,
+    acked: u64,
+    tried: u64,
+) -> Recovered {
+    let first = open(dir, &image.clone_synced()).expect("recovery").state();
+    let store = open(dir, image).expect("second recovery");
     let last = store.last_lsn();
     assert!(last >= acked, "acknowledged LSN {acked} lost: the log ends at {last}");
     assert!(last <= tried, "the log ends at {last}, after the last write tried ({tried})");
@@ -184,22 +246,7 @@ fn run_seed(seed: u64) -> Vec<&'static str> {
     };
     assert_eq!(ok, last + 1);
     assert!(&store.state() == expected.model());
-    let report = store.open_report();
-    let mut seen = vec![match end {
-        End::Died => "died mid-workload",
-        End::CompactionStopped => "compaction stopped",
-        End::Finished => "cut after the workload",
-    }];
-    if report.snapshot_lsn > 0 {
-        seen.push("recovered from a snapshot");
-    }
-    if report.wal.truncated.is_some() {
-        seen.push("torn tail cut");
-    }
-    if last > acked {
-        seen.push("unacknowledged write survived");
-    }
-    seen
+    Recovered { last, report: store.open_report().clone() }
 }
 
 #[test]
@@ -219,11 +266,7 @@ fn power_loss_store_keeps_acknowledged_writes_and_equals_model() {
                 }
             }
             Err(e) => {
-                let msg = e
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_string()))
-                    .unwrap_or_default();
+                let msg = crate::panic_message(&*e);
                 panic!(
                     "seed {seed} failed: {msg}\nreplay: ORDERLOG_CRASH_SEED={seed} cargo test \
                      --release --test crash power_loss"

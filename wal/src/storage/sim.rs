@@ -58,14 +58,22 @@ pub struct Fault {
     pub persistent: bool,
 }
 
-/// The kinds of storage operations, for fault targeting and counting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
+/// The kinds of storage operations, for fault targeting, counting and the trace
+/// ([`SimStorage::trace`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Op {
+    /// A file created (a new segment).
     Create,
+    /// An existing file opened.
     Open,
+    /// Bytes written to a file (not yet durable).
     Write,
+    /// A file's range or the directory made durable.
     Sync,
+    /// A file renamed.
     Rename,
+    /// A file removed.
     Remove,
 }
 
@@ -141,6 +149,8 @@ struct State {
     next_inode: u64,
     locked: bool,
     ops: u64,
+    /// The kind of every counted operation, in order (one byte each).
+    trace: Vec<Op>,
     fault: Option<Fault>,
     fault_seen: u64,
     fault_fired: bool,
@@ -155,6 +165,7 @@ impl State {
             return Err(io::Error::other("simulated crash: the process is gone"));
         }
         self.ops += 1;
+        self.trace.push(op);
         if let Some(limit) = self.crash_after
             && self.ops > limit
         {
@@ -233,6 +244,12 @@ impl SimStorage {
     /// Mutating operations performed so far.
     pub fn op_count(&self) -> u64 {
         self.state().ops
+    }
+
+    /// The kind of every mutating or opening operation counted so far, in order: entry `k`
+    /// is the operation that `crash_after(k)` (called on a fresh disk) makes fail.
+    pub fn trace(&self) -> Vec<Op> {
+        self.state().trace.clone()
     }
 
     /// The disk a power cut would leave now, drawn from `seed`. The result is a fresh,
