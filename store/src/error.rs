@@ -41,7 +41,8 @@ pub enum StoreError {
     /// The log does not hold the frames that follow the snapshot (segments missing, or the
     /// log is behind the snapshot): the state cannot be rebuilt.
     #[error(
-        "the log (LSNs {first_lsn}..={last_lsn}) does not continue the snapshot at LSN {snapshot_lsn}"
+        "the log (LSNs {first_lsn}..={last_lsn}) does not continue the snapshot at LSN {snapshot_lsn}{}",
+        describe_recovery(.cut.as_ref(), .discarded_segments)
     )]
     LogDoesNotContinueSnapshot {
         /// The snapshot's LSN.
@@ -50,6 +51,10 @@ pub enum StoreError {
         first_lsn: Lsn,
         /// The log's last LSN.
         last_lsn: Lsn,
+        /// Where the log's recovery cut it, if it did (the damage that shortened it).
+        cut: Option<orderlog_wal::Truncation>,
+        /// Segments the log's recovery set aside (`PointInTime`).
+        discarded_segments: Vec<std::path::PathBuf>,
     },
     /// A point-in-time fold cannot reach its target with the snapshots and log the
     /// directory retains.
@@ -82,3 +87,25 @@ pub enum StoreError {
 
 /// Result alias for the crate.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// What the log's recovery cut or set aside, as a clause for an error message.
+fn describe_recovery(
+    cut: Option<&orderlog_wal::Truncation>,
+    discarded: &[std::path::PathBuf],
+) -> String {
+    let mut out = String::new();
+    if let Some(cut) = cut {
+        out += &format!(
+            "; its recovery cut it at {} offset {} ({} at offset {})",
+            cut.file.display(),
+            cut.offset,
+            cut.reason,
+            cut.damage_offset
+        );
+    }
+    if !discarded.is_empty() {
+        let names: Vec<String> = discarded.iter().map(|p| p.display().to_string()).collect();
+        out += &format!("; segments set aside: {}", names.join(", "));
+    }
+    out
+}

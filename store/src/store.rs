@@ -377,10 +377,13 @@ impl OrderStore {
 fn check_log_continues(wal: &Wal, snapshot_lsn: Lsn) -> Result<()> {
     let stats = wal.stats();
     if stats.first_lsn > snapshot_lsn + 1 || stats.last_lsn < snapshot_lsn {
+        let report = wal.recovery_report();
         return Err(StoreError::LogDoesNotContinueSnapshot {
             snapshot_lsn,
             first_lsn: stats.first_lsn,
             last_lsn: stats.last_lsn,
+            cut: report.truncated.clone(),
+            discarded_segments: report.discarded_segments.clone(),
         });
     }
     Ok(())

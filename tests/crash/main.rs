@@ -1,16 +1,18 @@
 //! Crash-recovery suite of the whole store: one binary, one module per kind of crash.
 //!
+//! - `corruption`: bit flips and zeroed blocks in the synced log, snapshots and manifest.
 //! - `io_errors`: the N-th storage operation fails, once or from then on, for every N.
 //! - `kill_loop`: the store in a child process, SIGKILLed at random moments.
 //! - `power_loss`: the store's log on the simulated disk, power cut at a random point.
 //! - `sweep`: a crash after every storage operation of a workload, and after every step
 //!   of every compaction's publish.
 //!
-//! Both run a deterministic workload (`workload`) and compare the recovered store with
+//! Each runs a deterministic workload (`workload`) and compares the recovered store with
 //! the reference model folded from the same workload. See `docs/reliability.md`.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 
+mod corruption;
 mod io_errors;
 mod kill_loop;
 mod power_loss;
