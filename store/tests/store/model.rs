@@ -2,7 +2,8 @@
 //!
 //! Random sequences of valid and invalid batches, compactions, simulated power cuts
 //! between operations and in the middle of one (the log on the simulated disk: unsynced
-//! writes dropped, torn or garbled), and plain reopens, run against the store and against
+//! writes dropped, torn or garbled), compactions stopped after any step of their
+//! snapshot's publish or killed while deleting log segments, and plain reopens, run against the store and against
 //! a plain in-memory model that applies only what the store acknowledged. After every step
 //! the store equals the model; after a cut in the middle of a batch it equals the model
 //! with or without that batch, never anything else; recovering twice gives the same state;
@@ -12,9 +13,10 @@
 
 use std::sync::Arc;
 
+use orderlog_snapshot::SnapshotError;
 use orderlog_store::{
     CompactionOptions, Event, Order, OrderState, OrderStatus, OrderStore, PaymentMethod,
-    StoreOptions, WalOptions,
+    PublishStep, StoreError, StoreOptions, WalOptions,
 };
 use orderlog_wal::storage::SimStorage;
 use proptest::prelude::*;
@@ -71,6 +73,17 @@ enum Step {
         seed: u64,
         batch: Vec<Ev>,
     },
+    /// A compaction stops after publish step `step % 8`, then the power is cut.
+    CompactStopped {
+        step: u8,
+        seed: u64,
+    },
+    /// The process dies at the `ops`-th storage operation of a compaction (deleting log
+    /// segments below the new snapshot), then the power is cut.
+    CrashDuringCompact {
+        ops: u8,
+        seed: u64,
+    },
     Reopen,
 }
 
@@ -93,6 +106,8 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::Compact),
         1 => any::<u64>().prop_map(Step::Crash),
         1 => (any::<u8>(), any::<u64>(), batch()).prop_map(|(ops, seed, batch)| Step::CrashDuring { ops: ops % 8, seed, batch }),
+        1 => (any::<u8>(), any::<u64>()).prop_map(|(step, seed)| Step::CompactStopped { step, seed }),
+        1 => (any::<u8>(), any::<u64>()).prop_map(|(ops, seed)| Step::CrashDuringCompact { ops: ops % 6, seed }),
         1 => Just(Step::Reopen),
     ]
 }
@@ -192,6 +207,42 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                     );
                     model = with;
                 }
+            }
+            Step::CompactStopped { step, seed } => {
+                let at = PublishStep::ALL[usize::from(step) % PublishStep::ALL.len()];
+                // With nothing to fold, nothing is published and the compaction succeeds.
+                if let Err(e) = store.compact_with_hook(&mut |s| {
+                    if s == at { Err(SnapshotError::Stopped { step: s }) } else { Ok(()) }
+                }) {
+                    prop_assert!(
+                        matches!(e, StoreError::Snapshot(SnapshotError::Stopped { .. })),
+                        "compaction failed with {:?}",
+                        e
+                    );
+                }
+                let image = disk.crash(seed);
+                drop(store);
+                disk = image;
+                let (reopened, state) = recover(dir.path(), &disk);
+                store = reopened;
+                prop_assert_eq!(
+                    &state,
+                    &model,
+                    "a compaction stopped after {:?} changed the state",
+                    at
+                );
+            }
+            Step::CrashDuringCompact { ops, seed } => {
+                disk.crash_after(u64::from(ops));
+                // It fails if it reached the crash point, succeeds if it had fewer
+                // operations to do: either way only the recovered state matters.
+                let _ = store.compact();
+                let image = disk.crash(seed);
+                drop(store);
+                disk = image;
+                let (reopened, state) = recover(dir.path(), &disk);
+                store = reopened;
+                prop_assert_eq!(&state, &model, "a crash in a compaction changed the state");
             }
             Step::Reopen => {
                 drop(store);
