@@ -4,12 +4,12 @@
 //! atomic batch when it can. Its invariants: every order it acknowledged to a customer
 //! survives any crash, and no order is ever confirmed without existing. For each seed
 //! the example runs the service on a simulated disk, kills the "process" at a seeded
-//! storage operation, cuts the power (unsynced writes dropped, kept, torn or garbled),
+//! storage operation (every third seed: at a named kill point instead), cuts the power (unsynced writes dropped, kept, torn or garbled),
 //! reopens, and checks both invariants. A failing seed names itself.
 //!
 //! `cargo run --release --example crash_test_my_service -- [seeds]` (default 300).
 
-use orderlog::testing::CrashDisk;
+use orderlog::testing::{CrashDisk, KillPoint};
 use orderlog::{CompactionOptions, Event, Order, OrderStatus, StoreOptions, WalOptions};
 
 fn options() -> StoreOptions {
@@ -42,8 +42,14 @@ fn run_service(disk: &CrashDisk, seed: u64) -> Vec<u64> {
 fn check(seed: u64) -> Result<usize, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let disk = CrashDisk::new(dir.path(), options());
-    // Kill the process somewhere in its first few hundred storage operations.
-    disk.crash_after(seed * 7919 % 600);
+    if seed.is_multiple_of(3) {
+        // Kill the process at a named moment: mid-write, mid-roll, mid-compaction.
+        let point = KillPoint::ALL[(seed / 3) as usize % KillPoint::ALL.len()];
+        disk.crash_at(point, 1 + seed % 2);
+    } else {
+        // Kill the process somewhere in its first few hundred storage operations.
+        disk.crash_after(seed * 7919 % 600);
+    }
     let acked = run_service(&disk, seed);
     let recovered = disk.power_cut(seed).open().map_err(|e| format!("recovery failed: {e}"))?;
     for id in &acked {

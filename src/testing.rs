@@ -2,8 +2,8 @@
 //!
 //! A [`CrashDisk`] runs an [`OrderStore`] whose log lives on a simulated disk that
 //! remembers which bytes were synced. A test runs its own workload on it, lets the
-//! "process" die at the N-th storage operation (or stops a compaction at a publish step
-//! with [`OrderStore::compact_with_hook`]), cuts the power ([`CrashDisk::power_cut`]:
+//! "process" die at the N-th storage operation ([`CrashDisk::crash_after`]) or at a named
+//! moment ([`CrashDisk::crash_at`] a [`KillPoint`]), cuts the power ([`CrashDisk::power_cut`]:
 //! unsynced writes dropped, kept, torn or garbled, unsynced directory changes lost, all
 //! drawn from a seed), reopens, and checks its own invariants. No root, no FUSE, no
 //! real power loss: seeded and reproducible, in an ordinary `cargo test`.
@@ -35,6 +35,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use orderlog_wal::KillPoint;
 pub use orderlog_wal::storage::SimStorage;
 pub use orderlog_wal::storage::sim::{Fault, FaultKind, FaultTarget};
 
@@ -71,6 +72,13 @@ impl CrashDisk {
     /// acknowledges nothing more.
     pub fn crash_after(&self, n: u64) {
         self.disk.crash_after(n);
+    }
+
+    /// At the `nth` passage (from 1, counted from now) of the named kill `point` (in a
+    /// write, a sync, a segment roll, a compaction's publish or its deletion of log
+    /// segments), the "process" dies: that step and every later storage operation fail.
+    pub fn crash_at(&self, point: KillPoint, nth: u64) {
+        self.disk.crash_at(point, nth);
     }
 
     /// Fails one storage operation (or every one from it on) with an I/O error or a full

@@ -11,7 +11,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use orderlog_snapshot::{PublishStep, SnapshotOptions, SnapshotStore};
-use orderlog_wal::{Lsn, Wal};
+use orderlog_wal::{KillPoint, Lsn, Wal};
 
 use crate::error::Result;
 use crate::state::OrderState;
@@ -88,7 +88,19 @@ pub(crate) fn compact_once(
     };
     if target > from_lsn {
         let (batches, _) = replay_range(wal, from_lsn + 1, target, &mut state)?;
-        snapshots.publish_with_hook(&state, target, STATE_SCHEMA_VERSION, &opts.snapshot, hook)?;
+        // Each step is also a named kill point of the log's storage (crash tests).
+        let mut steps = |step: PublishStep| {
+            wal.kill_point(publish_kill_point(step))
+                .map_err(|_| orderlog_snapshot::SnapshotError::Stopped { step })?;
+            hook(step)
+        };
+        snapshots.publish_with_hook(
+            &state,
+            target,
+            STATE_SCHEMA_VERSION,
+            &opts.snapshot,
+            &mut steps,
+        )?;
         report.to_lsn = target;
         report.batches = batches;
         report.orders = state.len() as u64;
@@ -96,6 +108,20 @@ pub(crate) fn compact_once(
     report.segments_removed = truncate_covered(wal, report.to_lsn, opts.retain_segments)?;
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// The kill point at the end of a publish step.
+fn publish_kill_point(step: PublishStep) -> KillPoint {
+    match step {
+        PublishStep::FilesWritten => KillPoint::SnapshotFilesWritten,
+        PublishStep::FilesSynced => KillPoint::SnapshotFilesSynced,
+        PublishStep::DirRenamed => KillPoint::SnapshotDirRenamed,
+        PublishStep::ManifestTempWritten => KillPoint::ManifestTempWritten,
+        PublishStep::ManifestSynced => KillPoint::ManifestSynced,
+        PublishStep::ManifestRenamed => KillPoint::ManifestRenamed,
+        PublishStep::DirSynced => KillPoint::ManifestDurable,
+        PublishStep::Pruned => KillPoint::SnapshotPublished,
+    }
 }
 
 /// Deletes log segments wholly covered by the snapshot at `snapshot_lsn`, keeping

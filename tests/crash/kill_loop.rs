@@ -22,7 +22,12 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::os::unix::process::ExitStatusExt;
+
+use orderlog_snapshot::SnapshotStore;
 use orderlog_store::{CompactionOptions, OrderStore, StoreOptions, SyncPolicy, WalOptions};
+use orderlog_wal::killpoint::KILL_POINT_VAR;
+use orderlog_wal::{KillPoint, verify_log};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -89,19 +94,35 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Starts a child on `dir`, kills it after `acks` acknowledgements and `delay_us`
-/// microseconds; returns the LSNs it acknowledged.
-fn kill_once(dir: &Path, seed: u64, acks: usize, delay_us: u64) -> (u64, Vec<u64>) {
+/// How a child dies.
+#[derive(Debug, Clone, Copy)]
+enum Death {
+    /// SIGKILL from the parent after this many acknowledgements and microseconds.
+    Sigkill { acks: usize, delay_us: u64 },
+    /// `abort` by the child itself at the `nth` passage of a named kill point.
+    At { point: KillPoint, nth: u64 },
+}
+
+/// Starts a child on `dir` and lets it die as `death` says; returns the LSN it opened at
+/// (`None`: it died while opening) and the LSNs it acknowledged.
+fn kill_once(dir: &Path, seed: u64, death: Death) -> (Option<u64>, Vec<u64>) {
     let exe = std::env::current_exe().expect("current_exe");
     let spawning = crate::SPAWN.write().unwrap_or_else(|p| p.into_inner());
-    let child = Command::new(exe)
+    // Through a shell that turns core dumps off: a child that aborts leaves no file.
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", "ulimit -c 0; exec \"$0\" \"$@\""])
+        .arg(exe)
         .args(["--exact", "kill_loop::child", "--ignored", "--nocapture", "--test-threads=1"])
         .env(CHILD_DIR, dir)
         .env(CHILD_SEED, seed.to_string())
+        .env_remove(KILL_POINT_VAR)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the child");
+        .stderr(Stdio::piped());
+    if let Death::At { point, nth } = death {
+        command.env(KILL_POINT_VAR, format!("{point}@{nth}"));
+    }
+    let child = command.spawn().expect("spawn the child");
     let mut child = KillOnDrop(child);
     let mut spawning = Some(spawning);
     let stdout = child.0.stdout.take().expect("stdout");
@@ -117,7 +138,9 @@ fn kill_once(dir: &Path, seed: u64, acks: usize, delay_us: u64) -> (u64, Vec<u64
             opened = Some(lsn.parse().expect("lsn"));
         } else if let Some(lsn) = line.strip_prefix("acked ") {
             acked.push(lsn.parse().expect("lsn"));
-            if acked.len() == acks {
+            if let Death::Sigkill { acks, delay_us } = death
+                && acked.len() == acks
+            {
                 let until = Instant::now() + Duration::from_micros(delay_us);
                 while Instant::now() < until {
                     std::hint::spin_loop();
@@ -128,14 +151,63 @@ fn kill_once(dir: &Path, seed: u64, acks: usize, delay_us: u64) -> (u64, Vec<u64
         }
     }
     let status = child.0.wait().expect("wait");
-    if acked.len() < acks {
+    let expected_signal = match death {
+        Death::Sigkill { .. } => libc::SIGKILL,
+        Death::At { .. } => libc::SIGABRT,
+    };
+    let killed_early = matches!(death, Death::Sigkill { .. }) && acked.is_empty();
+    if status.signal() != Some(expected_signal) || killed_early {
         let mut err = String::new();
         if let Some(mut e) = child.0.stderr.take() {
             let _ = std::io::Read::read_to_string(&mut e, &mut err);
         }
-        panic!("the child ended ({status}) after {} acks, before the kill:\n{err}", acked.len());
+        panic!("the child ended ({status}) after {} acks, not as {death:?}:\n{err}", acked.len());
     }
-    (opened.expect("the child reported its open"), acked)
+    (opened, acked)
+}
+
+/// What a reopen after a kill found.
+#[derive(Default)]
+struct Tally {
+    kills: u64,
+    unacked_survived: u64,
+    from_snapshot: u64,
+    torn: u64,
+}
+
+/// Checks the store in `dir` after a kill: `verify` finds no corruption in the log or the
+/// snapshots; the reopened store holds every acknowledged LSN, nothing beyond what the
+/// child could have tried, and the model's state at its last LSN. Returns that LSN.
+fn check_after_kill(
+    dir: &Path,
+    seed: u64,
+    last_acked: u64,
+    context: &str,
+    tally: &mut Tally,
+) -> u64 {
+    let log = verify_log(dir.join("wal")).expect("verify the log");
+    assert!(!log.is_corrupt(), "{context}: verify finds the log corrupt: {:?}", log.findings);
+    let snapshots = SnapshotStore::open_read_only(dir.join("snapshots"));
+    for info in snapshots.list().expect("list snapshots") {
+        snapshots.verify(&info).unwrap_or_else(|e| panic!("{context}: snapshot damaged: {e}"));
+    }
+
+    let store = OrderStore::open(dir, options()).expect("reopen after the kill");
+    let last = store.last_lsn();
+    assert!(
+        last >= last_acked,
+        "{context}: acknowledged LSN {last_acked} lost, log ends at {last}"
+    );
+    let model = Workload::at(seed, last);
+    assert!(
+        &store.state() == model.model(),
+        "{context}: state differs from the model at LSN {last}"
+    );
+    tally.kills += 1;
+    tally.unacked_survived += u64::from(last > last_acked);
+    tally.from_snapshot += u64::from(store.open_report().snapshot_lsn > 0);
+    tally.torn += u64::from(store.open_report().wal.truncated.is_some());
+    last
 }
 
 #[test]
@@ -143,53 +215,64 @@ fn kill_loop_acknowledged_writes_survive_sigkill() {
     let kills = env_count("ORDERLOG_CRASH_ITERS", 100);
     let base = env_count("ORDERLOG_CRASH_SEED", 0);
     let started = Instant::now();
-    let mut done = 0u64;
-    let (mut unacked_survived, mut from_snapshot, mut torn) = (0u64, 0u64, 0u64);
+    let mut tally = Tally::default();
     let mut store_seed = base;
-    while done < kills {
+    while tally.kills < kills {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("store");
         let mut rng = StdRng::seed_from_u64(store_seed);
         let mut expected_open = 0;
-        for round in 0..KILLS_PER_STORE.min(kills - done) {
-            let acks = rng.random_range(1..=120);
-            let delay = rng.random_range(0..300);
-            let (opened, acked) = kill_once(&dir, store_seed, acks, delay);
-            assert_eq!(
-                opened, expected_open,
-                "seed {store_seed} round {round}: reopened elsewhere"
-            );
-            let last_acked = *acked.last().expect("acks");
-
-            let store = OrderStore::open(&dir, options()).expect("reopen after SIGKILL");
-            let last = store.last_lsn();
+        for round in 0..KILLS_PER_STORE.min(kills - tally.kills) {
+            let death = Death::Sigkill {
+                acks: rng.random_range(1..=120),
+                delay_us: rng.random_range(0..300),
+            };
+            let (opened, acked) = kill_once(&dir, store_seed, death);
             let context = format!("seed {store_seed} round {round} (ORDERLOG_CRASH_SEED={base})");
-            assert!(
-                last >= last_acked,
-                "{context}: acknowledged LSN {last_acked} lost, log ends at {last}"
-            );
-            let model = Workload::at(store_seed, last);
-            assert!(
-                &store.state() == model.model(),
-                "{context}: state differs from the model at LSN {last}"
-            );
-            if last > last_acked {
-                unacked_survived += 1;
-            }
-            if store.open_report().snapshot_lsn > 0 {
-                from_snapshot += 1;
-            }
-            if store.open_report().wal.truncated.is_some() {
-                torn += 1;
-            }
-            expected_open = last;
-            done += 1;
+            assert_eq!(opened, Some(expected_open), "{context}: reopened elsewhere");
+            let last_acked = *acked.last().expect("acks");
+            expected_open = check_after_kill(&dir, store_seed, last_acked, &context, &mut tally);
         }
         store_seed += 1;
     }
     println!(
-        "kill_loop: {done} kills; {unacked_survived} kept unacknowledged writes, {from_snapshot} \
-         recovered from a snapshot, {torn} cut a torn tail; {:.1?}",
+        "kill_loop: {} kills; {} kept unacknowledged writes, {} recovered from a snapshot, {} \
+         cut a torn tail; {:.1?}",
+        tally.kills,
+        tally.unacked_survived,
+        tally.from_snapshot,
+        tally.torn,
+        started.elapsed()
+    );
+}
+
+/// Every named kill point, at its first and a later passage, in a child process of its
+/// own: the child aborts there, and the store must recover as after any kill.
+#[test]
+fn kill_points_every_named_point_recovers() {
+    let passages = env_count("ORDERLOG_KILL_PASSAGES", 2);
+    let started = Instant::now();
+    let mut tally = Tally::default();
+    for (i, point) in KillPoint::ALL.into_iter().enumerate() {
+        for nth in 1..=passages {
+            let seed = 1_000 + i as u64;
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let dir = tmp.path().join("store");
+            let (_, acked) = kill_once(&dir, seed, Death::At { point, nth });
+            let context = format!("{point}@{nth} (seed {seed})");
+            // A point passed while opening kills the child before its first write.
+            let last_acked = acked.last().copied().unwrap_or(0);
+            check_after_kill(&dir, seed, last_acked, &context, &mut tally);
+        }
+    }
+    println!(
+        "kill_points: {} points x {passages} passages, {} kills; {} kept unacknowledged writes, \
+         {} recovered from a snapshot, {} cut a torn tail; {:.1?}",
+        KillPoint::ALL.len(),
+        tally.kills,
+        tally.unacked_survived,
+        tally.from_snapshot,
+        tally.torn,
         started.elapsed()
     );
 }

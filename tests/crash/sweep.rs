@@ -14,6 +14,8 @@
 //! the last write tried, the state equal to the model at the recovered LSN, the next
 //! write at the next LSN.
 //!
+//! The same again at the first three passages of every named `KillPoint`.
+//!
 //! Then, for every compaction of the workload and every `PublishStep`, the compaction
 //! stops right after that step, and the snapshot directory (on the real file system) is
 //! damaged as a power cut at that moment could: unsynced snapshot files or
@@ -26,6 +28,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use orderlog_store::PublishStep;
+use orderlog_wal::KillPoint;
 use orderlog_wal::storage::SimStorage;
 use orderlog_wal::storage::sim::Op as DiskOp;
 use rand::rngs::StdRng;
@@ -99,24 +102,46 @@ fn label(kind: DiskOp, part: &'static str) -> String {
     what.to_string()
 }
 
-/// Crashes the workload of `seed` at storage operation `k`; checks three recoveries.
-fn crash_at(seed: u64, k: u64) {
+/// Where the process dies.
+#[derive(Debug, Clone, Copy)]
+enum CrashPoint {
+    /// At the k-th storage operation.
+    Operation(u64),
+    /// At the n-th passage of a named kill point.
+    Named(KillPoint, u64),
+}
+
+/// Crashes the workload of `seed` at `point`; checks three recoveries. Returns false if
+/// the workload never reached the point.
+fn crash_at(seed: u64, point: CrashPoint) -> bool {
     let _no_spawn = crate::SPAWN.read().unwrap_or_else(|p| p.into_inner());
     let tmp = tempfile::tempdir().expect("tempdir");
     let disk = SimStorage::new("/sim/store/wal");
     let store = open(tmp.path(), &disk).expect("open");
-    disk.crash_after(k);
+    let salt = match point {
+        CrashPoint::Operation(k) => {
+            disk.crash_after(k);
+            k
+        }
+        CrashPoint::Named(name, nth) => {
+            disk.crash_at(name, nth);
+            (name as u64) << 32 | nth
+        }
+    };
     let mut work = Workload::new(seed);
     let mut acked = 0;
     let end = run_ops(&store, &mut work, OPS, None, &mut acked);
-    assert!(matches!(end, End::Died), "the crash at operation {k} did not stop the workload");
+    if !matches!(end, End::Died) {
+        return false;
+    }
     let tried = work.lsn();
     drop(store);
     // The process crash: everything written survives, synced or not.
     check_recovery(tmp.path(), &disk.clone_synced(), seed, acked, tried);
     for cut in 0..2 {
-        check_recovery(tmp.path(), &disk.crash(seed ^ (k << 8) ^ cut), seed, acked, tried);
+        check_recovery(tmp.path(), &disk.crash(seed ^ (salt << 8) ^ cut), seed, acked, tried);
     }
+    true
 }
 
 /// Stops compaction `c` of the workload of `seed` after `step`, damages what a power cut
@@ -212,6 +237,7 @@ fn sweep_every_crash_point_keeps_acknowledged_writes_and_equals_model() {
     let started = std::time::Instant::now();
     let mut tally: BTreeMap<String, u64> = BTreeMap::new();
     let mut stops = 0u64;
+    let mut named: BTreeMap<&str, u64> = BTreeMap::new();
     let plans = SEEDS.iter().copied().chain(100..).map(|seed| (seed, plan(seed)));
     let covering = plans.filter(|(_, plan)| {
         let has = |l: &str| plan.ops.iter().any(|&(k, p)| label(k, p) == l);
@@ -222,12 +248,13 @@ fn sweep_every_crash_point_keeps_acknowledged_writes_and_equals_model() {
     for (n, (seed, plan)) in covering.take(workloads as usize).enumerate() {
         assert!(n >= SEEDS.len() || seed == SEEDS[n], "workload {seed} lost its coverage");
         for (k, &(kind, part)) in plan.ops.iter().enumerate() {
-            if let Err(e) = std::panic::catch_unwind(|| crash_at(seed, k as u64)) {
-                let msg = crate::panic_message(&*e);
-                panic!(
-                    "{}",
-                    replay_hint(&format!("workload {seed}, crash at operation {k}: {msg}"))
-                );
+            match std::panic::catch_unwind(|| crash_at(seed, CrashPoint::Operation(k as u64))) {
+                Ok(true) => {}
+                Ok(false) => panic!("workload {seed}: the crash at operation {k} did not stop it"),
+                Err(e) => {
+                    let msg = crate::panic_message(&*e);
+                    panic!("{}", replay_hint(&format!("workload {seed}, operation {k}: {msg}")));
+                }
             }
             *tally.entry(label(kind, part)).or_default() += 1;
         }
@@ -245,11 +272,33 @@ fn sweep_every_crash_point_keeps_acknowledged_writes_and_equals_model() {
                 stops += 1;
             }
         }
+        for point in KillPoint::ALL {
+            for nth in 1..=3 {
+                match std::panic::catch_unwind(|| crash_at(seed, CrashPoint::Named(point, nth))) {
+                    Ok(reached) => {
+                        *named.entry(point.name()).or_default() += u64::from(reached);
+                    }
+                    Err(e) => {
+                        let msg = crate::panic_message(&*e);
+                        panic!(
+                            "{}",
+                            replay_hint(&format!("workload {seed}, {point}@{nth}: {msg}"))
+                        );
+                    }
+                }
+            }
+        }
+    }
+    // Every named point is reached by some workload.
+    for point in KillPoint::ALL {
+        assert!(named.get(point.name()).is_some_and(|&n| n > 0), "{point} never reached");
     }
     let points: u64 = tally.values().sum();
     println!(
         "sweep: {workloads} workloads, {points} crash points x 3 recoveries, {stops} publish \
-         stops, 0 violations, {:.1?}\n{tally:#?}",
+         stops, {} named-point crashes x 3 recoveries, 0 violations, {:.1?}\n{tally:#?}\n\
+         {named:#?}",
+        named.values().sum::<u64>(),
         started.elapsed()
     );
 }

@@ -41,6 +41,7 @@ mod commit;
 mod error;
 pub mod format;
 mod iter;
+pub mod killpoint;
 pub mod options;
 pub mod reader;
 mod recovery;
@@ -53,6 +54,7 @@ pub type Lsn = u64;
 
 pub use error::{CorruptionKind, Result, WalError};
 pub use iter::{Frame, WalIter};
+pub use killpoint::KillPoint;
 pub use options::{IoBackend, RecoveryMode, SyncPolicy, WalOptions};
 pub use reader::{
     Finding, FindingKind, LockState, LogReader, LogTail, LogVerification, SegmentSummary, Severity,

@@ -14,6 +14,7 @@ use crate::format::{
     Checkpoint, FRAMES_OFFSET, PAD, SegmentHeader, encode_frame, frame_size, segment_file_name,
 };
 use crate::iter::WalIter;
+use crate::killpoint::KillPoint;
 use crate::options::{SyncPolicy, WalOptions};
 use crate::recovery::{RecoveredSegment, RecoveryReport, TMP_SUFFIX, recover};
 use crate::storage::{FsStorage, LockGuard, SegmentFile, Storage};
@@ -270,6 +271,14 @@ impl Wal {
         WalIter::new(Arc::clone(&self.shared.storage), segments, from, last)
     }
 
+    /// Passes the named kill `point` (see [`crate::killpoint`]): the log's storage may end
+    /// the process there (real storage, `ORDERLOG_KILL_POINT`) or fail from then on (the
+    /// simulated disk). For the store's compactor, whose steps the log does not see.
+    pub fn kill_point(&self, point: KillPoint) -> Result<()> {
+        let storage = &self.shared.storage;
+        storage.kill_point(point).map_err(|e| WalError::io("kill point", storage.path(), e))
+    }
+
     /// Deletes segments all of whose frames are below `lsn`; never the active segment.
     /// Returns how many were deleted.
     pub fn truncate_before(&self, lsn: Lsn) -> Result<usize> {
@@ -284,7 +293,8 @@ impl Wal {
         let mut deleted = Vec::with_capacity(doomed.len());
         let mut failure = None;
         for name in doomed {
-            match storage.remove(&name) {
+            match storage.remove(&name).and_then(|()| storage.kill_point(KillPoint::SegmentRemoved))
+            {
                 Ok(()) => deleted.push(name),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => deleted.push(name),
                 Err(e) => {
@@ -472,10 +482,12 @@ fn create_segment(storage: &dyn Storage, opts: &WalOptions, base_lsn: Lsn) -> Re
     let bytes = header.encode();
     let stamped = file
         .write_at(0, &[&bytes])
+        .and_then(|()| storage.kill_point(KillPoint::SegmentCreated))
         .and_then(|()| file.sync_range(0, FRAMES_OFFSET))
         .and_then(|()| storage.sync_file(&tmp))
         .and_then(|()| storage.rename(&tmp, &name))
-        .and_then(|()| storage.sync_dir());
+        .and_then(|()| storage.sync_dir())
+        .and_then(|()| storage.kill_point(KillPoint::SegmentReady));
     if let Err(e) = stamped {
         // Best effort: the file holds no frames, so leaving it would be harmless too.
         let _ = storage.remove(&tmp);
@@ -545,6 +557,7 @@ impl Shared {
         }
         let first = w.next_lsn;
         let (written, crc) = Self::copy_frames(&w, payloads);
+        let written = written.and_then(|()| self.storage.kill_point(KillPoint::AppendWritten));
         if let Err(e) = written {
             // Part of the group may be in the file: nothing more can be appended safely.
             let err = WalError::io("writing frames", self.path_of(&w.active.name), e);
@@ -674,6 +687,7 @@ impl Shared {
         };
         self.gated_sync(|| {
             file.sync_range(start, to - start)
+                .and_then(|()| self.storage.kill_point(KillPoint::SyncDone))
                 .map_err(|e| WalError::io("syncing segment", self.path_of(&name), e))
         })?;
         self.count_sync(lsn.saturating_sub(before));

@@ -197,4 +197,9 @@ impl Storage for FsStorage {
     fn sync_dir(&self) -> io::Result<()> {
         File::open(&self.dir)?.sync_all()
     }
+
+    fn kill_point(&self, point: crate::KillPoint) -> io::Result<()> {
+        crate::killpoint::pass_in_process(point);
+        Ok(())
+    }
 }

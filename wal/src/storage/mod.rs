@@ -66,6 +66,13 @@ pub trait Storage: Send + Sync {
     fn remove(&self, name: &str) -> io::Result<()>;
     /// Makes the directory's entries durable (`fsync` on the directory).
     fn sync_dir(&self) -> io::Result<()>;
+    /// Called at each named kill point (see [`crate::killpoint`]): a crash test's storage
+    /// may end the process, or fail this and every later operation, there. The default
+    /// does nothing.
+    fn kill_point(&self, point: crate::KillPoint) -> io::Result<()> {
+        let _ = point;
+        Ok(())
+    }
 }
 
 /// Held while the writer lock is taken; dropping it releases the lock.

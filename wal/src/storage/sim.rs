@@ -155,6 +155,8 @@ struct State {
     fault_seen: u64,
     fault_fired: bool,
     crash_after: Option<u64>,
+    /// Armed by `crash_at`: the point, and its passages left before the crash.
+    kill_at: Option<(crate::KillPoint, u64)>,
     dead: bool,
 }
 
@@ -239,6 +241,13 @@ impl SimStorage {
     pub fn crash_after(&self, n: u64) {
         let mut s = self.state();
         s.crash_after = Some(s.ops + n);
+    }
+
+    /// At the `nth` passage (from 1, counted from now) of the kill `point`, the process
+    /// dies: that passage and every later operation fail, as with
+    /// [`SimStorage::crash_after`].
+    pub fn crash_at(&self, point: crate::KillPoint, nth: u64) {
+        self.state().kill_at = Some((point, nth.max(1)));
     }
 
     /// Mutating operations performed so far.
@@ -512,6 +521,24 @@ impl Storage for SimStorage {
         s.begin(Op::Sync)?;
         s.durable_dir = s.live_dir.clone();
         s.dir_ops.clear();
+        Ok(())
+    }
+
+    fn kill_point(&self, point: crate::KillPoint) -> io::Result<()> {
+        let mut s = self.state();
+        if s.dead {
+            return Err(io::Error::other("simulated crash: the process is gone"));
+        }
+        if let Some((target, left)) = s.kill_at.as_mut()
+            && *target == point
+        {
+            *left -= 1;
+            if *left == 0 {
+                s.kill_at = None;
+                s.dead = true;
+                return Err(io::Error::other(format!("simulated crash at kill point {point}")));
+            }
+        }
         Ok(())
     }
 }
