@@ -71,7 +71,8 @@ pub(crate) enum End {
 /// Where to stop a compaction, as a crash between two steps of its publish would.
 #[derive(Debug, Clone)]
 pub(crate) struct Stop {
-    /// Which compaction of the run (0: the first).
+    /// From which compaction of the run on (0: the first): the first from there that
+    /// reaches `step` stops (one with nothing to fold publishes nothing and goes on).
     pub compaction: u32,
     /// After which step.
     pub step: PublishStep,
@@ -122,7 +123,7 @@ pub(crate) fn run_ops(
                 let this = compactions;
                 compactions += 1;
                 let result = match stop.as_deref_mut() {
-                    Some(stop) if stop.compaction == this => {
+                    Some(stop) if this >= stop.compaction => {
                         let manifest = store.dir().join("snapshots").join("MANIFEST");
                         stop.manifest_before = std::fs::read(manifest).ok();
                         let at = stop.step;
