@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use orderlog_wal::storage::ReadOnlyMap;
+use orderlog_wal::storage::{ReadOnlyMap, start_writeback};
 
 use crate::error::{Result, SnapshotError};
 use crate::info::SnapshotFile;
@@ -47,6 +47,46 @@ impl<W: Write> Write for CrcWriter<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// A file written sequentially that asks the kernel to start writing back each
+/// [`WRITEBACK_BYTES`] as they fill: the disk then works while the rest of the snapshot is
+/// encoded, and the fsync at the end waits for the last stretch only.
+pub(crate) struct WritebackFile {
+    file: File,
+    written: u64,
+    started: u64,
+}
+
+/// How much a [`WritebackFile`] lets pile up before starting its writeback.
+pub(crate) const WRITEBACK_BYTES: u64 = 8 << 20;
+
+impl WritebackFile {
+    pub(crate) fn new(file: File) -> Self {
+        WritebackFile { file, written: 0, started: 0 }
+    }
+
+    pub(crate) fn into_inner(self) -> File {
+        self.file
+    }
+}
+
+impl Write for WritebackFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.started >= WRITEBACK_BYTES {
+            // Advisory only: if it fails, the final fsync still writes everything back,
+            // so durability does not depend on it.
+            let _ = start_writeback(&self.file, self.started, self.written - self.started);
+            self.started = self.written;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
     }
 }
 

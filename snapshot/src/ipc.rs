@@ -26,7 +26,7 @@ use arrow::ipc::{Block, MessageHeader, root_as_footer, root_as_message};
 use orderlog_wal::storage::ReadOnlyMap;
 
 use crate::error::{Result, SnapshotError};
-use crate::files::{CrcWriter, WrittenFile, io_err};
+use crate::files::{CrcWriter, WritebackFile, WrittenFile, io_err};
 
 /// The IPC file's name inside a snapshot directory.
 pub(crate) const IPC_FILE: &str = "data.arrow";
@@ -53,7 +53,7 @@ pub(crate) struct IpcMeta {
 
 /// The IPC file being written: batches go in one at a time.
 pub(crate) struct IpcSink {
-    writer: FileWriter<BufWriter<CrcWriter<File>>>,
+    writer: FileWriter<BufWriter<CrcWriter<WritebackFile>>>,
     path: PathBuf,
 }
 
@@ -62,7 +62,8 @@ impl IpcSink {
     pub(crate) fn create(dir: &Path, schema: &Schema) -> Result<IpcSink> {
         let path = dir.join(IPC_FILE);
         let file = File::create_new(&path).map_err(io_err("create IPC file", &path))?;
-        let sink = BufWriter::with_capacity(WRITE_BUFFER_BYTES, CrcWriter::new(file));
+        let sink =
+            BufWriter::with_capacity(WRITE_BUFFER_BYTES, CrcWriter::new(WritebackFile::new(file)));
         Ok(IpcSink { writer: FileWriter::try_new(sink, schema)?, path })
     }
 
@@ -81,6 +82,7 @@ impl IpcSink {
         let crc_writer =
             sink.into_inner().map_err(|e| io_err("write IPC file", &path)(e.into_error()))?;
         let (file, bytes, crc32) = crc_writer.finish();
+        let file = file.into_inner();
         Ok(WrittenFile { rel_path: IPC_FILE.into(), path, file, bytes, crc32 })
     }
 }

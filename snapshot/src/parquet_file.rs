@@ -25,7 +25,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::error::{Result, SnapshotError};
-use crate::files::{CrcWriter, WrittenFile, io_err};
+use crate::files::{CrcWriter, WritebackFile, WrittenFile, io_err};
 use crate::ipc::{IpcMeta, META_LSN, META_ROWS, META_SCHEMA_VERSION};
 use crate::options::{SnapshotOptions, check_partition_column};
 
@@ -45,7 +45,7 @@ pub(crate) struct ParquetOutput {
     pub(crate) dirs: Vec<PathBuf>,
 }
 
-type Writer = ArrowWriter<CrcWriter<File>>;
+type Writer = ArrowWriter<CrcWriter<WritebackFile>>;
 
 /// The Parquet output being written: batches go in one at a time.
 pub(crate) enum ParquetSink {
@@ -131,7 +131,8 @@ fn properties(opts: &SnapshotOptions, meta: IpcMeta) -> Arc<WriterProperties> {
 
 fn create(path: &Path, props: &Arc<WriterProperties>, schema: SchemaRef) -> Result<Writer> {
     let file = File::create_new(path).map_err(io_err("create Parquet file", path))?;
-    Ok(ArrowWriter::try_new(CrcWriter::new(file), schema, Some(props.as_ref().clone()))?)
+    let sink = CrcWriter::new(WritebackFile::new(file));
+    Ok(ArrowWriter::try_new(sink, schema, Some(props.as_ref().clone()))?)
 }
 
 /// One Parquet file being written.
@@ -145,6 +146,7 @@ impl Partition {
     fn finish(self) -> Result<WrittenFile> {
         // `into_inner` flushes the last row group, writes the footer, flushes the buffer.
         let (file, bytes, crc32) = self.writer.into_inner()?.finish();
+        let file = file.into_inner();
         Ok(WrittenFile { rel_path: self.rel_path, path: self.path, file, bytes, crc32 })
     }
 }

@@ -1,6 +1,6 @@
 //! The one module of orderlog that uses `unsafe`: a segment file mapped into memory,
-//! `fallocate`, and [`ReadOnlyMap`] (a read-only mapping of an immutable file, used by the
-//! snapshot crate).
+//! `fallocate`, [`start_writeback`] (`sync_file_range`) and [`ReadOnlyMap`] (a read-only
+//! mapping of an immutable file, used by the snapshot crate).
 //!
 //! For segments, soundness rests on three facts, each enforced outside this module and
 //! restated at each block:
@@ -116,6 +116,23 @@ pub(super) fn fallocate(file: &File, len: u64) -> io::Result<()> {
             return Err(err);
         }
     }
+}
+
+/// Starts writing back the dirty pages of `file` in `offset..offset + len` and returns
+/// without waiting for them (`sync_file_range(SYNC_FILE_RANGE_WRITE)`). A file written
+/// sequentially and fsynced at the end calls it as it goes, so the disk works while the
+/// rest is produced and the final `fsync` has less left to wait for. It promises nothing
+/// about durability: only that `fsync` does.
+pub fn start_writeback(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    let too_far = |_| io::Error::new(io::ErrorKind::InvalidInput, "range overflows off64_t");
+    let offset = libc::off64_t::try_from(offset).map_err(too_far)?;
+    let len = libc::off64_t::try_from(len).map_err(too_far)?;
+    // SAFETY: `file` is an open descriptor for the lifetime of the call; sync_file_range
+    // takes plain integers and touches no memory of ours.
+    let rc = unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
 /// A read-only mapping of a whole file that is immutable once published.

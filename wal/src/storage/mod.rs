@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 pub use fs::FsStorage;
 pub(crate) use fs::LOCK_FILE;
-pub use mmap::ReadOnlyMap;
+pub use mmap::{ReadOnlyMap, start_writeback};
 pub use sim::SimStorage;
 
 /// One preallocated segment file, open for appending.
