@@ -150,9 +150,14 @@ pub(crate) fn scan_frames_from(
         if h.lsn != lsn {
             break Some(CorruptionKind::LsnGap { expected: lsn, found: h.lsn });
         }
+        // The last LSN has no successor: a frame carrying it (only a forged header or
+        // prefix gets there) cannot be followed, and the next LSN must stay representable.
+        let Some(next_lsn) = lsn.checked_add(1) else {
+            break Some(CorruptionKind::LsnOutOfRange(h.lsn));
+        };
         group.push(ScannedFrame { lsn, payload, group_continues: h.group_continues() });
         prev_crc = h.crc;
-        lsn += 1;
+        lsn = next_lsn;
         pos = end as usize;
         if !h.group_continues() {
             scan.frames.append(&mut group);
