@@ -70,8 +70,9 @@ fn with_valid_crcs(frames: &[u8], salt: u64, mut prev_crc: u32) -> Vec<u8> {
     out
 }
 
-/// Runs the segment scanner ([`scan_segment`](crate::scan)) on arbitrary bytes taken as a
-/// whole segment file (possibly cut short, as a copy may leave it).
+/// Runs the segment scanner (the crate's `scan_segment`, which recovery and readers use)
+/// on arbitrary bytes taken as a whole segment file (possibly cut short, as a copy may
+/// leave it).
 ///
 /// Checked: a bad header is reported at offset 0; otherwise every accepted frame lies
 /// inside the input and re-encodes to the bytes it was read from, LSNs run on from the
