@@ -257,6 +257,24 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_at_the_last_lsn_is_damage_not_an_overflow() {
+        let header = SegmentHeader { base_lsn: u64::MAX, salt: 5, segment_bytes: 8192 };
+        let mut bytes = vec![0u8; 8192];
+        bytes[..64].copy_from_slice(&header.encode());
+        let (_, crc) = SegmentHeader::decode(&bytes).expect("header");
+        let (h, _) = encode_frame(crc, 5, u64::MAX, b"last", false);
+        let at = FRAMES_OFFSET as usize;
+        bytes[at..at + 16].copy_from_slice(&h.encode());
+        bytes[at + 16..at + 20].copy_from_slice(b"last");
+        let scan = scan_segment(&bytes).expect("header");
+        assert!(scan.frames.is_empty());
+        assert_eq!(scan.next_lsn, u64::MAX);
+        let damage = scan.damage.expect("damage");
+        assert_eq!(damage.offset, FRAMES_OFFSET);
+        assert_eq!(damage.kind, CorruptionKind::LsnOutOfRange(u64::MAX));
+    }
+
+    #[test]
     fn written_extent_finds_the_last_nonzero_byte() {
         let mut bytes = vec![0u8; 100];
         assert_eq!(written_extent(&bytes, 10), 10);
