@@ -82,6 +82,8 @@
 mod convert;
 mod error;
 mod files;
+#[doc(hidden)]
+pub mod fuzzing;
 mod info;
 mod ipc;
 mod manifest;

@@ -19,6 +19,8 @@ mod compactor;
 pub mod domain;
 mod error;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 mod offline;
 pub mod seed;
 pub mod state;

@@ -30,6 +30,8 @@ pub enum CorruptionKind {
         /// The LSN the frame carries.
         found: Lsn,
     },
+    /// A frame carries an LSN no log can reach: `Lsn::MAX`, which has no successor.
+    LsnOutOfRange(Lsn),
     /// Bytes that must be unwritten (zero) are not.
     UnexpectedBytes,
     /// The log ends before data its checkpoint says was durable.
@@ -62,6 +64,7 @@ impl std::fmt::Display for CorruptionKind {
             Self::LsnGap { expected, found } => {
                 write!(f, "LSN discontinuity (expected {expected}, found {found})")
             }
+            Self::LsnOutOfRange(lsn) => write!(f, "LSN {lsn} is out of range (no successor)"),
             Self::UnexpectedBytes => write!(f, "non-zero bytes where the log must be unwritten"),
             Self::DurableDataMissing { durable_end } => {
                 write!(f, "log ends before its checkpointed durable end {durable_end}")

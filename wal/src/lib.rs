@@ -40,6 +40,8 @@
 mod commit;
 mod error;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 mod iter;
 pub mod killpoint;
 pub mod options;

@@ -484,7 +484,7 @@ fn verify_segment(
             let next_lsn = if scan.damage.is_none() {
                 Some(scan.next_lsn)
             } else {
-                scan.checkpoint.filter(|c| c.sealed).map(|c| c.last_lsn + 1)
+                scan.checkpoint.filter(|c| c.sealed).and_then(|c| c.last_lsn.checked_add(1))
             };
             SegmentChecked { frames, next_lsn }
         }

@@ -150,9 +150,14 @@ pub(crate) fn scan_frames_from(
         if h.lsn != lsn {
             break Some(CorruptionKind::LsnGap { expected: lsn, found: h.lsn });
         }
+        // The last LSN has no successor: a frame carrying it (only a forged header or
+        // prefix gets there) cannot be followed, and the next LSN must stay representable.
+        let Some(next_lsn) = lsn.checked_add(1) else {
+            break Some(CorruptionKind::LsnOutOfRange(h.lsn));
+        };
         group.push(ScannedFrame { lsn, payload, group_continues: h.group_continues() });
         prev_crc = h.crc;
-        lsn += 1;
+        lsn = next_lsn;
         pos = end as usize;
         if !h.group_continues() {
             scan.frames.append(&mut group);
@@ -249,6 +254,24 @@ mod tests {
         bytes[at..at + 4].copy_from_slice(&(LEN_MASK & !GROUP_CONTINUES).to_le_bytes());
         let damage = scan_segment(&bytes).expect("header").damage.expect("damage");
         assert!(matches!(damage.kind, CorruptionKind::BadFrameLength(_)));
+    }
+
+    #[test]
+    fn a_frame_at_the_last_lsn_is_damage_not_an_overflow() {
+        let header = SegmentHeader { base_lsn: u64::MAX, salt: 5, segment_bytes: 8192 };
+        let mut bytes = vec![0u8; 8192];
+        bytes[..64].copy_from_slice(&header.encode());
+        let (_, crc) = SegmentHeader::decode(&bytes).expect("header");
+        let (h, _) = encode_frame(crc, 5, u64::MAX, b"last", false);
+        let at = FRAMES_OFFSET as usize;
+        bytes[at..at + 16].copy_from_slice(&h.encode());
+        bytes[at + 16..at + 20].copy_from_slice(b"last");
+        let scan = scan_segment(&bytes).expect("header");
+        assert!(scan.frames.is_empty());
+        assert_eq!(scan.next_lsn, u64::MAX);
+        let damage = scan.damage.expect("damage");
+        assert_eq!(damage.offset, FRAMES_OFFSET);
+        assert_eq!(damage.kind, CorruptionKind::LsnOutOfRange(u64::MAX));
     }
 
     #[test]

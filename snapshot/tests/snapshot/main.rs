@@ -12,6 +12,7 @@
 
 mod corruption;
 mod crash;
+mod fuzz_replay;
 mod prune;
 mod roundtrip;
 mod schema;

@@ -9,6 +9,7 @@
 mod basic;
 mod corruption;
 mod faults;
+mod fuzz_replay;
 mod lock;
 mod power_loss;
 mod props;

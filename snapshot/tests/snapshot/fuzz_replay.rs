@@ -1,0 +1,42 @@
+//! The fuzz targets' seed corpus and saved crash inputs (`fuzz/corpus/<target>/`,
+//! `fuzz/regressions/<target>/`), replayed through the same entry points as ordinary tests.
+
+use std::path::{Path, PathBuf};
+
+use orderlog_snapshot::fuzzing::decode_manifest;
+
+fn inputs(dir: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => {
+            let mut files: Vec<PathBuf> =
+                entries.map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
+            files.sort();
+            files
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => panic!("{}: {e}", dir.display()),
+    }
+}
+
+/// Runs `entry` on every corpus and regression input of `target`; returns the inputs
+/// read and the total `entry` returned (snapshots decoded).
+fn replay(target: &str, entry: fn(&[u8]) -> usize) -> (usize, usize) {
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    let corpus = inputs(&fuzz.join("corpus").join(target));
+    assert!(!corpus.is_empty(), "no corpus for {target} in {}", fuzz.display());
+    let regressions = inputs(&fuzz.join("regressions").join(target));
+    let mut accepted = 0;
+    for path in corpus.iter().chain(&regressions) {
+        accepted += entry(&std::fs::read(path).unwrap());
+    }
+    (corpus.len() + regressions.len(), accepted)
+}
+
+#[test]
+fn manifest_decoder_corpus_and_regressions() {
+    let (files, snapshots) = replay("decode_manifest", decode_manifest);
+    assert!(
+        files > 0 && snapshots > 0,
+        "{files} inputs, {snapshots} snapshots: the seeds are stale"
+    );
+}
