@@ -234,7 +234,7 @@ pub fn measure(n: u64, batch: usize, runs: usize, log: &dyn Fn(&str)) -> Result<
         // (at most 16 MiB, as the store's own benches use) leave a snapshot of most
         // orders and the last segment's events as the tail.
         let mut snap_opts = opts();
-        snap_opts.wal.segment_bytes = (n * 70 / 8).clamp(256 << 10, 16 << 20);
+        snap_opts.wal.segment_bytes = (n * 70 / 8).clamp(256 << 10, 16 << 20) & !4095;
         let store = OrderStore::open(dir.path(), snap_opts.clone())?;
         store_ingest(&store, 1, n, batch)?;
         store.compact()?;
@@ -256,7 +256,9 @@ pub fn measure(n: u64, batch: usize, runs: usize, log: &dyn Fn(&str)) -> Result<
             ingest_rate: None,
             disk_bytes: bytes,
             open,
-            replay_rate: Some((r.snapshot_orders as u64 + r.events_replayed) as f64 / open.as_secs_f64()),
+            replay_rate: Some(
+                (r.snapshot_orders as u64 + r.events_replayed) as f64 / open.as_secs_f64(),
+            ),
             scan: None,
         });
         (store, dir)
@@ -366,7 +368,10 @@ pub fn measure(n: u64, batch: usize, runs: usize, log: &dyn Fn(&str)) -> Result<
     let first = &out.queries[0].totals;
     for q in &out.queries[1..] {
         check(totals_agree(first, &q.totals), || {
-            format!("revenue by status differs: {} {first:?} vs {} {:?}", out.queries[0].system, q.system, q.totals)
+            format!(
+                "revenue by status differs: {} {first:?} vs {} {:?}",
+                out.queries[0].system, q.system, q.totals
+            )
         })?;
     }
     let count: u64 = first.values().map(|(c, _)| c).sum();

@@ -34,7 +34,8 @@ pub fn measure(syncs: usize, seq_mib: u64, copy_mib: u64) -> Result<Limits> {
     // A 64 MiB file of written, synced zeros: overwriting it in place is the fastest
     // durable write the disk offers (no allocation, no unwritten-extent conversion).
     let path = dir.path().join("raw");
-    let mut file = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path)?;
+    let mut file =
+        OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path)?;
     let mib = vec![0u8; 1 << 20];
     for _ in 0..64 {
         file.write_all(&mib)?;

@@ -36,7 +36,9 @@ fn machine() -> String {
     let cpuinfo = read("/proc/cpuinfo");
     let model = cpuinfo
         .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_string()))
+        .find_map(|l| {
+            l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let cpus = std::thread::available_parallelism().map_or(0, usize::from);
     let mem_gib = read("/proc/meminfo")
@@ -45,21 +47,27 @@ fn machine() -> String {
         .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
     let kernel = read("/proc/sys/kernel/osrelease").trim().to_string();
-    let base = std::env::var_os("ORDERLOG_BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
+    let base =
+        std::env::var_os("ORDERLOG_BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
     // The longest mount point containing the temp dir.
     let mounts = read("/proc/mounts");
     let disk = mounts
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() > 2 && base.starts_with(f[1])).then(|| (f[1].len(), f[0].to_string(), f[2].to_string()))
+            (f.len() > 2 && base.starts_with(f[1]))
+                .then(|| (f[1].len(), f[0].to_string(), f[2].to_string()))
         })
         .max()
         .map(|(_, dev, fs)| {
             let name = dev.trim_start_matches("/dev/").trim_end_matches(char::is_numeric);
             let cache = read(&format!("/sys/block/{name}/queue/write_cache"));
             let cache = cache.trim();
-            if cache.is_empty() { format!("{dev}, {fs}") } else { format!("{dev}, {fs}, write cache: {cache}") }
+            if cache.is_empty() {
+                format!("{dev}, {fs}")
+            } else {
+                format!("{dev}, {fs}, write cache: {cache}")
+            }
         })
         .unwrap_or_else(|| "unknown disk".into());
     format!(

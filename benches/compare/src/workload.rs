@@ -41,7 +41,11 @@ pub fn order(id: u64) -> Order {
         .with_timestamp(1_600_000_000 + id % 150_000_000)
         .with_shipping_address_hash(id.wrapping_mul(0x9E37_79B9_7F4A_7C15))
         .with_status(STATUSES[(id % 4) as usize])
-        .with_payment_method(if id % 3 == 0 { PaymentMethod::PayPal } else { PaymentMethod::CreditCard })
+        .with_payment_method(if id.is_multiple_of(3) {
+            PaymentMethod::PayPal
+        } else {
+            PaymentMethod::CreditCard
+        })
 }
 
 /// Size of [`record`]: what the log-layer peers (and fjall's values) store per order.
@@ -130,7 +134,12 @@ pub type Writer<'a> = Box<dyn FnMut(u64) -> Result<()> + Send + 'a>;
 /// Runs each writer for up to `commits` commits of `batch` records, all released
 /// together; a writer stops early once `cap` has passed since the release. Returns the
 /// mutations committed, wall time and latencies.
-pub fn drive(writers: Vec<Writer<'_>>, commits: u64, batch: usize, cap: Duration) -> Result<Ingest> {
+pub fn drive(
+    writers: Vec<Writer<'_>>,
+    commits: u64,
+    batch: usize,
+    cap: Duration,
+) -> Result<Ingest> {
     let barrier = Barrier::new(writers.len() + 1);
     std::thread::scope(|scope| {
         let handles: Vec<_> = writers

@@ -39,7 +39,15 @@ fn every_workload_runs_and_agrees() -> Result<()> {
 
     // The report renders every section, and drops into the docs between the markers.
     let text = render(&r);
-    for heading in ["Physical limits", "Durable ingest", "Commit latency", "Ratios", "Reopen", "Analytics", "Goals"] {
+    for heading in [
+        "Physical limits",
+        "Durable ingest",
+        "Commit latency",
+        "Ratios",
+        "Reopen",
+        "Analytics",
+        "Goals",
+    ] {
         assert!(text.contains(heading), "{heading}");
     }
     let doc = replace_section("# Benchmarks\n", &text);
