@@ -27,6 +27,21 @@ pub struct Limits {
     pub memcpy: f64,
 }
 
+impl Limits {
+    /// The better of two measurements of each limit.
+    pub fn best(&self, other: &Limits) -> Limits {
+        let sync = if other.fdatasync_p50 < self.fdatasync_p50 { other } else { self };
+        Limits {
+            fdatasync_rate: self.fdatasync_rate.max(other.fdatasync_rate),
+            fdatasync_p50: sync.fdatasync_p50,
+            fdatasync_p99: sync.fdatasync_p99,
+            seq_write: self.seq_write.max(other.seq_write),
+            seq_bytes: self.seq_bytes,
+            memcpy: self.memcpy.max(other.memcpy),
+        }
+    }
+}
+
 /// Measures the limits: `syncs` durable 4 KiB writes, `seq_mib` MiB written
 /// sequentially, `copy_mib` MiB copied in memory.
 pub fn measure(syncs: usize, seq_mib: u64, copy_mib: u64) -> Result<Limits> {

@@ -92,7 +92,7 @@ fn main() -> Result<()> {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     let section = format!(
-        "## Side by side: orderlog, SQLite, fjall, okaywal and the machine's limits\n\n\
+        "### Figures of the last run\n\n\
          ```sh\n{command}\n```\n\n\
          Generated {date} in {:.0} s. **Machine:** {}.\n\n{}",
         results.elapsed.as_secs_f64(),
