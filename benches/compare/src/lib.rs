@@ -51,8 +51,8 @@ impl Plan {
     /// The full comparison (under 10 minutes on the project's 2-core VM).
     pub fn full() -> Self {
         Plan {
-            commits: [2_000, 600, 300],
-            cap: Duration::from_secs(3),
+            commits: [4_000, 1_200, 600],
+            cap: Duration::from_secs(4),
             sizes: vec![1_000_000, 10_000_000],
             dataset_batch: 8_192,
             query_runs: 3,
