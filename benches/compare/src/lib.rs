@@ -259,7 +259,7 @@ pub fn render(r: &Results) -> String {
     naive.push(rate(r.naive.rate()));
     t.row(naive);
     s.push_str(&t.markdown());
-    s.push_str("\n¹ Not durable at commit: a crash can lose the last interval (orderlog) or the last transactions (SQLite NORMAL in WAL mode).\n");
+    s.push_str("\n¹ Not durable at commit: a crash can lose the last interval (orderlog) or the last transactions (SQLite NORMAL in WAL mode). orderlog's `Interval` commit is an in-memory append, so at batch 1 its cell lasts microseconds and its rate is not meaningful beyond \"far above any sync\".\n");
 
     s.push_str("\n#### Commit latency, p50 / p99\n\n");
     let mut t = table(&grid_header("system"), 1);

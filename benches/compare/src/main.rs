@@ -80,8 +80,8 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let plan = if args.quick { Plan::quick() } else { Plan::full() };
     let command = format!(
-        "cargo run --release -p orderlog-compare --{}",
-        if args.quick { " --quick" } else { "" }
+        "cargo run --release -p orderlog-compare{}",
+        if args.quick { " -- --quick" } else { "" }
     );
     let started = Instant::now();
     let log = |m: &str| eprintln!("[{:>6.1} s] {m}", started.elapsed().as_secs_f64());
