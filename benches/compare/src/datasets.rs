@@ -158,32 +158,29 @@ pub fn duckdb_native(soa: &OrderSoA) -> Result<duckdb::Connection> {
     Ok(conn)
 }
 
-/// Revenue by status from DuckDB.
-pub fn duckdb_revenue(conn: &duckdb::Connection) -> Result<Totals> {
-    let mut st = conn.prepare(REVENUE_SQL)?;
-    let rows = st.query_map([], |r| {
-        Ok((r.get::<_, u8>(0)?, r.get::<_, i64>(1)? as u64, r.get::<_, f64>(2)?))
-    })?;
+/// Folds `(status, orders, revenue)` rows into totals.
+fn totals<E>(rows: impl Iterator<Item = std::result::Result<(u8, i64, f64), E>>) -> Result<Totals>
+where
+    Error: From<E>,
+{
     let mut t = Totals::new();
     for row in rows {
         let (s, n, rev) = row?;
-        t.insert(s, (n, rev));
+        t.insert(s, (n as u64, rev));
     }
     Ok(t)
+}
+
+/// Revenue by status from DuckDB.
+pub fn duckdb_revenue(conn: &duckdb::Connection) -> Result<Totals> {
+    let mut st = conn.prepare(REVENUE_SQL)?;
+    totals(st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?)
 }
 
 /// Revenue by status from SQLite.
 pub fn sqlite_revenue(conn: &rusqlite::Connection) -> Result<Totals> {
     let mut st = conn.prepare(REVENUE_SQL)?;
-    let rows = st.query_map([], |r| {
-        Ok((r.get::<_, u8>(0)?, r.get::<_, i64>(1)? as u64, r.get::<_, f64>(2)?))
-    })?;
-    let mut t = Totals::new();
-    for row in rows {
-        let (s, n, rev) = row?;
-        t.insert(s, (n, rev));
-    }
-    Ok(t)
+    totals(st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?)
 }
 
 /// Revenue by status from orderlog's analytics handle.
