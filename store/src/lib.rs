@@ -43,6 +43,6 @@ pub use seed::{
     PartitionedParquetPersistence, PersistenceError, PersistentOrderStore, SoAPersistence, SoaRows,
 };
 #[cfg(feature = "analytics")]
-pub use seed::{DuckDBPersistence, SQLOrderStore};
+pub use seed::{DuckDBPersistence, SQLOrderStore, sql_type as duckdb_sql_type};
 pub use state::{MutationError, OrderState};
 pub use store::{OpenReport, OrderStore, StoreOptions};

@@ -122,21 +122,7 @@ fn store_ingest(store: &OrderStore, from: u64, to: u64, batch: usize) -> Result<
 }
 
 fn duckdb_type(t: &DataType) -> Result<&'static str> {
-    Ok(match t {
-        DataType::UInt8 => "UTINYINT",
-        DataType::UInt16 => "USMALLINT",
-        DataType::UInt32 => "UINTEGER",
-        DataType::UInt64 => "UBIGINT",
-        DataType::Int8 => "TINYINT",
-        DataType::Int16 => "SMALLINT",
-        DataType::Int32 => "INTEGER",
-        DataType::Int64 => "BIGINT",
-        DataType::Float32 => "FLOAT",
-        DataType::Float64 => "DOUBLE",
-        DataType::Boolean => "BOOLEAN",
-        DataType::Utf8 => "VARCHAR",
-        other => return Err(Error(format!("no DuckDB type for {other}"))),
-    })
+    orderlog_store::duckdb_sql_type(t).ok_or_else(|| Error(format!("no DuckDB type for {t}")))
 }
 
 /// An in-memory DuckDB with a native `orders` table holding `soa` (Arrow appender).

@@ -162,17 +162,22 @@ fn orderlog(
     Ok(r)
 }
 
-fn orderlog_wal(batch: usize, writers: usize, commits: u64, cap: Duration) -> Result<Ingest> {
-    let dir = fresh_dir()?;
-    let wal = Wal::open(dir.path(), WalOptions::default())?;
-    let prepared: Vec<Vec<Vec<[u8; 80]>>> = (0..writers)
+/// Each writer's commits as the log-layer peers write them: one 80-byte record per order.
+fn writer_records(writers: usize, commits: u64, batch: usize) -> Vec<Vec<Vec<[u8; 80]>>> {
+    (0..writers)
         .map(|w| {
             writer_orders(w, commits, batch)
                 .iter()
                 .map(|b| b.iter().map(record).collect())
                 .collect()
         })
-        .collect();
+        .collect()
+}
+
+fn orderlog_wal(batch: usize, writers: usize, commits: u64, cap: Duration) -> Result<Ingest> {
+    let dir = fresh_dir()?;
+    let wal = Wal::open(dir.path(), WalOptions::default())?;
+    let prepared = writer_records(writers, commits, batch);
     let ws: Vec<Writer<'_>> = prepared
         .iter()
         .map(|recs| {
@@ -245,14 +250,7 @@ fn okaywal(batch: usize, writers: usize, commits: u64, cap: Duration) -> Result<
     // (the price of checking its row count: a read of data still in the page cache).
     let seen = SeenIds::default();
     let log = okaywal::WriteAheadLog::recover(dir.path(), seen.clone())?;
-    let prepared: Vec<Vec<Vec<[u8; 80]>>> = (0..writers)
-        .map(|w| {
-            writer_orders(w, commits, batch)
-                .iter()
-                .map(|b| b.iter().map(record).collect())
-                .collect()
-        })
-        .collect();
+    let prepared = writer_records(writers, commits, batch);
     let ws: Vec<Writer<'_>> = prepared
         .iter()
         .map(|recs| {

@@ -45,8 +45,8 @@ impl<T> std::fmt::Debug for DuckDBPersistence<T> {
     }
 }
 
-/// DuckDB's column type for an Arrow type the backend stores.
-fn sql_type(data_type: &DataType) -> Option<&'static str> {
+/// DuckDB's column type for an Arrow type the backend stores (`None`: not one it stores).
+pub fn sql_type(data_type: &DataType) -> Option<&'static str> {
     Some(match data_type {
         DataType::UInt8 => "UTINYINT",
         DataType::UInt16 => "USMALLINT",

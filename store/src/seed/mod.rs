@@ -72,7 +72,7 @@ mod test_support;
 
 pub use arrow_backend::{ARROW_BATCH_ROWS, ArrowPersistence};
 #[cfg(feature = "analytics")]
-pub use duckdb_backend::{DUCKDB_APPEND_ROWS, DuckDBPersistence, SQLOrderStore};
+pub use duckdb_backend::{DUCKDB_APPEND_ROWS, DuckDBPersistence, SQLOrderStore, sql_type};
 pub use error::{PersistenceError, Result};
 pub use event_sourced::EventSourcedPersistence;
 pub use orderlog_snapshot::ParquetCompression;
