@@ -67,9 +67,10 @@ impl RowIndex {
         self.find(id, ids).map(|at| self.slots[at] as usize)
     }
 
-    /// Adds `row` (whose key is `ids[row]`, not yet indexed). The caller has checked
-    /// that the key is absent and `row < MAX_ROWS`.
+    /// Adds `row` (whose key is `ids[row]`, not yet indexed; rows `0..row` are). The
+    /// caller has checked that the key is absent and `row < MAX_ROWS`.
     pub fn insert(&mut self, row: usize, ids: &[u64]) {
+        debug_assert_eq!(row, self.len, "rows are indexed in order");
         if (self.len + 1) * 4 > self.slots.len() * 3 {
             self.rebuild((self.len + 1).max(8), ids);
         }
@@ -95,9 +96,10 @@ impl RowIndex {
         std::hint::black_box(touched);
     }
 
-    /// Adds rows `rows` (keys `ids[rows]`, not yet indexed), probing once per row and
-    /// stopping at the first key already indexed: `Err((row, the row holding it))`. Rows
-    /// before it stay indexed. The caller has checked `rows.end <= MAX_ROWS`.
+    /// Adds rows `rows` (keys `ids[rows]`, not yet indexed; rows `0..rows.start` are),
+    /// probing once per row and stopping at the first key already indexed:
+    /// `Err((row, the row holding it))`. Rows before it stay indexed. The caller has
+    /// checked `rows.end <= MAX_ROWS`.
     ///
     /// The rows go in groups: the home slot of every key of a group (and the key a taken
     /// slot points to) is read before any of the group is placed, so the group's cache
@@ -108,7 +110,25 @@ impl RowIndex {
         rows: std::ops::Range<usize>,
         ids: &[u64],
     ) -> Result<(), (usize, usize)> {
+        self.insert_grouped(rows, ids, true)
+    }
+
+    /// Adds rows `rows` as [`RowIndex::insert_all_new`] does, without comparing keys:
+    /// the caller has checked that they are absent and distinct (and
+    /// `rows.end <= MAX_ROWS`), so only the table is read.
+    pub fn insert_all_absent(&mut self, rows: std::ops::Range<usize>, ids: &[u64]) {
+        // Without comparisons nothing is refused.
+        let _ = self.insert_grouped(rows, ids, false);
+    }
+
+    fn insert_grouped(
+        &mut self,
+        rows: std::ops::Range<usize>,
+        ids: &[u64],
+        compare: bool,
+    ) -> Result<(), (usize, usize)> {
         const GROUP: usize = 16;
+        debug_assert_eq!(rows.start, self.len, "rows are indexed in order");
         self.reserve(rows.len(), ids);
         let mask = self.mask();
         let mut start = rows.start;
@@ -119,7 +139,8 @@ impl RowIndex {
             for (slot, row) in homes.iter_mut().zip(start..end) {
                 *slot = home(ids[row], mask);
                 let held = self.slots[*slot];
-                if held != EMPTY {
+                touched ^= u64::from(held);
+                if compare && held != EMPTY {
                     touched ^= ids[held as usize];
                 }
             }
@@ -134,7 +155,7 @@ impl RowIndex {
                         self.len += 1;
                         break;
                     }
-                    if ids[held as usize] == id {
+                    if compare && ids[held as usize] == id {
                         return Err((row, held as usize));
                     }
                     at = (at + 1) & mask;
@@ -154,13 +175,15 @@ impl RowIndex {
         self.slots[at] = row;
     }
 
-    /// Rebuilds with room for `rows` entries at load ≤ 3/4, from `ids[..]` of the rows
-    /// currently indexed (all rows `0..len`).
+    /// Rebuilds with room for `rows` entries at load ≤ 3/4. The rows indexed are always
+    /// `0..len` (rows are added at the end, and a removal moves the last row into the
+    /// hole), so they are placed in row order: the keys are read one after another
+    /// rather than at random through the old table.
     fn rebuild(&mut self, rows: usize, ids: &[u64]) {
         let capacity = (rows * 4).div_ceil(3).next_power_of_two();
-        let old = std::mem::replace(&mut self.slots, vec![EMPTY; capacity]);
-        for row in old.into_iter().filter(|&r| r != EMPTY) {
-            self.place(row, ids);
+        self.slots = vec![EMPTY; capacity];
+        for row in 0..self.len {
+            self.place(row as u32, ids);
         }
     }
 
@@ -253,6 +276,60 @@ mod tests {
         let rows = 10_000_000usize;
         let capacity = (rows * 4).div_ceil(3).next_power_of_two();
         assert!(capacity * 4 < rows * 7, "{capacity} slots");
+    }
+
+    proptest! {
+        /// Rows added one by one, in groups (checked or not) and removed, with the
+        /// table rebuilt as it grows, always index exactly the rows held.
+        #[test]
+        fn grouped_and_single_inserts_index_exactly_the_rows_held(
+            ops in proptest::collection::vec((0..4u8, 1..40usize), 1..60),
+        ) {
+            let mut ids: Vec<u64> = Vec::new();
+            let mut index = RowIndex::default();
+            let mut next = 0u64;
+            for (op, n) in ops {
+                let first = ids.len();
+                let fresh = |next: &mut u64| {
+                    *next += 1;
+                    next.wrapping_mul(0x2545_F491_4F6C_DD1D)
+                };
+                match op {
+                    0 => {
+                        ids.push(fresh(&mut next));
+                        index.insert(first, &ids);
+                    }
+                    1 | 2 => {
+                        for _ in 0..n {
+                            ids.push(fresh(&mut next));
+                        }
+                        if op == 1 {
+                            prop_assert!(index.insert_all_new(first..ids.len(), &ids).is_ok());
+                        } else {
+                            index.insert_all_absent(first..ids.len(), &ids);
+                        }
+                    }
+                    _ => {
+                        for _ in 0..n.min(ids.len()) {
+                            let row = n % ids.len();
+                            let id = ids[row];
+                            prop_assert_eq!(index.remove(id, &ids), Some(row));
+                            let last = ids.len() - 1;
+                            ids.swap_remove(row);
+                            if row != last {
+                                index.repoint(ids[row], last, row);
+                            }
+                        }
+                    }
+                }
+                prop_assert_eq!(index.len(), ids.len());
+            }
+            for (row, &id) in ids.iter().enumerate() {
+                prop_assert_eq!(index.get(id, &ids), Some(row));
+            }
+            // The ids are 1, 2, ... times an odd constant (mod 2^64): never 0.
+            prop_assert_eq!(index.get(0, &ids), None);
+        }
     }
 
     #[test]

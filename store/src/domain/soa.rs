@@ -132,6 +132,22 @@ impl OrderSoA {
 
     /// Appends an order already validated and known to be new.
     pub(crate) fn push_unchecked(&mut self, o: Order) {
+        self.push_columns(o);
+        self.index.insert(self.len() - 1, &self.order_id);
+    }
+
+    /// Appends orders already validated, each new and none repeated (a checked batch of
+    /// creates), and indexes them together: their index probes overlap.
+    pub(crate) fn push_all_unchecked(&mut self, orders: impl Iterator<Item = Order>) {
+        let first = self.len();
+        for o in orders {
+            self.push_columns(o);
+        }
+        self.index.insert_all_absent(first..self.len(), &self.order_id);
+    }
+
+    /// Appends an order's values to the columns (not to the index).
+    fn push_columns(&mut self, o: Order) {
         self.order_id.push(o.order_id);
         self.customer_id.push(o.customer_id);
         self.product_id.push(o.product_id);
@@ -142,7 +158,6 @@ impl OrderSoA {
         self.payment_method.push(o.payment_method.into());
         self.order_timestamp.push(o.order_timestamp);
         self.shipping_address_hash.push(o.shipping_address_hash);
-        self.index.insert(self.len() - 1, &self.order_id);
     }
 
     /// Brings the index entries of `order_ids` into the cache ahead of lookups (a batch
