@@ -57,14 +57,16 @@ pub(crate) struct WritebackFile {
     file: File,
     written: u64,
     started: u64,
+    /// Off: a plain file (see `SnapshotOptions::early_writeback`).
+    enabled: bool,
 }
 
 /// How much a [`WritebackFile`] lets pile up before starting its writeback.
 pub(crate) const WRITEBACK_BYTES: u64 = 8 << 20;
 
 impl WritebackFile {
-    pub(crate) fn new(file: File) -> Self {
-        WritebackFile { file, written: 0, started: 0 }
+    pub(crate) fn new(file: File, enabled: bool) -> Self {
+        WritebackFile { file, written: 0, started: 0, enabled }
     }
 
     pub(crate) fn into_inner(self) -> File {
@@ -76,7 +78,7 @@ impl Write for WritebackFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(buf)?;
         self.written += n as u64;
-        if self.written - self.started >= WRITEBACK_BYTES {
+        if self.enabled && self.written - self.started >= WRITEBACK_BYTES {
             // Advisory only: if it fails, the final fsync still writes everything back,
             // so durability does not depend on it.
             let _ = start_writeback(&self.file, self.started, self.written - self.started);

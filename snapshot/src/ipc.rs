@@ -58,12 +58,13 @@ pub(crate) struct IpcSink {
 }
 
 impl IpcSink {
-    /// Creates `dir/data.arrow` (which must not exist) for batches of `schema`.
-    pub(crate) fn create(dir: &Path, schema: &Schema) -> Result<IpcSink> {
+    /// Creates `dir/data.arrow` (which must not exist) for batches of `schema`; see
+    /// `SnapshotOptions::early_writeback` for `early_writeback`.
+    pub(crate) fn create(dir: &Path, schema: &Schema, early_writeback: bool) -> Result<IpcSink> {
         let path = dir.join(IPC_FILE);
         let file = File::create_new(&path).map_err(io_err("create IPC file", &path))?;
-        let sink =
-            BufWriter::with_capacity(WRITE_BUFFER_BYTES, CrcWriter::new(WritebackFile::new(file)));
+        let file = WritebackFile::new(file, early_writeback);
+        let sink = BufWriter::with_capacity(WRITE_BUFFER_BYTES, CrcWriter::new(file));
         Ok(IpcSink { writer: FileWriter::try_new(sink, schema)?, path })
     }
 

@@ -67,7 +67,7 @@ impl ParquetSink {
         match &opts.partition_by {
             None => {
                 let path = dir.join(PARQUET_FILE);
-                let writer = create(&path, &props, schema.clone())?;
+                let writer = create(&path, &props, schema.clone(), opts.early_writeback)?;
                 Ok(ParquetSink::Single(Box::new(Partition {
                     writer,
                     rel_path: PARQUET_FILE.into(),
@@ -81,6 +81,7 @@ impl ParquetSink {
                 schema,
                 props,
                 partitions_max: opts.partitions_max,
+                early_writeback: opts.early_writeback,
                 open: BTreeMap::new(),
                 dirs: Vec::new(),
             })),
@@ -129,9 +130,14 @@ fn properties(opts: &SnapshotOptions, meta: IpcMeta) -> Arc<WriterProperties> {
     )
 }
 
-fn create(path: &Path, props: &Arc<WriterProperties>, schema: SchemaRef) -> Result<Writer> {
+fn create(
+    path: &Path,
+    props: &Arc<WriterProperties>,
+    schema: SchemaRef,
+    early_writeback: bool,
+) -> Result<Writer> {
     let file = File::create_new(path).map_err(io_err("create Parquet file", path))?;
-    let sink = CrcWriter::new(WritebackFile::new(file));
+    let sink = CrcWriter::new(WritebackFile::new(file, early_writeback));
     Ok(ArrowWriter::try_new(sink, schema, Some(props.as_ref().clone()))?)
 }
 
@@ -161,6 +167,7 @@ pub(crate) struct Partitions {
     schema: SchemaRef,
     props: Arc<WriterProperties>,
     partitions_max: usize,
+    early_writeback: bool,
     open: BTreeMap<i128, Partition>,
     /// Partition directories created, to fsync.
     dirs: Vec<PathBuf>,
@@ -196,7 +203,7 @@ impl Partitions {
         let dir = self.root.join(&name);
         std::fs::create_dir(&dir).map_err(io_err("create directory", &dir))?;
         let path = dir.join(PART_FILE);
-        let writer = create(&path, &self.props, self.schema.clone())?;
+        let writer = create(&path, &self.props, self.schema.clone(), self.early_writeback)?;
         self.dirs.push(dir);
         Ok(Partition { writer, rel_path: format!("{PARTITIONS_DIR}/{name}/{PART_FILE}"), path })
     }

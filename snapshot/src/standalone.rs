@@ -37,7 +37,7 @@ pub fn write_ipc_file<T: ToArrow>(
     state: &T,
     batch_rows: usize,
 ) -> Result<WrittenFileInfo> {
-    let mut sink = IpcSink::create(dir, &T::arrow_schema())?;
+    let mut sink = IpcSink::create(dir, &T::arrow_schema(), true)?;
     for batch in state.record_batches(batch_rows) {
         let batch = batch?;
         check_schema::<T>(&batch)?;
@@ -56,7 +56,7 @@ pub fn write_ipc_batches<T: ToArrow>(
     dir: &Path,
     batches: impl IntoIterator<Item = RecordBatch>,
 ) -> Result<WrittenFileInfo> {
-    let mut sink = IpcSink::create(dir, &T::arrow_schema())?;
+    let mut sink = IpcSink::create(dir, &T::arrow_schema(), true)?;
     let mut rows = 0u64;
     for batch in batches {
         check_schema::<T>(&batch)?;

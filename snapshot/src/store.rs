@@ -437,7 +437,7 @@ fn write_files<T: ToArrow>(
     meta: IpcMeta,
 ) -> Result<(WrittenFile, ParquetOutput)> {
     let schema = T::arrow_schema();
-    let mut ipc_sink = IpcSink::create(dir, &schema)?;
+    let mut ipc_sink = IpcSink::create(dir, &schema, opts.early_writeback)?;
     let mut parquet_sink = ParquetSink::create(dir, schema, opts, meta)?;
     let mut rows = 0u64;
     for batch in state.record_batches(opts.batch_rows) {
