@@ -49,8 +49,10 @@ pub enum IoBackend {
     Mmap,
     /// Segments are preallocated by writing zeros (so no sync has to convert unwritten
     /// extents); frames are written with `pwrite` and made durable with `fdatasync`.
-    /// Lower commit latency under `Always` on file systems where a synced write to a
-    /// mapped or unwritten block costs a journal commit (ext4); one system call per append.
+    /// Lower commit latency under `Always` on file systems where the first sync of an
+    /// unwritten (fallocated) block also writes metadata (ext4: the extent conversion is
+    /// a journal commit, or without a journal a synchronous inode write), and no mapped
+    /// page to write-protect at each sync; one system call per append.
     Pwrite,
 }
 
