@@ -34,8 +34,8 @@ use rand::{Rng, SeedableRng};
 use crate::env_count;
 use crate::workload::{Op, Workload};
 
-const CHILD_DIR: &str = "ORDERLOG_CRASH_CHILD_DIR";
-const CHILD_SEED: &str = "ORDERLOG_CRASH_CHILD_SEED";
+pub(crate) const CHILD_DIR: &str = "ORDERLOG_CRASH_CHILD_DIR";
+pub(crate) const CHILD_SEED: &str = "ORDERLOG_CRASH_CHILD_SEED";
 /// Kills per store directory.
 const KILLS_PER_STORE: u64 = 4;
 
@@ -85,7 +85,7 @@ fn child() {
 }
 
 /// Kills the child if the parent panics first.
-struct KillOnDrop(Child);
+pub(crate) struct KillOnDrop(Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -96,7 +96,7 @@ impl Drop for KillOnDrop {
 
 /// How a child dies.
 #[derive(Debug, Clone, Copy)]
-enum Death {
+pub(crate) enum Death {
     /// SIGKILL from the parent after this many acknowledgements and microseconds.
     Sigkill { acks: usize, delay_us: u64 },
     /// `abort` by the child itself at the `nth` passage of a named kill point.
@@ -106,6 +106,21 @@ enum Death {
 /// Starts a child on `dir` and lets it die as `death` says; returns the LSN it opened at
 /// (`None`: it died while opening) and the LSNs it acknowledged.
 fn kill_once(dir: &Path, seed: u64, death: Death) -> (Option<u64>, Vec<u64>) {
+    let (opened, acked) = run_child("kill_loop::child", dir, seed, &[], death);
+    (opened, acked.iter().map(|a| a.parse().expect("lsn")).collect())
+}
+
+/// Runs the ignored test `child_test` of this binary as a child process on `dir` (with
+/// `seed` and `env`), reading its `opened <lsn>` and `acked <...>` lines, and lets it die
+/// as `death` says (a `Sigkill` counts `acked` lines). Returns the LSN it opened at
+/// (`None`: it died while opening) and what followed each `acked `.
+pub(crate) fn run_child(
+    child_test: &str,
+    dir: &Path,
+    seed: u64,
+    env: &[(&str, String)],
+    death: Death,
+) -> (Option<u64>, Vec<String>) {
     let exe = std::env::current_exe().expect("current_exe");
     let spawning = crate::SPAWN.write().unwrap_or_else(|p| p.into_inner());
     // Through a shell that turns core dumps off: a child that aborts leaves no file.
@@ -113,9 +128,10 @@ fn kill_once(dir: &Path, seed: u64, death: Death) -> (Option<u64>, Vec<u64>) {
     command
         .args(["-c", "ulimit -c 0; exec \"$0\" \"$@\""])
         .arg(exe)
-        .args(["--exact", "kill_loop::child", "--ignored", "--nocapture", "--test-threads=1"])
+        .args(["--exact", child_test, "--ignored", "--nocapture", "--test-threads=1"])
         .env(CHILD_DIR, dir)
         .env(CHILD_SEED, seed.to_string())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env_remove(KILL_POINT_VAR)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -123,11 +139,15 @@ fn kill_once(dir: &Path, seed: u64, death: Death) -> (Option<u64>, Vec<u64>) {
         command.env(KILL_POINT_VAR, format!("{point}@{nth}"));
     }
     let child = command.spawn().expect("spawn the child");
+    let watchdog = Watchdog::start(child.id());
     let mut child = KillOnDrop(child);
     let mut spawning = Some(spawning);
     let stdout = child.0.stdout.take().expect("stdout");
     let mut opened = None;
     let mut acked = Vec::new();
+    let mut killed = false;
+    // Read to the end, also after the kill: what the child printed before it died is
+    // what it acknowledged.
     for line in BufReader::new(stdout).lines() {
         let line = line.expect("line");
         // libtest may print `test kill_loop::child ... ` before the child's first line.
@@ -136,21 +156,23 @@ fn kill_once(dir: &Path, seed: u64, death: Death) -> (Option<u64>, Vec<u64>) {
             // The child has exec'd and opened the store: other tests may open theirs.
             drop(spawning.take());
             opened = Some(lsn.parse().expect("lsn"));
-        } else if let Some(lsn) = line.strip_prefix("acked ") {
-            acked.push(lsn.parse().expect("lsn"));
+        } else if let Some(ack) = line.strip_prefix("acked ") {
+            acked.push(ack.to_string());
             if let Death::Sigkill { acks, delay_us } = death
                 && acked.len() == acks
+                && !killed
             {
                 let until = Instant::now() + Duration::from_micros(delay_us);
                 while Instant::now() < until {
                     std::hint::spin_loop();
                 }
                 child.0.kill().expect("SIGKILL");
-                break;
+                killed = true;
             }
         }
     }
     let status = child.0.wait().expect("wait");
+    assert!(!watchdog.stop(), "the child made no progress for {CHILD_TIMEOUT:?}: killed");
     let expected_signal = match death {
         Death::Sigkill { .. } => libc::SIGKILL,
         Death::At { .. } => libc::SIGABRT,
@@ -164,6 +186,39 @@ fn kill_once(dir: &Path, seed: u64, death: Death) -> (Option<u64>, Vec<u64>) {
         panic!("the child ended ({status}) after {} acks, not as {death:?}:\n{err}", acked.len());
     }
     (opened, acked)
+}
+
+/// Longest a child may run: it is killed after this, and the test fails.
+const CHILD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// SIGKILLs a child that is still running after [`CHILD_TIMEOUT`], so that a child that
+/// stops acknowledging fails the test instead of hanging it.
+struct Watchdog {
+    done: std::sync::mpsc::Sender<()>,
+    fired: std::thread::JoinHandle<bool>,
+}
+
+impl Watchdog {
+    fn start(pid: u32) -> Watchdog {
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let fired = std::thread::spawn(move || {
+            let timed_out = matches!(
+                wait.recv_timeout(CHILD_TIMEOUT),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+            );
+            if timed_out {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+            timed_out
+        });
+        Watchdog { done, fired }
+    }
+
+    /// True if it had to kill the child.
+    fn stop(self) -> bool {
+        let _ = self.done.send(());
+        self.fired.join().unwrap_or(true)
+    }
 }
 
 /// What a reopen after a kill found.

@@ -3,6 +3,8 @@
 //! - `corruption`: bit flips and zeroed blocks in the synced log, snapshots and manifest.
 //! - `io_errors`: the N-th storage operation fails, once or from then on, for every N.
 //! - `kill_loop`: the store in a child process, SIGKILLed at random moments.
+//! - `kill_writers`: the same with four writer threads and a compactor, under every sync
+//!   policy and both I/O backends.
 //! - `power_loss`: the store's log on the simulated disk, power cut at a random point.
 //! - `sweep`: a crash after every storage operation of a workload, and after every step
 //!   of every compaction's publish.
@@ -15,6 +17,7 @@
 mod corruption;
 mod io_errors;
 mod kill_loop;
+mod kill_writers;
 mod power_loss;
 mod sweep;
 mod workload;
