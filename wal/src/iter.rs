@@ -96,8 +96,15 @@ impl WalIter {
     fn load_next_segment(&mut self) -> Result<bool> {
         let Some((_, name)) = self.segments.pop_front() else { return Ok(false) };
         let path = self.storage.path().join(&name);
-        let bytes =
-            self.storage.read(&name).map_err(|e| WalError::io("reading segment", &path, e))?;
+        // The previous segment's buffer, unless a frame handed out still shares it.
+        let mut bytes = self
+            .current
+            .take()
+            .and_then(|loaded| Arc::try_unwrap(loaded.bytes).ok())
+            .unwrap_or_default();
+        self.storage
+            .read_into(&name, &mut bytes)
+            .map_err(|e| WalError::io("reading segment", &path, e))?;
         let scan = scan_segment(&bytes).map_err(|d| WalError::Corruption {
             file: path.clone(),
             offset: d.offset,

@@ -132,9 +132,11 @@ pub(crate) fn recover(
 
     let mut kept: Vec<RecoveredSegment> = Vec::new();
     let mut stop_at: Option<usize> = None;
+    // One buffer for every segment: only the scans are kept.
+    let mut bytes = Vec::new();
     for (i, (base, name)) in segment_names.iter().enumerate() {
         let is_last = i + 1 == segment_names.len();
-        let bytes = storage.read(name).map_err(|e| io(storage, "reading", name, e))?;
+        storage.read_into(name, &mut bytes).map_err(|e| io(storage, "reading", name, e))?;
         let expected = kept.last().map(|s| s.scan.next_lsn);
         let verdict = judge_segment(&bytes, *base, expected, is_last, mode);
         match verdict {

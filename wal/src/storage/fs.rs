@@ -176,10 +176,17 @@ impl Storage for FsStorage {
     }
 
     fn read(&self, name: &str) -> io::Result<Vec<u8>> {
-        let mut file = File::open(self.file(name))?;
-        let mut buf = Vec::with_capacity(file.metadata()?.len() as usize);
-        file.read_to_end(&mut buf)?;
+        let mut buf = Vec::new();
+        self.read_into(name, &mut buf)?;
         Ok(buf)
+    }
+
+    fn read_into(&self, name: &str, buf: &mut Vec<u8>) -> io::Result<()> {
+        let mut file = File::open(self.file(name))?;
+        buf.clear();
+        buf.reserve(file.metadata()?.len() as usize);
+        file.read_to_end(buf)?;
+        Ok(())
     }
 
     fn sync_file(&self, name: &str) -> io::Result<()> {
@@ -200,6 +207,27 @@ impl Storage for FsStorage {
 
     fn kill_point(&self, point: crate::KillPoint) -> io::Result<()> {
         crate::killpoint::pass_in_process(point);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_into_replaces_the_buffer_whatever_it_held() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let storage = FsStorage::new(dir.path());
+        fs::write(dir.path().join("long"), vec![7u8; 10_000])?;
+        fs::write(dir.path().join("short"), b"abc")?;
+        let mut buf = Vec::new();
+        storage.read_into("long", &mut buf)?;
+        assert_eq!(buf, vec![7u8; 10_000]);
+        storage.read_into("short", &mut buf)?;
+        assert_eq!(buf, b"abc");
+        assert_eq!(storage.read("long")?, vec![7u8; 10_000]);
+        assert!(storage.read_into("missing", &mut buf).is_err());
         Ok(())
     }
 }
