@@ -24,7 +24,7 @@ use orderlog_store::{
     CompactionOptions, Event, Order, OrderStatus, OrderStore, StoreOptions, SyncPolicy, WalOptions,
 };
 use orderlog_wal::options::SEGMENT_BYTES_MIN;
-use orderlog_wal::{IoBackend, verify_log};
+use orderlog_wal::{IoBackend, KillPoint, verify_log};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -153,6 +153,49 @@ fn check_after_kill(
     (held, store.open_report().snapshot_lsn > 0)
 }
 
+/// Folds the child's `<w> <j>` acknowledgements into the last batch acknowledged per
+/// writer.
+fn record_acks(lines: &[String], acked: &mut [Option<u64>]) {
+    for line in lines {
+        let (w, j) = line.split_once(' ').expect("acked <w> <j>");
+        let (w, j): (usize, u64) = (w.parse().expect("w"), j.parse().expect("j"));
+        acked[w] = acked[w].max(Some(j));
+    }
+}
+
+/// Every named kill point, at its first and second passage (`ORDERLOG_KILL_PASSAGES`
+/// widens it), with the four writers and the compactor under `Always` (odd passages on
+/// the mapped backend, even ones on `Pwrite`): the child aborts there and the store must
+/// recover as after any kill.
+#[test]
+fn kill_writers_at_every_named_point() {
+    let passages = env_count("ORDERLOG_KILL_PASSAGES", 2);
+    let started = Instant::now();
+    let mut kills = 0;
+    for point in KillPoint::ALL {
+        for nth in 1..=passages {
+            let backend = if nth % 2 == 1 { "mmap" } else { "pwrite" };
+            let name = format!("always-{backend}");
+            let env = [(POLICY_VAR, "always".to_string()), (BACKEND_VAR, backend.to_string())];
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let dir = tmp.path().join("store");
+            let (_, lines) =
+                run_child("kill_writers::child", &dir, nth, &env, Death::At { point, nth });
+            // A point passed while opening kills the child before its first write.
+            let mut acked = vec![None; WRITERS as usize];
+            record_acks(&lines, &mut acked);
+            check_after_kill(&dir, &name, &acked, &format!("{point}@{nth} ({name})"));
+            kills += 1;
+        }
+    }
+    println!(
+        "kill_writers_points: {} points x {passages} passages, {kills} kills of {WRITERS} \
+         writers and a compactor, 0 violations; {:.1?}",
+        KillPoint::ALL.len(),
+        started.elapsed()
+    );
+}
+
 #[test]
 fn kill_writers_acknowledged_batches_survive_sigkill() {
     let kills = env_count("ORDERLOG_CRASH_WRITER_KILLS", 60);
@@ -174,11 +217,7 @@ fn kill_writers_acknowledged_batches_survive_sigkill() {
             let (opened, lines) = run_child("kill_writers::child", &dir, store_seed, &env, death);
             let context = format!("{name}, store {store_seed}, round {round}");
             assert!(opened.is_some(), "{context}: the child died while opening");
-            for line in &lines {
-                let (w, j) = line.split_once(' ').expect("acked <w> <j>");
-                let (w, j): (usize, u64) = (w.parse().expect("w"), j.parse().expect("j"));
-                acked[w] = acked[w].max(Some(j));
-            }
+            record_acks(&lines, &mut acked);
             let (held, snapshot) = check_after_kill(&dir, name, &acked, &context);
             from_snapshot += u64::from(snapshot);
             in_flight_kept +=
