@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::domain::index::RowIndex;
+use crate::domain::index::{MAX_ROWS, RowIndex};
 use crate::domain::{DomainError, Order, OrderSoA, OrderStatus};
 use crate::events::{BATCH_EVENTS_MAX, Event, EventKind};
 
@@ -146,6 +146,11 @@ impl OrderState {
         if events.len() > BATCH_EVENTS_MAX {
             return Err(MutationError::BatchTooLarge { len: events.len(), max: BATCH_EVENTS_MAX });
         }
+        // The index addresses rows with `u32`: refuse a batch that could go past it (it
+        // counts every event as a create; the limit is ≈4.3 billion orders).
+        if self.len().saturating_add(events.len()) > MAX_ROWS {
+            return Err(DomainError::TooManyOrders { max: MAX_ROWS }.into());
+        }
         if events.len() >= 8 {
             self.orders.warm_rows(events.iter().map(|e| e.order_id));
         }
@@ -233,6 +238,9 @@ impl OrderState {
 /// True if no two events of `events` name the same order: a batch of new orders, or of
 /// changes to different ones, needs no overlay to be checked.
 fn ids_are_distinct(events: &[Event]) -> bool {
+    if events.len() < 2 {
+        return true;
+    }
     let ids: Vec<u64> = events.iter().map(|e| e.order_id).collect();
     // `events.len() <= BATCH_EVENTS_MAX`, far below the index's row limit.
     RowIndex::default().insert_all_new(0..ids.len(), &ids).is_ok()
