@@ -36,7 +36,7 @@ pub(crate) const PARTITIONS_DIR: &str = "parquet";
 /// The file's name inside each partition directory.
 pub(crate) const PART_FILE: &str = "part-0.parquet";
 /// Rows per batch when reading Parquet back.
-const READ_BATCH_ROWS: usize = 65_536;
+pub(crate) const READ_BATCH_ROWS: usize = 65_536;
 
 /// Files written, and the directories created under the snapshot directory (deepest
 /// first), which must be fsynced too.
