@@ -142,8 +142,8 @@ pub(crate) fn decode(path: &Path, map: ReadOnlyMap) -> Result<IpcContents> {
 
     let mut decoder = FileDecoder::new(schema.clone(), footer.version());
     for block in footer.dictionaries().into_iter().flatten() {
-        let data = block_data(&buffer, block, footer_at, &schema, footer.version())
-            .map_err(|(at, d)| corrupt(at, d))?;
+        let data =
+            block_data(&buffer, block, footer_at, &schema).map_err(|(at, d)| corrupt(at, d))?;
         decoder.read_dictionary(block, &data).map_err(|e| {
             corrupt(usize::try_from(block.offset()).unwrap_or(0), format!("dictionary: {e}"))
         })?;
@@ -152,8 +152,8 @@ pub(crate) fn decode(path: &Path, map: ReadOnlyMap) -> Result<IpcContents> {
     let mut batches = Vec::with_capacity(blocks.len());
     for block in blocks.iter() {
         let at = usize::try_from(block.offset()).unwrap_or(0);
-        let data = block_data(&buffer, block, footer_at, &schema, footer.version())
-            .map_err(|(at, d)| corrupt(at, d))?;
+        let data =
+            block_data(&buffer, block, footer_at, &schema).map_err(|(at, d)| corrupt(at, d))?;
         let batch = decoder
             .read_record_batch(block, &data)
             .map_err(|e| corrupt(at, format!("record batch: {e}")))?
@@ -171,7 +171,6 @@ fn block_data(
     block: &Block,
     footer_at: usize,
     schema: &Schema,
-    version: MetadataVersion,
 ) -> std::result::Result<Buffer, (usize, String)> {
     let (offset, meta_len, body_len) = (block.offset(), block.metaDataLength(), block.bodyLength());
     let bad = |detail: &str| {
@@ -194,7 +193,7 @@ fn block_data(
     if start % 8 != 0 || meta % 8 != 0 {
         return Err(bad("message or body not 8-byte aligned"));
     }
-    check_message(&buffer[start..start + meta], body, schema, version).map_err(|d| bad(&d))?;
+    check_message(&buffer[start..start + meta], body, schema).map_err(|d| bad(&d))?;
     Ok(buffer.slice_with_length(start, meta + body))
 }
 
@@ -203,12 +202,7 @@ fn block_data(
 /// without checking: a whole number of elements for offsets, sizes and fixed-width values
 /// (arrow's validation panics on an offsets buffer that ends mid-offset), and a union's
 /// type ids and offsets as long as its node says (arrow slices them unchecked).
-fn check_message(
-    meta: &[u8],
-    body_len: usize,
-    schema: &Schema,
-    version: MetadataVersion,
-) -> std::result::Result<(), String> {
+fn check_message(meta: &[u8], body_len: usize, schema: &Schema) -> std::result::Result<(), String> {
     // A message opens with the continuation marker 0xFFFFFFFF and a length, or (old
     // format) just the length.
     let fb = if meta[..4] == [0xff; 4] { &meta[8..] } else { &meta[4..] };
@@ -241,6 +235,8 @@ fn check_message(
     if batch.compression().is_some() {
         return Err("compressed body (this build reads uncompressed files)".into());
     }
+    // Arrow reads the body by the message's own version, not the footer's.
+    let version = message.version();
     let mut sizes = Vec::new();
     let mut node = 0;
     for data_type in &types {
