@@ -132,6 +132,9 @@ pub(crate) fn decode(path: &Path, map: ReadOnlyMap) -> Result<IpcContents> {
     let schema = SchemaRef::new(
         try_fb_to_schema(fb_schema).map_err(|e| corrupt(footer_at, format!("schema: {e}")))?,
     );
+    for field in schema.fields() {
+        check_type(field.data_type()).map_err(|d| corrupt(footer_at, format!("schema: {d}")))?;
+    }
     let mut metadata = HashMap::new();
     for kv in footer.custom_metadata().into_iter().flatten() {
         let (Some(k), Some(v)) = (kv.key(), kv.value()) else {
@@ -272,6 +275,38 @@ fn check_message(meta: &[u8], body_len: usize, schema: &Schema) -> std::result::
         }
     }
     Ok(())
+}
+
+/// Refuses sizes arrow's reader takes on trust: a negative fixed size panics in its
+/// layout of the type.
+fn check_type(data_type: &DataType) -> std::result::Result<(), String> {
+    match data_type {
+        DataType::FixedSizeBinary(size) if *size < 0 => {
+            Err(format!("fixed-size binary of {size} bytes"))
+        }
+        DataType::FixedSizeList(_, size) if *size < 0 => {
+            Err(format!("fixed-size list of {size} values"))
+        }
+        DataType::List(child)
+        | DataType::LargeList(child)
+        | DataType::ListView(child)
+        | DataType::LargeListView(child)
+        | DataType::FixedSizeList(child, _)
+        | DataType::Map(child, _) => check_type(child.data_type()),
+        DataType::Struct(children) => children.iter().try_for_each(|c| check_type(c.data_type())),
+        DataType::Union(children, _) => {
+            children.iter().try_for_each(|(_, c)| check_type(c.data_type()))
+        }
+        DataType::RunEndEncoded(run_ends, values) => {
+            check_type(run_ends.data_type())?;
+            check_type(values.data_type())
+        }
+        DataType::Dictionary(key, value) => {
+            check_type(key)?;
+            check_type(value)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// What arrow's reader assumes of one buffer: a whole number of `width`-byte values and,
