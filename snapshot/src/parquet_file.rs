@@ -21,7 +21,7 @@ use arrow::datatypes::{
 use orderlog_wal::storage::ReadOnlyMap;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::file::metadata::KeyValue;
+use parquet::file::metadata::{KeyValue, ParquetMetaData};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::error::{Result, SnapshotError};
@@ -264,27 +264,53 @@ fn value_name(data_type: &DataType, key: i128) -> String {
 }
 
 /// Reads a Parquet file from a mapping whose size and CRC the caller has checked.
+///
+/// Before any page is read, every column chunk the footer lists must lie inside the file:
+/// the parquet crate asserts (panics) on a negative offset or size.
 pub(crate) fn read(path: &Path, map: ReadOnlyMap) -> Result<Vec<RecordBatch>> {
-    let corrupt = |e: parquet::errors::ParquetError| SnapshotError::FileCorrupt {
+    let corrupt = |offset: usize, detail: String| SnapshotError::FileCorrupt {
         path: path.to_path_buf(),
-        // The parquet decoder does not say where; 0 is the start of the file.
-        offset: 0,
-        detail: e.to_string(),
+        offset: offset as u64,
+        detail,
     };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from_owner(map))
-        .map_err(corrupt)?
-        .with_batch_size(READ_BATCH_ROWS)
-        .build()
-        .map_err(corrupt)?;
-    reader
-        .map(|b| {
-            b.map_err(|e| SnapshotError::FileCorrupt {
-                path: path.to_path_buf(),
-                offset: 0,
-                detail: e.to_string(),
-            })
-        })
-        .collect()
+    // The parquet decoder does not say where; 0 is the start of the file.
+    let parquet_error = |e: parquet::errors::ParquetError| corrupt(0, e.to_string());
+    let len = map.len();
+    // The footer's metadata ends 8 bytes before the end (its length, then `PAR1`); the
+    // builder refuses a file where it does not fit.
+    let footer_at = len
+        .checked_sub(8)
+        .and_then(|at| map.get(at..at + 4))
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .and_then(|b| len.checked_sub(8 + u32::from_le_bytes(b) as usize))
+        .unwrap_or(0);
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from_owner(map))
+        .map_err(parquet_error)?;
+    check_column_chunks(builder.metadata(), len).map_err(|d| corrupt(footer_at, d))?;
+    let reader = builder.with_batch_size(READ_BATCH_ROWS).build().map_err(parquet_error)?;
+    reader.map(|b| b.map_err(|e| corrupt(0, e.to_string()))).collect()
+}
+
+/// Every column chunk's byte range (from its dictionary page if it has one, as the
+/// parquet crate reads it) lies inside the file's `len` bytes.
+fn check_column_chunks(meta: &ParquetMetaData, len: usize) -> std::result::Result<(), String> {
+    for (g, group) in meta.row_groups().iter().enumerate() {
+        for (c, column) in group.columns().iter().enumerate() {
+            let start = column.dictionary_page_offset().unwrap_or(column.data_page_offset());
+            let bytes = column.compressed_size();
+            let fits = usize::try_from(start)
+                .ok()
+                .zip(usize::try_from(bytes).ok())
+                .and_then(|(s, b)| s.checked_add(b))
+                .is_some_and(|end| end <= len);
+            if !fits {
+                return Err(format!(
+                    "row group {g}, column {c}: chunk at {start} (+{bytes}) outside the file"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -52,3 +52,19 @@ fn parquet_decoder_corpus_and_regressions() {
     let (files, rows) = replay("decode_parquet", decode_parquet);
     assert!(files > 0 && rows > 0, "{files} inputs, {rows} rows: the seeds are stale");
 }
+
+/// Inputs on which the parquet crate itself panics, below anything the reader can check
+/// first (`fuzz/regressions/decode_parquet/upstream/`; see docs/reliability.md,
+/// "Fuzzing"). Ignored until the parquet crate refuses them; run with `--ignored` to
+/// see whether an upgrade did.
+#[test]
+#[ignore = "panics inside the parquet crate (a dictionary-encoded page without a dictionary)"]
+fn parquet_crate_panics() {
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/decode_parquet/upstream");
+    let files = inputs(&dir);
+    assert!(!files.is_empty(), "no inputs in {}", dir.display());
+    for path in files {
+        decode_parquet(&std::fs::read(&path).unwrap());
+    }
+}
