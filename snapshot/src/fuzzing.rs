@@ -131,11 +131,14 @@ pub fn decode_parquet(data: &[u8]) -> usize {
             let rows = check_batches(&batches);
             match ParquetMetaDataReader::new().parse_and_finish(&Bytes::copy_from_slice(data)) {
                 Ok(meta) => {
-                    let said: i64 = meta.row_groups().iter().map(|g| g.num_rows()).sum();
+                    let said = meta
+                        .row_groups()
+                        .iter()
+                        .try_fold(0i64, |sum, g| sum.checked_add(g.num_rows()));
                     assert_eq!(
                         i64::try_from(rows).ok(),
-                        Some(said),
-                        "{rows} rows read, the row groups say {said}"
+                        said,
+                        "{rows} rows read, the row groups say {said:?}"
                     );
                 }
                 Err(e) => panic!("a file that reads has metadata that does not parse: {e}"),

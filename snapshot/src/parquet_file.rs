@@ -265,8 +265,9 @@ fn value_name(data_type: &DataType, key: i128) -> String {
 
 /// Reads a Parquet file from a mapping whose size and CRC the caller has checked.
 ///
-/// Before any page is read, every column chunk the footer lists must lie inside the file:
-/// the parquet crate asserts (panics) on a negative offset or size.
+/// Before any page is read, the footer's row counts must not be negative and every column
+/// chunk it lists must lie inside the file: the parquet crate asserts (panics) on a
+/// negative chunk offset or size, and sums row counts cast to `usize`.
 pub(crate) fn read(path: &Path, map: ReadOnlyMap) -> Result<Vec<RecordBatch>> {
     let corrupt = |offset: usize, detail: String| SnapshotError::FileCorrupt {
         path: path.to_path_buf(),
@@ -286,15 +287,21 @@ pub(crate) fn read(path: &Path, map: ReadOnlyMap) -> Result<Vec<RecordBatch>> {
         .unwrap_or(0);
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from_owner(map))
         .map_err(parquet_error)?;
-    check_column_chunks(builder.metadata(), len).map_err(|d| corrupt(footer_at, d))?;
+    check_footer(builder.metadata(), len).map_err(|d| corrupt(footer_at, d))?;
     let reader = builder.with_batch_size(READ_BATCH_ROWS).build().map_err(parquet_error)?;
     reader.map(|b| b.map_err(|e| corrupt(0, e.to_string()))).collect()
 }
 
-/// Every column chunk's byte range (from its dictionary page if it has one, as the
-/// parquet crate reads it) lies inside the file's `len` bytes.
-fn check_column_chunks(meta: &ParquetMetaData, len: usize) -> std::result::Result<(), String> {
+/// Every row group's row count is not negative and their total fits, and every column
+/// chunk's byte range (from its dictionary page if it has one, as the parquet crate
+/// reads it) lies inside the file's `len` bytes.
+fn check_footer(meta: &ParquetMetaData, len: usize) -> std::result::Result<(), String> {
+    let mut rows: i64 = 0;
     for (g, group) in meta.row_groups().iter().enumerate() {
+        rows = rows
+            .checked_add(group.num_rows())
+            .filter(|_| group.num_rows() >= 0)
+            .ok_or_else(|| format!("row group {g} holds {} rows", group.num_rows()))?;
         for (c, column) in group.columns().iter().enumerate() {
             let start = column.dictionary_page_offset().unwrap_or(column.data_page_offset());
             let bytes = column.compressed_size();
