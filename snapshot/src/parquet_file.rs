@@ -267,7 +267,8 @@ fn value_name(data_type: &DataType, key: i128) -> String {
 ///
 /// Before any page is read, the footer's row counts must not be negative and every column
 /// chunk it lists must lie inside the file: the parquet crate asserts (panics) on a
-/// negative chunk offset or size, and sums row counts cast to `usize`.
+/// negative chunk offset or size, and sums row counts cast to `usize`. After reading, the
+/// rows read must be the rows the row groups hold.
 pub(crate) fn read(path: &Path, map: ReadOnlyMap) -> Result<Vec<RecordBatch>> {
     let corrupt = |offset: usize, detail: String| SnapshotError::FileCorrupt {
         path: path.to_path_buf(),
@@ -287,20 +288,32 @@ pub(crate) fn read(path: &Path, map: ReadOnlyMap) -> Result<Vec<RecordBatch>> {
         .unwrap_or(0);
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from_owner(map))
         .map_err(parquet_error)?;
-    check_footer(builder.metadata(), len).map_err(|d| corrupt(footer_at, d))?;
+    let rows = check_footer(builder.metadata(), len).map_err(|d| corrupt(footer_at, d))?;
     let reader = builder.with_batch_size(READ_BATCH_ROWS).build().map_err(parquet_error)?;
-    reader.map(|b| b.map_err(|e| corrupt(0, e.to_string()))).collect()
+    let batches =
+        reader.map(|b| b.map_err(|e| corrupt(0, e.to_string()))).collect::<Result<Vec<_>>>()?;
+    // The parquet crate may stop early without an error (a schema without columns, a
+    // column chunk holding fewer values than its row group says): rows lost silently.
+    let read: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    if u64::try_from(read).ok() != Some(rows) {
+        return Err(corrupt(
+            footer_at,
+            format!("{read} rows read, the row groups say they hold {rows}"),
+        ));
+    }
+    Ok(batches)
 }
 
 /// Every row group's row count is not negative and their total fits, and every column
 /// chunk's byte range (from its dictionary page if it has one, as the parquet crate
 /// reads it) lies inside the file's `len` bytes.
-fn check_footer(meta: &ParquetMetaData, len: usize) -> std::result::Result<(), String> {
-    let mut rows: i64 = 0;
+/// Returns the rows the row groups hold.
+fn check_footer(meta: &ParquetMetaData, len: usize) -> std::result::Result<u64, String> {
+    let mut rows: u64 = 0;
     for (g, group) in meta.row_groups().iter().enumerate() {
-        rows = rows
-            .checked_add(group.num_rows())
-            .filter(|_| group.num_rows() >= 0)
+        rows = u64::try_from(group.num_rows())
+            .ok()
+            .and_then(|n| rows.checked_add(n))
             .ok_or_else(|| format!("row group {g} holds {} rows", group.num_rows()))?;
         for (c, column) in group.columns().iter().enumerate() {
             let start = column.dictionary_page_offset().unwrap_or(column.data_page_offset());
@@ -317,7 +330,7 @@ fn check_footer(meta: &ParquetMetaData, len: usize) -> std::result::Result<(), S
             }
         }
     }
-    Ok(())
+    Ok(rows)
 }
 
 #[cfg(test)]
