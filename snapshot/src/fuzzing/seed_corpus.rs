@@ -114,6 +114,7 @@ fn write_seed_corpus() {
         fs::read(written.path).expect("read IPC")
     };
     let three = ipc_file(&seed(10), 4);
+    assert_eq!(super::decode_ipc(&three), 10, "a valid IPC seed does not decode");
     write(&ipc, "ipc-10-rows-3-batches", &three);
     write(&ipc, "ipc-1-row", &ipc_file(&seed(1), 4));
     write(&ipc, "ipc-no-rows", &ipc_file(&seed(0), 4));
@@ -144,6 +145,7 @@ fn write_seed_corpus() {
         let files = parquet_files(&seed(10), &opts(compression));
         assert_eq!(files.len(), 1);
         write(&parquet, &format!("parquet-{compression}-3-row-groups"), &files[0]);
+        assert_eq!(super::decode_parquet(&files[0]), 10, "a valid Parquet seed does not read");
         zstd.clone_from(&files[0]);
     }
     let one = parquet_files(&seed(1), &opts(ParquetCompression::None));
@@ -155,6 +157,7 @@ fn write_seed_corpus() {
     let parts = parquet_files(&seed(10), &partitioned);
     assert_eq!(parts.len(), 3);
     write(&parquet, "parquet-snappy-partition-part", &parts[1]);
+    assert!(super::decode_parquet(&parts[1]) > 0, "a partition's part file does not read");
     write(&parquet, "damaged-cut-before-footer", &zstd[..zstd.len() / 2]);
     let mut flipped = zstd.clone();
     flipped[zstd.len() - 9] ^= 0x7f;
