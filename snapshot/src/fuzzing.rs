@@ -4,11 +4,23 @@
 //! result promises; a broken promise panics, which is what a fuzzer reports. Garbage must
 //! come back as a typed error naming the offset, never as a panic.
 
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::array::{Array, RecordBatch};
+use bytes::Bytes;
+use orderlog_wal::storage::ReadOnlyMap;
+use parquet::file::metadata::ParquetMetaDataReader;
 
 use crate::error::SnapshotError;
 use crate::info::SnapshotInfo;
 use crate::manifest::{HEADER_BYTES, MANIFEST_FILE, MANIFEST_VERSION, decode, encode};
+use crate::parquet_file::READ_BATCH_ROWS;
+use crate::{ipc, parquet_file};
+
+#[cfg(test)]
+mod seed_corpus;
 
 /// Runs the manifest decoder on arbitrary bytes, twice: as a whole `MANIFEST` file, and
 /// as a body behind a correct header (its CRC-32 and length computed here), so that the
@@ -67,6 +79,128 @@ fn check_round_trip(snapshots: &[SnapshotInfo]) {
     assert_eq!(encode(snapshots).ok(), Some(bytes), "encoding is not deterministic");
 }
 
+/// Runs the Arrow IPC decoder (`data.arrow`) on arbitrary bytes, through a read-only
+/// mapping of a file holding them, as the store and [`crate::read_ipc_file`] do.
+///
+/// Checked: an error is `FileCorrupt` naming the file, at an offset inside it; a file
+/// that decodes has its footer inside the input after the leading magic, every batch has
+/// the file's schema, every column the batch's length and the schema's type, and every
+/// array is valid (`ArrayData::validate_full`). Returns the number of rows decoded.
+pub fn decode_ipc(data: &[u8]) -> usize {
+    let (path, map) = map_input(data, "arrow");
+    match ipc::decode(&path, map) {
+        Ok(contents) => {
+            let footer = contents.footer_offset;
+            assert!(
+                (8..data.len() as u64).contains(&footer),
+                "footer offset {footer} outside the {} bytes",
+                data.len()
+            );
+            for batch in &contents.batches {
+                assert_eq!(batch.schema(), contents.schema, "a batch with another schema");
+            }
+            check_batches(&contents.batches)
+        }
+        Err(e) => check_file_error(&path, e, data.len()),
+    }
+}
+
+/// Runs the Parquet reader on arbitrary bytes (a `data.parquet` or a partition's
+/// `part-0.parquet`), through a read-only mapping of a file holding them, as the store
+/// and [`crate::read_parquet_file`] do.
+///
+/// Checked: an error is `FileCorrupt` naming the file, at an offset inside it; in a file
+/// that reads, every batch has the first one's schema and at most the reader's batch
+/// size of rows, every column the batch's length and the schema's type, every array is
+/// valid, and the rows read are the rows the file's row groups say they hold. Returns the
+/// number of rows read.
+pub fn decode_parquet(data: &[u8]) -> usize {
+    let (path, map) = map_input(data, "parquet");
+    match parquet_file::read(&path, map) {
+        Ok(batches) => {
+            if let Some(first) = batches.first() {
+                for batch in &batches {
+                    assert_eq!(batch.schema(), first.schema(), "a batch with another schema");
+                    assert!(
+                        batch.num_rows() <= READ_BATCH_ROWS,
+                        "a batch of {} rows",
+                        batch.num_rows()
+                    );
+                }
+            }
+            let rows = check_batches(&batches);
+            match ParquetMetaDataReader::new().parse_and_finish(&Bytes::copy_from_slice(data)) {
+                Ok(meta) => {
+                    let said = meta
+                        .row_groups()
+                        .iter()
+                        .try_fold(0i64, |sum, g| sum.checked_add(g.num_rows()));
+                    assert_eq!(
+                        i64::try_from(rows).ok(),
+                        said,
+                        "{rows} rows read, the row groups say {said:?}"
+                    );
+                }
+                Err(e) => panic!("a file that reads has metadata that does not parse: {e}"),
+            }
+            rows
+        }
+        Err(e) => check_file_error(&path, e, data.len()),
+    }
+}
+
+/// Checks each batch's columns against its schema and row count; returns the rows.
+fn check_batches(batches: &[RecordBatch]) -> usize {
+    let mut rows = 0;
+    for batch in batches {
+        let schema = batch.schema();
+        assert_eq!(batch.num_columns(), schema.fields().len(), "columns != fields");
+        for (column, field) in batch.columns().iter().zip(schema.fields()) {
+            assert_eq!(column.len(), batch.num_rows(), "column {} length", field.name());
+            assert_eq!(column.data_type(), field.data_type(), "column {} type", field.name());
+            if let Err(e) = column.to_data().validate_full() {
+                panic!("column {} decoded invalid: {e}", field.name());
+            }
+        }
+        rows += batch.num_rows();
+    }
+    rows
+}
+
+/// A snapshot file's decoder must fail with `FileCorrupt` naming `path`, at an offset
+/// inside its `len` bytes.
+fn check_file_error(path: &Path, error: SnapshotError, len: usize) -> usize {
+    match error {
+        SnapshotError::FileCorrupt { path: named, offset, .. } => {
+            assert_eq!(named, path, "the error names another file");
+            assert!(offset <= len as u64, "offset {offset} beyond {len} bytes");
+            0
+        }
+        other => panic!("the decoder returned an untyped error: {other}"),
+    }
+}
+
+/// Writes `data` to a new file in the temporary directory, maps it read-only and removes
+/// the name (the mapping keeps the file): the decoders read a mapping, as in production.
+/// The file is never written again while mapped, as `ReadOnlyMap` requires.
+fn map_input(data: &[u8], extension: &str) -> (PathBuf, ReadOnlyMap) {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = format!(
+        "orderlog-fuzz-{}-{}.{extension}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let path = std::env::temp_dir().join(name);
+    let mapped = std::fs::File::create_new(&path)
+        .and_then(|mut file| file.write_all(data))
+        .and_then(|()| ReadOnlyMap::open_immutable(&path));
+    let removed = std::fs::remove_file(&path);
+    match (mapped, removed) {
+        (Ok(map), Ok(())) => (path, map),
+        (Err(e), _) | (_, Err(e)) => panic!("cannot map the input as {}: {e}", path.display()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,6 +210,12 @@ mod tests {
         assert_eq!(decode_manifest(&[]), 0);
         assert_eq!(decode_manifest(b"{}"), 0);
         assert_eq!(decode_manifest(&[0xff; 100]), 0);
+        for entry in [decode_ipc, decode_parquet] {
+            assert_eq!(entry(&[]), 0);
+            assert_eq!(entry(b"ARROW1\0\0ARROW1"), 0);
+            assert_eq!(entry(b"PAR1\0\0\0\0PAR1"), 0);
+            assert_eq!(entry(&[0xff; 100]), 0);
+        }
     }
 
     #[test]

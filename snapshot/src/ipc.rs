@@ -18,11 +18,11 @@ use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
 use arrow::buffer::Buffer;
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef, UnionMode};
 use arrow::ipc::convert::try_fb_to_schema;
 use arrow::ipc::reader::{FileDecoder, read_footer_length};
 use arrow::ipc::writer::FileWriter;
-use arrow::ipc::{Block, MessageHeader, root_as_footer, root_as_message};
+use arrow::ipc::{Block, MessageHeader, MetadataVersion, root_as_footer, root_as_message};
 use orderlog_wal::storage::ReadOnlyMap;
 
 use crate::error::{Result, SnapshotError};
@@ -132,6 +132,9 @@ pub(crate) fn decode(path: &Path, map: ReadOnlyMap) -> Result<IpcContents> {
     let schema = SchemaRef::new(
         try_fb_to_schema(fb_schema).map_err(|e| corrupt(footer_at, format!("schema: {e}")))?,
     );
+    for field in schema.fields() {
+        check_type(field.data_type()).map_err(|d| corrupt(footer_at, format!("schema: {d}")))?;
+    }
     let mut metadata = HashMap::new();
     for kv in footer.custom_metadata().into_iter().flatten() {
         let (Some(k), Some(v)) = (kv.key(), kv.value()) else {
@@ -142,7 +145,8 @@ pub(crate) fn decode(path: &Path, map: ReadOnlyMap) -> Result<IpcContents> {
 
     let mut decoder = FileDecoder::new(schema.clone(), footer.version());
     for block in footer.dictionaries().into_iter().flatten() {
-        let data = block_data(&buffer, block, footer_at).map_err(|(at, d)| corrupt(at, d))?;
+        let data =
+            block_data(&buffer, block, footer_at, &schema).map_err(|(at, d)| corrupt(at, d))?;
         decoder.read_dictionary(block, &data).map_err(|e| {
             corrupt(usize::try_from(block.offset()).unwrap_or(0), format!("dictionary: {e}"))
         })?;
@@ -151,7 +155,8 @@ pub(crate) fn decode(path: &Path, map: ReadOnlyMap) -> Result<IpcContents> {
     let mut batches = Vec::with_capacity(blocks.len());
     for block in blocks.iter() {
         let at = usize::try_from(block.offset()).unwrap_or(0);
-        let data = block_data(&buffer, block, footer_at).map_err(|(at, d)| corrupt(at, d))?;
+        let data =
+            block_data(&buffer, block, footer_at, &schema).map_err(|(at, d)| corrupt(at, d))?;
         let batch = decoder
             .read_record_batch(block, &data)
             .map_err(|e| corrupt(at, format!("record batch: {e}")))?
@@ -162,11 +167,13 @@ pub(crate) fn decode(path: &Path, map: ReadOnlyMap) -> Result<IpcContents> {
 }
 
 /// The bytes of one block (message and body), after checking that the block and every
-/// buffer its message describes lie inside the data region before the footer.
+/// buffer its message describes lie inside the data region before the footer, 8-byte
+/// aligned, and sized as arrow's reader needs (see `check_message`).
 fn block_data(
     buffer: &Buffer,
     block: &Block,
     footer_at: usize,
+    schema: &Schema,
 ) -> std::result::Result<Buffer, (usize, String)> {
     let (offset, meta_len, body_len) = (block.offset(), block.metaDataLength(), block.bodyLength());
     let bad = |detail: &str| {
@@ -184,12 +191,21 @@ fn block_data(
     if start < LEADING_MAGIC.len() || meta < 8 || end.is_none_or(|end| end > footer_at) {
         return Err(bad("outside the file's data region"));
     }
-    check_message(&buffer[start..start + meta], body).map_err(|d| bad(&d))?;
+    // The format aligns messages and bodies to 8 bytes (the writer to 64); the mapping
+    // starts on a page, so every buffer lies 8-byte aligned in memory.
+    if start % 8 != 0 || meta % 8 != 0 {
+        return Err(bad("message or body not 8-byte aligned"));
+    }
+    check_message(&buffer[start..start + meta], body, schema).map_err(|d| bad(&d))?;
     Ok(buffer.slice_with_length(start, meta + body))
 }
 
-/// Checks a message's metadata: it parses, and every buffer it names fits in the body.
-fn check_message(meta: &[u8], body_len: usize) -> std::result::Result<(), String> {
+/// Checks a message's metadata: it parses, the body is uncompressed, and every buffer it
+/// names is 8-byte aligned, fits in the body and is sized as arrow's reader assumes
+/// without checking: a whole number of elements for offsets, sizes and fixed-width values
+/// (arrow's validation panics on an offsets buffer that ends mid-offset), and a union's
+/// type ids and offsets as long as its node says (arrow slices them unchecked).
+fn check_message(meta: &[u8], body_len: usize, schema: &Schema) -> std::result::Result<(), String> {
     // A message opens with the continuation marker 0xFFFFFFFF and a length, or (old
     // format) just the length.
     let fb = if meta[..4] == [0xff; 4] { &meta[8..] } else { &meta[4..] };
@@ -197,24 +213,177 @@ fn check_message(meta: &[u8], body_len: usize) -> std::result::Result<(), String
     if usize::try_from(message.bodyLength()).ok() != Some(body_len) {
         return Err(format!("message body length {} differs", message.bodyLength()));
     }
-    let buffers = match message.header_type() {
-        MessageHeader::RecordBatch => message.header_as_record_batch().and_then(|b| b.buffers()),
+    let (batch, types) = match message.header_type() {
+        MessageHeader::RecordBatch => (
+            message.header_as_record_batch(),
+            schema.fields().iter().map(|f| f.data_type().clone()).collect::<Vec<_>>(),
+        ),
         MessageHeader::DictionaryBatch => {
-            message.header_as_dictionary_batch().and_then(|d| d.data()).and_then(|b| b.buffers())
+            let dictionary = message.header_as_dictionary_batch();
+            // Arrow looks the dictionary up by its id; one it does not know is its error.
+            #[allow(deprecated)]
+            let value_type = dictionary.and_then(|d| {
+                schema.fields_with_dict_id(d.id()).first().and_then(|f| match f.data_type() {
+                    DataType::Dictionary(_, value) => Some(value.as_ref().clone()),
+                    _ => None,
+                })
+            });
+            (dictionary.and_then(|d| d.data()), value_type.into_iter().collect())
         }
         other => return Err(format!("unexpected message type {other:?}")),
     };
-    for b in buffers.into_iter().flatten() {
-        let fits = usize::try_from(b.offset())
-            .ok()
-            .zip(usize::try_from(b.length()).ok())
-            .and_then(|(o, l)| o.checked_add(l))
-            .is_some_and(|end| end <= body_len);
-        if !fits {
-            return Err(format!("buffer at {} (+{}) outside the body", b.offset(), b.length()));
+    let Some(batch) = batch else {
+        return Err("message without its header".into());
+    };
+    if batch.compression().is_some() {
+        return Err("compressed body (this build reads uncompressed files)".into());
+    }
+    // Arrow reads the body by the message's own version, not the footer's.
+    let version = message.version();
+    let mut sizes = Vec::new();
+    let mut node = 0;
+    for data_type in &types {
+        if !buffer_sizes(data_type, version, &mut node, &mut sizes) {
+            break;
+        }
+    }
+    let nodes = batch.nodes();
+    for (i, b) in batch.buffers().into_iter().flatten().enumerate() {
+        let (Ok(offset), Ok(len)) = (usize::try_from(b.offset()), usize::try_from(b.length()))
+        else {
+            return Err(format!("buffer {i}: negative offset or length"));
+        };
+        if offset.checked_add(len).is_none_or(|end| end > body_len) {
+            return Err(format!("buffer {i} at {offset} (+{len}) outside the body"));
+        }
+        if offset % 8 != 0 {
+            return Err(format!("buffer {i} at {offset} not 8-byte aligned"));
+        }
+        let Some(size) = sizes.get(i) else { continue };
+        if len % size.width != 0 {
+            return Err(format!("buffer {i} of {len} bytes: not whole {}-byte values", size.width));
+        }
+        if let Some((at, per_row)) = size.rows_of {
+            let rows = nodes.filter(|n| at < n.len()).map(|n| n.get(at).length());
+            let needed = rows
+                .and_then(|r| usize::try_from(r).ok())
+                .and_then(|r| r.checked_mul(per_row))
+                .ok_or_else(|| format!("buffer {i}: node {at} missing or negative"))?;
+            if len < needed {
+                return Err(format!("buffer {i} of {len} bytes, node {at} needs {needed}"));
+            }
         }
     }
     Ok(())
+}
+
+/// Refuses sizes arrow's reader takes on trust: a negative fixed size panics in its
+/// layout of the type.
+fn check_type(data_type: &DataType) -> std::result::Result<(), String> {
+    match data_type {
+        DataType::FixedSizeBinary(size) if *size < 0 => {
+            Err(format!("fixed-size binary of {size} bytes"))
+        }
+        DataType::FixedSizeList(_, size) if *size < 0 => {
+            Err(format!("fixed-size list of {size} values"))
+        }
+        DataType::List(child)
+        | DataType::LargeList(child)
+        | DataType::ListView(child)
+        | DataType::LargeListView(child)
+        | DataType::FixedSizeList(child, _)
+        | DataType::Map(child, _) => check_type(child.data_type()),
+        DataType::Struct(children) => children.iter().try_for_each(|c| check_type(c.data_type())),
+        DataType::Union(children, _) => {
+            children.iter().try_for_each(|(_, c)| check_type(c.data_type()))
+        }
+        DataType::RunEndEncoded(run_ends, values) => {
+            check_type(run_ends.data_type())?;
+            check_type(values.data_type())
+        }
+        DataType::Dictionary(key, value) => {
+            check_type(key)?;
+            check_type(value)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What arrow's reader assumes of one buffer: a whole number of `width`-byte values and,
+/// for `rows_of: Some((node, bytes))`, at least `bytes` per row of that field node.
+#[derive(Debug, Clone, Copy)]
+struct BufferSize {
+    width: usize,
+    rows_of: Option<(usize, usize)>,
+}
+
+/// Appends what arrow's reader (`arrow_ipc::reader`, `create_array`) assumes of each
+/// buffer of a column of `data_type`, in the order it takes them, and counts the field
+/// nodes it takes (one per column and child). Returns false for a type whose buffers
+/// cannot be counted from the schema (views); the checks stop there.
+fn buffer_sizes(
+    data_type: &DataType,
+    version: MetadataVersion,
+    node: &mut usize,
+    out: &mut Vec<BufferSize>,
+) -> bool {
+    let this_node = *node;
+    *node += 1;
+    let mut push = |width: usize| out.push(BufferSize { width, rows_of: None });
+    match data_type {
+        DataType::Null => {}
+        DataType::Boolean | DataType::FixedSizeBinary(_) => (1..=2).for_each(|_| push(1)),
+        DataType::Utf8 | DataType::Binary => [1, 4, 1].into_iter().for_each(push),
+        DataType::LargeUtf8 | DataType::LargeBinary => [1, 8, 1].into_iter().for_each(push),
+        DataType::Utf8View | DataType::BinaryView => return false,
+        DataType::List(child) | DataType::Map(child, _) => {
+            [1, 4].into_iter().for_each(push);
+            return buffer_sizes(child.data_type(), version, node, out);
+        }
+        DataType::LargeList(child) => {
+            [1, 8].into_iter().for_each(push);
+            return buffer_sizes(child.data_type(), version, node, out);
+        }
+        DataType::ListView(child) => {
+            [1, 4, 4].into_iter().for_each(push);
+            return buffer_sizes(child.data_type(), version, node, out);
+        }
+        DataType::LargeListView(child) => {
+            [1, 8, 8].into_iter().for_each(push);
+            return buffer_sizes(child.data_type(), version, node, out);
+        }
+        DataType::FixedSizeList(child, _) => {
+            push(1);
+            return buffer_sizes(child.data_type(), version, node, out);
+        }
+        DataType::Struct(children) => {
+            push(1);
+            return children.iter().all(|c| buffer_sizes(c.data_type(), version, node, out));
+        }
+        DataType::RunEndEncoded(run_ends, values) => {
+            return buffer_sizes(run_ends.data_type(), version, node, out)
+                && buffer_sizes(values.data_type(), version, node, out);
+        }
+        DataType::Dictionary(key, _) => match key.primitive_width() {
+            Some(width) => [1, width].into_iter().for_each(push),
+            None => return false,
+        },
+        DataType::Union(children, mode) => {
+            if version < MetadataVersion::V5 {
+                push(1);
+            }
+            out.push(BufferSize { width: 1, rows_of: Some((this_node, 1)) });
+            if *mode == UnionMode::Dense {
+                out.push(BufferSize { width: 4, rows_of: Some((this_node, 4)) });
+            }
+            return children.iter().all(|(_, c)| buffer_sizes(c.data_type(), version, node, out));
+        }
+        other => match other.primitive_width() {
+            Some(width) => [1, width].into_iter().for_each(push),
+            None => return false,
+        },
+    }
+    true
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use arrow::datatypes::{
 use orderlog_wal::storage::ReadOnlyMap;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::file::metadata::KeyValue;
+use parquet::file::metadata::{KeyValue, ParquetMetaData};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::error::{Result, SnapshotError};
@@ -36,7 +36,7 @@ pub(crate) const PARTITIONS_DIR: &str = "parquet";
 /// The file's name inside each partition directory.
 pub(crate) const PART_FILE: &str = "part-0.parquet";
 /// Rows per batch when reading Parquet back.
-const READ_BATCH_ROWS: usize = 65_536;
+pub(crate) const READ_BATCH_ROWS: usize = 65_536;
 
 /// Files written, and the directories created under the snapshot directory (deepest
 /// first), which must be fsynced too.
@@ -264,27 +264,73 @@ fn value_name(data_type: &DataType, key: i128) -> String {
 }
 
 /// Reads a Parquet file from a mapping whose size and CRC the caller has checked.
+///
+/// Before any page is read, the footer's row counts must not be negative and every column
+/// chunk it lists must lie inside the file: the parquet crate asserts (panics) on a
+/// negative chunk offset or size, and sums row counts cast to `usize`. After reading, the
+/// rows read must be the rows the row groups hold.
 pub(crate) fn read(path: &Path, map: ReadOnlyMap) -> Result<Vec<RecordBatch>> {
-    let corrupt = |e: parquet::errors::ParquetError| SnapshotError::FileCorrupt {
+    let corrupt = |offset: usize, detail: String| SnapshotError::FileCorrupt {
         path: path.to_path_buf(),
-        // The parquet decoder does not say where; 0 is the start of the file.
-        offset: 0,
-        detail: e.to_string(),
+        offset: offset as u64,
+        detail,
     };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from_owner(map))
-        .map_err(corrupt)?
-        .with_batch_size(READ_BATCH_ROWS)
-        .build()
-        .map_err(corrupt)?;
-    reader
-        .map(|b| {
-            b.map_err(|e| SnapshotError::FileCorrupt {
-                path: path.to_path_buf(),
-                offset: 0,
-                detail: e.to_string(),
-            })
-        })
-        .collect()
+    // The parquet decoder does not say where; 0 is the start of the file.
+    let parquet_error = |e: parquet::errors::ParquetError| corrupt(0, e.to_string());
+    let len = map.len();
+    // The footer's metadata ends 8 bytes before the end (its length, then `PAR1`); the
+    // builder refuses a file where it does not fit.
+    let footer_at = len
+        .checked_sub(8)
+        .and_then(|at| map.get(at..at + 4))
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .and_then(|b| len.checked_sub(8 + u32::from_le_bytes(b) as usize))
+        .unwrap_or(0);
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from_owner(map))
+        .map_err(parquet_error)?;
+    let rows = check_footer(builder.metadata(), len).map_err(|d| corrupt(footer_at, d))?;
+    let reader = builder.with_batch_size(READ_BATCH_ROWS).build().map_err(parquet_error)?;
+    let batches =
+        reader.map(|b| b.map_err(|e| corrupt(0, e.to_string()))).collect::<Result<Vec<_>>>()?;
+    // The parquet crate may stop early without an error (a schema without columns, a
+    // column chunk holding fewer values than its row group says): rows lost silently.
+    let read: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    if u64::try_from(read).ok() != Some(rows) {
+        return Err(corrupt(
+            footer_at,
+            format!("{read} rows read, the row groups say they hold {rows}"),
+        ));
+    }
+    Ok(batches)
+}
+
+/// Every row group's row count is not negative and their total fits, and every column
+/// chunk's byte range (from its dictionary page if it has one, as the parquet crate
+/// reads it) lies inside the file's `len` bytes.
+/// Returns the rows the row groups hold.
+fn check_footer(meta: &ParquetMetaData, len: usize) -> std::result::Result<u64, String> {
+    let mut rows: u64 = 0;
+    for (g, group) in meta.row_groups().iter().enumerate() {
+        rows = u64::try_from(group.num_rows())
+            .ok()
+            .and_then(|n| rows.checked_add(n))
+            .ok_or_else(|| format!("row group {g} holds {} rows", group.num_rows()))?;
+        for (c, column) in group.columns().iter().enumerate() {
+            let start = column.dictionary_page_offset().unwrap_or(column.data_page_offset());
+            let bytes = column.compressed_size();
+            let fits = usize::try_from(start)
+                .ok()
+                .zip(usize::try_from(bytes).ok())
+                .and_then(|(s, b)| s.checked_add(b))
+                .is_some_and(|end| end <= len);
+            if !fits {
+                return Err(format!(
+                    "row group {g}, column {c}: chunk at {start} (+{bytes}) outside the file"
+                ));
+            }
+        }
+    }
+    Ok(rows)
 }
 
 #[cfg(test)]

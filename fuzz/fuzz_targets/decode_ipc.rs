@@ -1,0 +1,6 @@
+//! Fuzz target: `orderlog_snapshot::fuzzing::decode_ipc` on arbitrary bytes.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    orderlog_snapshot::fuzzing::decode_ipc(data);
+});
