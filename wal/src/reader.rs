@@ -393,9 +393,13 @@ pub fn verify_log_with(storage: &dyn Storage) -> Result<LogVerification> {
         findings_omitted: 0,
     };
     let mut expected: Option<Lsn> = None;
+    // One buffer for every segment (see `Storage::read_into`).
+    let mut bytes = Vec::new();
     for (i, (base, name)) in segments.iter().enumerate() {
         let file = dir.join(name);
-        let bytes = storage.read(name).map_err(|e| WalError::io("reading segment", &file, e))?;
+        storage
+            .read_into(name, &mut bytes)
+            .map_err(|e| WalError::io("reading segment", &file, e))?;
         let is_last = i + 1 == segments.len();
         let checked = verify_segment(&bytes, *base, expected, is_last, &file, &mut out);
         verification.frames += checked.frames;
