@@ -290,8 +290,24 @@ pub(crate) fn read(path: &Path, map: ReadOnlyMap) -> Result<Vec<RecordBatch>> {
         .map_err(parquet_error)?;
     let rows = check_footer(builder.metadata(), len).map_err(|d| corrupt(footer_at, d))?;
     let reader = builder.with_batch_size(READ_BATCH_ROWS).build().map_err(parquet_error)?;
-    let batches =
-        reader.map(|b| b.map_err(|e| corrupt(0, e.to_string()))).collect::<Result<Vec<_>>>()?;
+    // The parquet crate panics on some damage it does not check for (a dictionary-encoded
+    // page in a column chunk without a dictionary page). Everything the closure touches is
+    // its own and dropped with it, so a panic leaves nothing half-changed behind: it is
+    // this file's corruption, reported as such.
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        reader.map(|b| b.map_err(|e| corrupt(0, e.to_string()))).collect::<Result<Vec<_>>>()
+    }));
+    let batches = match decoded {
+        Ok(batches) => batches?,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("no message");
+            return Err(corrupt(0, format!("the Parquet decoder failed: {message}")));
+        }
+    };
     // The parquet crate may stop early without an error (a schema without columns, a
     // column chunk holding fewer values than its row group says): rows lost silently.
     let read: usize = batches.iter().map(RecordBatch::num_rows).sum();
