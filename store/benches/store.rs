@@ -189,11 +189,11 @@ fn recovery_report(_c: &mut Criterion) {
     }
 }
 
-/// Writers' commit latency (Always, batch 1) without and with a compaction running.
-/// One store of 1M orders: a writer's commit latency (p50, p99, commits) while nothing
-/// else runs, then while the store compacts; and the compaction's time.
+/// A writer's commit latency: p50, p99, and the commits measured.
 type Latency = (Duration, Duration, usize);
 
+/// One store of 1M orders: a writer's commit latency (`Always`, batch 1) while nothing
+/// else runs, then while the store compacts; and the compaction's time.
 fn compaction_round() -> (Duration, Latency, Latency) {
     let dir = bench_dir();
     // 16 MiB segments: 1M orders fill several, so the compaction has sealed ones to fold.

@@ -34,8 +34,8 @@ use crate::kill_loop::{CHILD_DIR, Death, run_child};
 const WRITERS: u64 = 4;
 /// Kills per store directory.
 const KILLS_PER_STORE: u64 = 3;
-const POLICY_VAR: &str = "ORDERLOG_CRASH_CHILD_POLICY";
-const BACKEND_VAR: &str = "ORDERLOG_CRASH_CHILD_BACKEND";
+/// The child's policy and backend: a name of [`CASES`].
+const CASE_VAR: &str = "ORDERLOG_CRASH_CHILD_CASE";
 
 /// The order writer `w` creates in its batch `j`.
 fn id(w: u64, j: u64) -> u64 {
@@ -79,11 +79,9 @@ fn batches_held(store: &OrderStore, w: u64) -> u64 {
 #[test]
 #[ignore = "the child process of kill_writers_acknowledged_batches_survive_sigkill"]
 fn child() {
-    let (Ok(dir), Ok(case)) = (std::env::var(CHILD_DIR), std::env::var(POLICY_VAR)) else {
+    let (Ok(dir), Ok(case)) = (std::env::var(CHILD_DIR), std::env::var(CASE_VAR)) else {
         return;
     };
-    let backend = std::env::var(BACKEND_VAR).unwrap_or_default();
-    let case = format!("{case}-{backend}");
     let store = OrderStore::open(&dir, options(&case)).expect("child: open");
     let out = std::sync::Mutex::new(std::io::stdout());
     let say = |line: String| {
@@ -176,7 +174,7 @@ fn kill_writers_at_every_named_point() {
         for nth in 1..=passages {
             let backend = if nth % 2 == 1 { "mmap" } else { "pwrite" };
             let name = format!("always-{backend}");
-            let env = [(POLICY_VAR, "always".to_string()), (BACKEND_VAR, backend.to_string())];
+            let env = [(CASE_VAR, name.clone())];
             let tmp = tempfile::tempdir().expect("tempdir");
             let dir = tmp.path().join("store");
             let (_, lines) =
@@ -203,8 +201,7 @@ fn kill_writers_acknowledged_batches_survive_sigkill() {
     let (mut done, mut in_flight_kept, mut from_snapshot, mut store_seed) = (0u64, 0, 0, 0u64);
     while done < kills {
         let (name, ..) = CASES[(store_seed % CASES.len() as u64) as usize];
-        let (policy, backend) = name.split_once('-').expect("policy-backend");
-        let env = [(POLICY_VAR, policy.to_string()), (BACKEND_VAR, backend.to_string())];
+        let env = [(CASE_VAR, name.to_string())];
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("store");
         let mut rng = StdRng::seed_from_u64(store_seed);
