@@ -271,9 +271,21 @@ impl OrderStore {
         }
         let mut payload = Vec::with_capacity(16 + events.len() * 64);
         encode_batch(events, &mut payload);
+        let wal = &self.inner.engine.wal;
         let mut state = self.write();
+        if let Some(before) = state.try_append_creates(events) {
+            // New orders are checked as they are applied; readers wait on the lock, so
+            // none sees them unless the log takes them.
+            return match wal.write(&[&payload]) {
+                Ok(lsns) => Ok(*lsns.end()),
+                Err(e) => {
+                    state.undo_appends(before);
+                    Err(e.into())
+                }
+            };
+        }
         state.check_batch(events)?;
-        let lsn = *self.inner.engine.wal.write(&[&payload])?.end();
+        let lsn = *wal.write(&[&payload])?.end();
         // Checked above against this state, under the same lock.
         state.apply_checked_batch(events);
         Ok(lsn)

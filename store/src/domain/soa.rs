@@ -136,14 +136,23 @@ impl OrderSoA {
         self.index.insert(self.len() - 1, &self.order_id);
     }
 
-    /// Appends orders already validated, each new and none repeated (a checked batch of
-    /// creates), and indexes them together: their index probes overlap.
-    pub(crate) fn push_all_unchecked(&mut self, orders: impl Iterator<Item = Order>) {
+    /// Appends orders already validated and indexes them together (their index probes
+    /// overlap), refusing them all if one's id is already held or repeated among them:
+    /// then nothing is changed. The caller has checked `len() + orders <= MAX_ROWS`.
+    pub(crate) fn push_all_new(
+        &mut self,
+        orders: impl Iterator<Item = Order>,
+    ) -> Result<(), DomainError> {
         let first = self.len();
         for o in orders {
             self.push_columns(o);
         }
-        self.index.insert_all_absent(first..self.len(), &self.order_id);
+        if let Err((row, _)) = self.index.insert_all_new(first..self.len(), &self.order_id) {
+            let order_id = self.order_id[row];
+            self.truncate_to(first);
+            return Err(DomainError::DuplicateOrder { order_id });
+        }
+        Ok(())
     }
 
     /// Appends an order's values to the columns (not to the index).

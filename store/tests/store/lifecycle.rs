@@ -87,6 +87,41 @@ fn store_refuses_bad_mutations_and_writes_nothing() {
     store.apply(Event::cancel(1).expecting(1)).expect("right version");
 }
 
+/// New orders are checked as they are appended; when the log then refuses their batch,
+/// the appends are undone: the state is as before and the ids stay free.
+#[test]
+fn store_undoes_new_orders_the_log_refuses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = StoreOptions::default();
+    options.wal.frame_bytes_max = 4096;
+    let store = OrderStore::open(dir.path(), options.clone()).expect("open");
+    let creates = |ids: std::ops::RangeInclusive<u64>| -> Vec<Event> {
+        ids.map(|id| Event::create(order(id))).collect()
+    };
+    store.apply_batch(&creates(1..=10)).expect("fits one frame");
+    let (lsn, state) = (store.last_lsn(), store.state());
+
+    let err = store.apply_batch(&creates(11..=400)).expect_err("larger than a frame");
+    assert!(
+        matches!(err, StoreError::Wal(orderlog_store::WalError::FrameTooLarge { .. })),
+        "unexpected {err}"
+    );
+    assert_eq!(store.last_lsn(), lsn);
+    assert_eq!(store.state(), state);
+    assert!((11..=400).all(|id| store.get(id).is_none()));
+
+    // The ids are free and the index whole: the same orders go in smaller batches.
+    for first in (11..=400).step_by(30) {
+        store.apply_batch(&creates(first..=(first + 29).min(400))).expect("fits");
+    }
+    assert_eq!(store.len(), 400);
+    let after = store.state();
+    store.close().expect("close");
+    drop(store);
+    let store = OrderStore::open(dir.path(), options).expect("reopen");
+    assert_eq!(store.state(), after);
+}
+
 #[test]
 fn store_query_returns_only_matching_orders() {
     let dir = tempfile::tempdir().expect("tempdir");

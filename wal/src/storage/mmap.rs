@@ -25,6 +25,8 @@ use memmap2::{MmapOptions, MmapRaw};
 /// A read-write shared mapping of a whole segment file.
 pub(super) struct MappedFile {
     map: MmapRaw,
+    /// The system's page size: the unit of [`MappedFile::release_written`].
+    page: usize,
     /// Kept open so the mapping's file stays the one we locked and sized.
     _file: File,
 }
@@ -41,7 +43,7 @@ impl MappedFile {
             opts.populate();
         }
         let map = opts.map_raw(&file)?;
-        Ok(MappedFile { map, _file: file })
+        Ok(MappedFile { map, page: page_size(), _file: file })
     }
 
     pub(super) fn len(&self) -> u64 {
@@ -92,10 +94,51 @@ impl MappedFile {
     }
 
     /// `msync(MS_SYNC)` over the range: returns once the bytes are on disk.
+    ///
+    /// The whole pages of the range are first unmapped from this process
+    /// ([`MappedFile::release_written`]): writing back a page that is still mapped
+    /// write-protects it in the page tables, and each such change sends a TLB-flush
+    /// interrupt to every other CPU running one of our threads, page by page. Unmapped,
+    /// the pages are written back from the page cache without touching page tables.
     pub(super) fn sync_range(&self, offset: u64, len: u64) -> io::Result<()> {
         let at = self.check(offset, len as usize)?;
+        self.release_written(at, len as usize);
         self.map.flush_range(at, len as usize)
     }
+
+    /// Drops this process's mapping of the pages that end within `at..at + len`, the
+    /// range being synced (`madvise(MADV_DONTNEED)`), keeping their contents: for a
+    /// shared file mapping the bytes live in the file's page cache, which keeps them,
+    /// dirty until written back; a later access maps the page again from there. The
+    /// page holding `at + len` stays mapped: the next append goes into it. Only an
+    /// optimisation: if the call fails, the pages stay mapped and the sync cleans them
+    /// as it otherwise would.
+    fn release_written(&self, at: usize, len: usize) {
+        let start = at / self.page * self.page;
+        let end = (at + len) / self.page * self.page;
+        if end <= start {
+            return;
+        }
+        // SAFETY: `start..end` lies inside the mapping (`at..at + len` was checked by the
+        // caller) and is page-aligned, as madvise requires (the mapping starts on a page).
+        // For a shared file mapping MADV_DONTNEED changes no byte anyone can observe: the
+        // page cache keeps the data (a dirty page-table entry marks its page dirty as it
+        // is dropped) and the next access maps the same page again. No reference into
+        // the mapping exists (module docs), and appends only go beyond `at + len`, so no
+        // writer is copying into these pages. A checkpoint rewriting the segment header
+        // races with nothing here either: it lands in the page cache whether or not its
+        // page is mapped at that instant.
+        let _ = unsafe {
+            self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+        };
+    }
+}
+
+/// The system's page size (4096 if it cannot be read).
+fn page_size() -> usize {
+    // SAFETY: sysconf takes an integer name and touches no memory of ours.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).ok().filter(|s| s.is_power_of_two()).unwrap_or(4096)
 }
 
 /// Allocates `len` bytes of real blocks for `file` (not a sparse hole: writing a hole
@@ -203,7 +246,49 @@ impl std::fmt::Debug for ReadOnlyMap {
 
 #[cfg(test)]
 mod tests {
-    use super::ReadOnlyMap;
+    use super::{MappedFile, ReadOnlyMap, fallocate};
+
+    /// KiB of `map` mapped into this process (the `Rss` of its entry in /proc/self/smaps).
+    fn mapped_kib(map: &MappedFile) -> usize {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let start = format!("{:x}-", map.map.as_ptr() as usize);
+        let entry = smaps.lines().skip_while(|l| !l.starts_with(&start)).skip(1);
+        let rss = entry.take_while(|l| !l.contains('-')).find(|l| l.starts_with("Rss:"));
+        rss.unwrap().split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn synced_pages_are_unmapped_and_keep_their_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("segment");
+        let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path);
+        let file = file.unwrap();
+        let len = 64 * 4096u64;
+        fallocate(&file, len).unwrap();
+        let map = MappedFile::map(file, len, true).unwrap();
+        let page = map.page;
+        let pattern = |from: usize, n: usize| -> Vec<u8> {
+            (from..from + n).map(|i| (i * 7 % 251) as u8).collect()
+        };
+
+        let first = pattern(0, 10 * page + 100);
+        map.write_at(0, &[&first]).unwrap();
+        let before = mapped_kib(&map);
+        map.sync_range(0, first.len() as u64).unwrap();
+        let after = mapped_kib(&map);
+        assert!(before >= after + 10 * page / 1024, "mapped {before} KiB, then {after} KiB");
+
+        // The next append goes into the page that stayed mapped and on beyond it.
+        let second = pattern(first.len(), 3 * page);
+        map.write_at(first.len() as u64, &[&second]).unwrap();
+        map.sync_range(first.len() as u64, second.len() as u64).unwrap();
+
+        let all = pattern(0, first.len() + second.len());
+        let mut back = vec![0; all.len()];
+        map.read_at(0, &mut back).unwrap();
+        assert_eq!(back, all, "read through the mapping");
+        assert_eq!(&std::fs::read(&path).unwrap()[..all.len()], &all[..], "read from the file");
+    }
 
     #[test]
     fn read_only_map_sees_the_file_and_is_send_sync() {
