@@ -110,13 +110,16 @@ impl MappedFile {
     /// range being synced (`madvise(MADV_DONTNEED)`), keeping their contents: for a
     /// shared file mapping the bytes live in the file's page cache, which keeps them,
     /// dirty until written back; a later access maps the page again from there. The
-    /// page holding `at + len` stays mapped: the next append goes into it. Only an
-    /// optimisation: if the call fails, the pages stay mapped and the sync cleans them
-    /// as it otherwise would.
+    /// page holding `at + len` stays mapped: the next append goes into it.
+    ///
+    /// Dropping pages flushes the TLB once for all of them where writeback would flush
+    /// it once per page, so it pays only for several pages: fewer than
+    /// [`RELEASE_PAGES_MIN`] are left to the sync. Only an optimisation: if the call
+    /// fails, the pages stay mapped and the sync cleans them as it otherwise would.
     fn release_written(&self, at: usize, len: usize) {
         let start = at / self.page * self.page;
         let end = (at + len) / self.page * self.page;
-        if end <= start {
+        if end < start + RELEASE_PAGES_MIN * self.page {
             return;
         }
         // SAFETY: `start..end` lies inside the mapping (`at..at + len` was checked by the
@@ -133,6 +136,10 @@ impl MappedFile {
         };
     }
 }
+
+/// The fewest whole pages a sync unmaps before writing them back (see
+/// [`MappedFile::release_written`]).
+const RELEASE_PAGES_MIN: usize = 8;
 
 /// The system's page size (4096 if it cannot be read).
 fn page_size() -> usize {
