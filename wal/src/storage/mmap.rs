@@ -95,11 +95,12 @@ impl MappedFile {
 
     /// `msync(MS_SYNC)` over the range: returns once the bytes are on disk.
     ///
-    /// The whole pages of the range are first unmapped from this process
-    /// ([`MappedFile::release_written`]): writing back a page that is still mapped
-    /// write-protects it in the page tables, and each such change sends a TLB-flush
-    /// interrupt to every other CPU running one of our threads, page by page. Unmapped,
-    /// the pages are written back from the page cache without touching page tables.
+    /// When the range holds several whole pages, they are first unmapped from this
+    /// process ([`MappedFile::release_written`]): writing back a page that is still
+    /// mapped write-protects it in the page tables, and each such change sends a
+    /// TLB-flush interrupt to every other CPU running one of our threads, page by page.
+    /// Unmapped, the pages are written back from the page cache without touching page
+    /// tables.
     pub(super) fn sync_range(&self, offset: u64, len: u64) -> io::Result<()> {
         let at = self.check(offset, len as usize)?;
         self.release_written(at, len as usize);
