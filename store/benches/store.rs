@@ -58,12 +58,16 @@ fn run_writers(writers: u64, work: impl Fn(u64) + Sync) -> Duration {
 const INGEST_SEGMENT_BYTES: u64 = 256 << 20;
 
 /// `writers` threads each apply `batches` batches of `batch` creates; returns events/s.
-fn store_ingest(backend: IoBackend, writers: u64, batch: u64, batches: u64) -> f64 {
+/// With `reserve`, the store makes room for them all first (`OrderStore::reserve`).
+fn store_ingest(backend: IoBackend, writers: u64, batch: u64, batches: u64, reserve: bool) -> f64 {
     let dir = bench_dir();
     let mut opts = options(SyncPolicy::Always, false);
     opts.wal.io_backend = backend;
     opts.wal.segment_bytes = INGEST_SEGMENT_BYTES;
     let store = OrderStore::open(dir.path(), opts).expect("open");
+    if reserve {
+        store.reserve((writers * batch * batches) as usize).expect("reserve");
+    }
     // Built before the clock starts, as the log's frames are: making an `Event` reads the
     // clock twice (the order's and the event's timestamps), which is the caller's work.
     let prepared: Vec<Vec<Vec<Event>>> = (0..writers)
@@ -114,19 +118,20 @@ fn ingest_report(_c: &mut Criterion) {
     // Nine runs of each, alternating, and the medians: one run moves by ±15% here, and
     // the median of five still moved by ±5% between bench runs.
     const RUNS: usize = 9;
-    // (backend, writers, batch, batches per writer). No run fills its first segment
-    // (`INGEST_SEGMENT_BYTES`), so neither side creates one while timed.
+    // (backend, writers, batch, batches per writer, room reserved first). No run fills
+    // its first segment (`INGEST_SEGMENT_BYTES`), so neither side creates one while timed.
     let cases = [
-        (IoBackend::Mmap, 4, 1u64, 1_000u64),
-        (IoBackend::Mmap, 4, 64, 300),
-        (IoBackend::Mmap, 4, 1024, 400),
-        (IoBackend::Pwrite, 4, 1024, 400),
-        (IoBackend::Mmap, 1, 1024, 1_200),
+        (IoBackend::Mmap, 4, 1u64, 1_000u64, false),
+        (IoBackend::Mmap, 4, 64, 300, false),
+        (IoBackend::Mmap, 4, 1024, 400, false),
+        (IoBackend::Mmap, 4, 1024, 400, true),
+        (IoBackend::Pwrite, 4, 1024, 400, false),
+        (IoBackend::Mmap, 1, 1024, 1_200, false),
     ];
-    for (backend, writers, batch, batches) in cases {
+    for (backend, writers, batch, batches, reserve) in cases {
         let (mut store, mut wal) = (Vec::new(), Vec::new());
         for _ in 0..RUNS {
-            store.push(store_ingest(backend, writers, batch, batches));
+            store.push(store_ingest(backend, writers, batch, batches, reserve));
             wal.push(wal_ingest(backend, writers, batch, batches));
         }
         // Each store run against the log run right after it: the spread within this run.
@@ -134,7 +139,8 @@ fn ingest_report(_c: &mut Criterion) {
         let (low, high) = pairs.iter().fold((f64::MAX, 0f64), |(l, h), &r| (l.min(r), h.max(r)));
         let (store, wal) = (median(store), median(wal));
         println!(
-            "ingest: Always, {backend:?}, {writers} writer(s), batch {batch:>4} (median of {RUNS}): store {store:>10.0} events/s; log alone {wal:>10.0} frames/s; ratio {:.2} (single pairs {low:.2}–{high:.2})",
+            "ingest: Always, {backend:?}, {writers} writer(s), batch {batch:>4}{} (median of {RUNS}): store {store:>10.0} events/s; log alone {wal:>10.0} frames/s; ratio {:.2} (single pairs {low:.2}–{high:.2})",
+            if reserve { ", room reserved" } else { "" },
             store / wal
         );
     }

@@ -73,6 +73,28 @@ pub enum StoreError {
         /// The LSNs of the snapshots the manifest lists, newest first.
         snapshot_lsns: Vec<Lsn>,
     },
+    /// Room for more orders was asked for beyond what the state can ever hold; nothing
+    /// changed.
+    #[error("cannot make room for {additional} more orders beside the {held} held: at most {max}")]
+    ReserveTooLarge {
+        /// The orders asked room for.
+        additional: usize,
+        /// The orders held.
+        held: usize,
+        /// The most orders the state can hold.
+        max: usize,
+    },
+    /// Room for more orders could not be allocated; the orders are unchanged.
+    #[error("cannot make room for {additional} more orders beside the {held} held: {source}")]
+    ReserveFailed {
+        /// The orders asked room for.
+        additional: usize,
+        /// The orders held.
+        held: usize,
+        /// The allocator's refusal.
+        #[source]
+        source: std::collections::TryReserveError,
+    },
     /// A background thread could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(String),

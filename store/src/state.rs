@@ -19,6 +19,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::domain::index::{MAX_ROWS, RowIndex};
 use crate::domain::{DomainError, Order, OrderSoA, OrderStatus};
+use crate::error::StoreError;
 use crate::events::{BATCH_EVENTS_MAX, Event, EventKind};
 
 /// Why a mutation was refused. Nothing was written and the state is unchanged.
@@ -211,6 +212,19 @@ impl OrderState {
         self.orders.push_all_new(events.iter().filter_map(creates)).ok()?;
         self.versions.resize(self.orders.len(), 1);
         Some(before)
+    }
+
+    /// Makes room for `additional` more orders (columns, index and versions), so that
+    /// growing to that size copies nothing and rebuilds nothing. Refused, with the
+    /// orders unchanged, past [`MAX_ROWS`] or when memory cannot be had.
+    pub fn reserve(&mut self, additional: usize) -> crate::Result<()> {
+        let held = self.len();
+        if held.saturating_add(additional) > MAX_ROWS {
+            return Err(StoreError::ReserveTooLarge { additional, held, max: MAX_ROWS });
+        }
+        let failed = |source| StoreError::ReserveFailed { additional, held, source };
+        self.orders.try_reserve(additional).map_err(failed)?;
+        self.versions.try_reserve_exact(additional).map_err(failed)
     }
 
     /// Undoes the appends of [`OrderState::try_append_creates`]: back to the `len`

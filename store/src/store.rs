@@ -356,6 +356,17 @@ impl OrderStore {
         self.read().clone()
     }
 
+    /// Makes room for `additional` more orders than the store holds, so that growing to
+    /// that size neither copies the columns nor rebuilds the index under the writers'
+    /// lock (each growth does both: tens of milliseconds at a million orders, during
+    /// which no write proceeds). The index's share (4–8 bytes per order) is resident at
+    /// once; the columns' is address space until orders fill it. For this process only:
+    /// a reopened store starts sized to what it holds. Refused, with the orders
+    /// unchanged, beyond the most orders a store can hold or when memory cannot be had.
+    pub fn reserve(&self, additional: usize) -> Result<()> {
+        self.write().reserve(additional)
+    }
+
     /// Memory held by the state.
     pub fn memory_stats(&self) -> SoaMemoryStats {
         self.read().orders().memory_stats()

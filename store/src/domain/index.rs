@@ -162,11 +162,39 @@ impl RowIndex {
     /// hole), so they are placed in row order: the keys are read one after another
     /// rather than at random through the old table.
     fn rebuild(&mut self, rows: usize, ids: &[u64]) {
-        let capacity = (rows * 4).div_ceil(3).next_power_of_two();
-        self.slots = vec![EMPTY; capacity];
+        self.rebuild_into(vec![EMPTY; Self::capacity_for(rows)], ids);
+    }
+
+    /// Slots for `rows` entries at load ≤ 3/4.
+    fn capacity_for(rows: usize) -> usize {
+        (rows * 4).div_ceil(3).next_power_of_two()
+    }
+
+    /// Places rows `0..len` into `slots` (all empty) and makes it the table.
+    fn rebuild_into(&mut self, slots: Vec<u32>, ids: &[u64]) {
+        self.slots = slots;
         for row in 0..self.len {
             self.place(row as u32, ids);
         }
+    }
+
+    /// [`RowIndex::reserve`], reporting a failed allocation instead of aborting. The
+    /// caller has checked `len() + additional <= MAX_ROWS`.
+    pub fn try_reserve(
+        &mut self,
+        additional: usize,
+        ids: &[u64],
+    ) -> Result<(), std::collections::TryReserveError> {
+        let want = self.len + additional;
+        if want * 4 <= self.slots.len() * 3 {
+            return Ok(());
+        }
+        let capacity = Self::capacity_for(want);
+        let mut slots = Vec::new();
+        slots.try_reserve_exact(capacity)?;
+        slots.resize(capacity, EMPTY);
+        self.rebuild_into(slots, ids);
+        Ok(())
     }
 
     /// Makes room for `additional` more entries without rehashing on the way.

@@ -80,6 +80,22 @@ impl OrderSoA {
         self.index.reserve(additional, &self.order_id);
     }
 
+    /// [`OrderSoA::reserve`], reporting a failed allocation instead of aborting: the
+    /// orders are unchanged either way (columns already grown keep their room). The
+    /// caller has checked `len() + additional <= MAX_ROWS`.
+    pub(crate) fn try_reserve(
+        &mut self,
+        additional: usize,
+    ) -> Result<(), std::collections::TryReserveError> {
+        macro_rules! reserve {
+            ($c:expr) => {
+                $c.try_reserve_exact(additional)?
+            };
+        }
+        columns!(self, reserve);
+        self.index.try_reserve(additional, &self.order_id)
+    }
+
     /// Releases unused vector capacity.
     pub fn shrink_to_fit(&mut self) {
         macro_rules! shrink {

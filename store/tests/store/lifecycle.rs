@@ -122,6 +122,40 @@ fn store_undoes_new_orders_the_log_refuses() {
     assert_eq!(store.state(), after);
 }
 
+/// Room made up front is used as orders arrive: no column or index grows on the way,
+/// and asking for more than a store can hold is refused with nothing changed.
+#[test]
+fn store_reserve_makes_room_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = OrderStore::open(dir.path(), StoreOptions::default()).expect("open");
+    store.apply(Event::create(order(1))).expect("create");
+    store.reserve(20_000).expect("reserve");
+    let room = store.memory_stats();
+    assert!(room.column_capacity_bytes >= 20_001 * 62, "{room:?}");
+    assert!(room.index_bytes >= 20_001 * 4, "{room:?}");
+    for first in (2..=20_001).step_by(1000) {
+        let batch: Vec<Event> = (first..first + 1000).map(|id| Event::create(order(id))).collect();
+        store.apply_batch(&batch).expect("creates");
+    }
+    let full = store.memory_stats();
+    assert_eq!(full.rows, 20_001);
+    assert_eq!(
+        (full.column_capacity_bytes, full.index_bytes),
+        (room.column_capacity_bytes, room.index_bytes),
+        "the reserved room was enough"
+    );
+    assert_eq!(store.get(20_001).map(|o| o.order_id), Some(20_001));
+
+    let state = store.state();
+    let err = store.reserve(usize::MAX).expect_err("more than a store can hold");
+    assert!(
+        matches!(err, StoreError::ReserveTooLarge { additional: usize::MAX, held: 20_001, .. }),
+        "unexpected {err}"
+    );
+    assert_eq!(store.state(), state);
+    assert_eq!(store.memory_stats(), full);
+}
+
 #[test]
 fn store_query_returns_only_matching_orders() {
     let dir = tempfile::tempdir().expect("tempdir");
