@@ -34,9 +34,9 @@ pub struct CompactionOptions {
     /// How snapshots are written (compression, partitioning, snapshots kept). The
     /// default is `SnapshotOptions::default()` with `early_writeback` off: starting the
     /// snapshot files' writeback early makes every commit that syncs meanwhile wait
-    /// for it (writers' p99 during a compaction of 1M orders: 1.9–2.2× quiet with it,
-    /// 1.6–1.75× without, `cargo bench -p orderlog-store --bench store`), while the
-    /// compaction takes as long either way.
+    /// for it (writers' p99 during a compaction of 1M orders, six rounds each: median
+    /// 2.07× quiet with it, 1.70× without; docs/benchmarks.md), while the compaction
+    /// takes as long either way.
     pub snapshot: SnapshotOptions,
 }
 

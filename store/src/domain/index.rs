@@ -185,11 +185,7 @@ impl RowIndex {
         additional: usize,
         ids: &[u64],
     ) -> Result<(), std::collections::TryReserveError> {
-        let want = self.len + additional;
-        if want * 4 <= self.slots.len() * 3 {
-            return Ok(());
-        }
-        let capacity = Self::capacity_for(want);
+        let Some(capacity) = self.capacity_wanted(additional) else { return Ok(()) };
         let mut slots = Vec::new();
         slots.try_reserve_exact(capacity)?;
         slots.resize(capacity, EMPTY);
@@ -199,10 +195,15 @@ impl RowIndex {
 
     /// Makes room for `additional` more entries without rehashing on the way.
     pub fn reserve(&mut self, additional: usize, ids: &[u64]) {
-        let want = self.len + additional;
-        if want * 4 > self.slots.len() * 3 {
-            self.rebuild(want, ids);
+        if let Some(capacity) = self.capacity_wanted(additional) {
+            self.rebuild_into(vec![EMPTY; capacity], ids);
         }
+    }
+
+    /// The table size `additional` more entries need, if the table is too small for them.
+    fn capacity_wanted(&self, additional: usize) -> Option<usize> {
+        let want = self.len + additional;
+        (want * 4 > self.slots.len() * 3).then(|| Self::capacity_for(want))
     }
 
     /// Removes `id`; returns its row.
