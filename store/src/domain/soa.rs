@@ -32,7 +32,9 @@ pub struct SoaMemoryStats {
     pub rows: usize,
     /// Bytes of column data in use (`rows × 62`).
     pub column_bytes: usize,
-    /// Bytes the column vectors have allocated (capacity, which may exceed use).
+    /// Bytes the column vectors have allocated (capacity, which may exceed use). A
+    /// store's state makes room for 4 Mi orders when it first grows: address space whose
+    /// pages the kernel backs only once written, not resident memory.
     pub column_capacity_bytes: usize,
     /// Bytes of the `order_id -> row` index.
     pub index_bytes: usize,
@@ -96,6 +98,28 @@ impl OrderSoA {
         self.index.try_reserve(additional, &self.order_id)
     }
 
+    /// Orders the columns hold before one of them must grow (the index grows apart).
+    pub(crate) fn column_room(&self) -> usize {
+        let mut room = usize::MAX;
+        macro_rules! room {
+            ($c:expr) => {
+                room = room.min($c.capacity())
+            };
+        }
+        columns!(self, room);
+        room
+    }
+
+    /// Makes room in the columns, not the index, for exactly `additional` more orders.
+    pub(crate) fn reserve_columns_exact(&mut self, additional: usize) {
+        macro_rules! reserve {
+            ($c:expr) => {
+                $c.reserve_exact(additional)
+            };
+        }
+        columns!(self, reserve);
+    }
+
     /// Releases unused vector capacity.
     pub fn shrink_to_fit(&mut self) {
         macro_rules! shrink {
@@ -155,14 +179,26 @@ impl OrderSoA {
     /// Appends orders already validated and indexes them together (their index probes
     /// overlap), refusing them all if one's id is already held or repeated among them:
     /// then nothing is changed. The caller has checked `len() + orders <= MAX_ROWS`.
-    pub(crate) fn push_all_new(
-        &mut self,
-        orders: impl Iterator<Item = Order>,
-    ) -> Result<(), DomainError> {
+    pub(crate) fn push_all_new(&mut self, orders: &[Order]) -> Result<(), DomainError> {
         let first = self.len();
-        for o in orders {
-            self.push_columns(o);
+        // Column by column: each is one sized append of a tight loop.
+        macro_rules! extend {
+            ($($column:ident: $value:expr),*) => {
+                $(self.$column.extend(orders.iter().map($value));)*
+            };
         }
+        extend!(
+            order_id: |o| o.order_id,
+            customer_id: |o| o.customer_id,
+            product_id: |o| o.product_id,
+            quantity: |o| o.quantity,
+            unit_price: |o| o.unit_price,
+            total_amount: |o| o.total_amount,
+            status: |o| u8::from(o.status),
+            payment_method: |o| u8::from(o.payment_method),
+            order_timestamp: |o| o.order_timestamp,
+            shipping_address_hash: |o| o.shipping_address_hash
+        );
         if let Err((row, _)) = self.index.insert_all_new(first..self.len(), &self.order_id) {
             let order_id = self.order_id[row];
             self.truncate_to(first);
