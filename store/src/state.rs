@@ -79,14 +79,25 @@ pub enum MutationError {
 }
 
 /// Orders the state makes room for when it first grows: 4 Mi, so that each 8-byte column
-/// is 32 MiB, the size from which glibc's allocator always maps memory from the kernel.
-/// The kernel backs such a column's pages only once written, and growing it moves pages
-/// (`mremap`) instead of copying bytes. A smaller column sits in the allocator's heap,
-/// where each doubling copies every byte under the state's write lock. Measured on ten
-/// columns alone: 1.6M appends took 89 ms from empty and 58 ms from this room; over 16M
-/// appends, the slowest batch of 1024 took 61 ms, and 10 ms from this room. Another
-/// allocator may copy on growth at any size.
+/// (seven of the ten) is 32 MiB, the size from which glibc's allocator always maps memory
+/// from the kernel. The kernel backs such a column's pages only once written, and growing
+/// it moves pages (`mremap`) instead of copying bytes. A smaller block sits in the
+/// allocator's heap, where each doubling copies every byte under the state's write lock;
+/// the 4-byte and 1-byte columns (16 and 4 MiB here) may still do so, copying a fifth of
+/// what the 8-byte ones would. Measured with ten vectors of the columns' types, one core:
+/// 1.6M appends took 89 ms from empty and 58 ms from this room; over 16M appends, the
+/// slowest batch of 1024 took 61 ms, and 10 ms from this room. Another allocator may copy
+/// on growth at any size.
 pub(crate) const FIRST_ROOM_ORDERS: usize = 1 << 22;
+const _: () = assert!(FIRST_ROOM_ORDERS < MAX_ROWS);
+
+/// The orders a state holding `held` grows room for when `incoming` more would not fit:
+/// twice `held`, [`FIRST_ROOM_ORDERS`] at least, [`MAX_ROWS`] at most, and always enough
+/// for the incoming (`held + incoming <= MAX_ROWS`).
+fn room_target(held: usize, incoming: usize) -> usize {
+    // `FIRST_ROOM_ORDERS < MAX_ROWS` (asserted at compile time): `clamp` cannot panic.
+    held.saturating_mul(2).clamp(FIRST_ROOM_ORDERS, MAX_ROWS).max(held + incoming)
+}
 
 /// The orders, plus each order's version (kept row for row beside the columns).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -208,19 +219,20 @@ impl OrderState {
         let fits = !events.is_empty()
             && events.len() <= BATCH_EVENTS_MAX
             && before.saturating_add(events.len()) <= MAX_ROWS;
-        let creates = |e: &Event| match e.kind {
-            // A new order is at version 0: expecting 0 is expecting it to be new.
-            EventKind::Create(order) if matches!(e.expected_version, None | Some(0)) => {
-                Some(created(e.order_id, order))
-            }
-            _ => None,
+        // A new order is at version 0: expecting 0 is expecting it to be new.
+        let creates = |e: &Event| {
+            matches!(e.kind, EventKind::Create(_)) && e.expected_version.is_none_or(|v| v == 0)
         };
-        if !fits {
+        // Other batches leave before anything is allocated.
+        if !fits || !events.iter().all(creates) {
             return None;
         }
         let mut orders = Vec::with_capacity(events.len());
         for e in events {
-            orders.push(creates(e).filter(|o| o.validate().is_ok())?);
+            let EventKind::Create(order) = e.kind else { return None };
+            let order = created(e.order_id, order);
+            order.validate().ok()?;
+            orders.push(order);
         }
         self.make_room(orders.len());
         // A duplicate id (held, or twice in the batch) undoes the appends.
@@ -242,18 +254,25 @@ impl OrderState {
         self.versions.try_reserve_exact(additional).map_err(failed)
     }
 
-    /// Grows the columns and versions, when `incoming` more orders would not fit, to
-    /// twice the orders held, and to [`FIRST_ROOM_ORDERS`] at least. The index grows on
-    /// its own.
+    /// Grows the columns and versions, if `incoming` more orders would not fit, to
+    /// [`room_target`]. Each column is reserved exactly, so all ten and the versions
+    /// grow to the same size; the index grows on its own (a rebuild, whose size it
+    /// chooses). The callers have checked that `len() + incoming <= MAX_ROWS`.
     fn make_room(&mut self, incoming: usize) {
         let held = self.len();
         let wanted = held.saturating_add(incoming);
         if wanted <= self.orders.column_room() && wanted <= self.versions.capacity() {
             return;
         }
-        let target = wanted.max(held.saturating_mul(2)).max(FIRST_ROOM_ORDERS);
-        self.orders.reserve_columns_exact(target - held);
-        self.versions.reserve_exact(target - held);
+        let room = room_target(held, incoming) - held;
+        if self.orders.try_reserve_columns_exact(room).is_err()
+            || self.versions.try_reserve_exact(room).is_err()
+        {
+            // The room ahead cannot be had: make only the room needed. If even that
+            // fails, the appends that follow abort, as any growing vector does.
+            let _ = self.orders.try_reserve_columns_exact(incoming);
+            let _ = self.versions.try_reserve_exact(incoming);
+        }
     }
 
     /// Undoes the appends of [`OrderState::try_append_creates`]: back to the `len`
@@ -396,7 +415,7 @@ mod tests {
         Event::create(Order::new(id, 10, 20, 2, 5.0).with_timestamp(1_700_000_000))
     }
 
-    /// Orders the columns and versions hold before one of them must grow.
+    /// Orders the ten columns and the versions all hold before one of them must grow.
     fn room(s: &OrderState) -> usize {
         s.orders.column_room().min(s.versions.capacity())
     }
@@ -419,6 +438,25 @@ mod tests {
         exact.apply_batch(&[create(3), create(4)]).expect("creates");
         assert!(room(&exact) >= FIRST_ROOM_ORDERS);
         assert_eq!(exact.len(), 3);
+
+        // A refused batch of creates leaves columns, index and versions as they were.
+        let before = exact.clone();
+        let refused = exact.apply_batch(&[create(5), create(1)]).expect_err("1 is held");
+        assert_eq!(refused, MutationError::Domain(DomainError::DuplicateOrder { order_id: 1 }));
+        assert_eq!(exact, before);
+        assert_eq!((exact.orders.index.len(), exact.versions.len()), (3, 3));
+        assert_eq!(exact.get(5), None);
+    }
+
+    #[test]
+    fn room_target_doubles_from_the_first_room_up_to_max_rows() {
+        assert_eq!(room_target(0, 1), FIRST_ROOM_ORDERS);
+        assert_eq!(room_target(FIRST_ROOM_ORDERS, 1), 2 * FIRST_ROOM_ORDERS);
+        assert_eq!(room_target(10, BATCH_EVENTS_MAX), FIRST_ROOM_ORDERS);
+        // Past half the limit, the limit; and always the room the batch needs.
+        assert_eq!(room_target(MAX_ROWS / 2 + 1, 1), MAX_ROWS);
+        assert_eq!(room_target(MAX_ROWS - 1, 1), MAX_ROWS);
+        assert_eq!(room_target(5 << 20, BATCH_EVENTS_MAX), 10 << 20);
     }
 
     #[test]

@@ -33,8 +33,10 @@ pub struct SoaMemoryStats {
     /// Bytes of column data in use (`rows × 62`).
     pub column_bytes: usize,
     /// Bytes the column vectors have allocated (capacity, which may exceed use). A
-    /// store's state makes room for 4 Mi orders when it first grows: address space whose
-    /// pages the kernel backs only once written, not resident memory.
+    /// store's state (`OrderState`, not a bare `OrderSoA`) makes room for 4 Mi orders
+    /// when it first grows; with glibc, its large columns are then memory mapped from the
+    /// kernel, which backs a page only once it is written, so most of that room is
+    /// address space rather than resident memory.
     pub column_capacity_bytes: usize,
     /// Bytes of the `order_id -> row` index.
     pub index_bytes: usize,
@@ -89,35 +91,36 @@ impl OrderSoA {
         &mut self,
         additional: usize,
     ) -> Result<(), std::collections::TryReserveError> {
+        self.try_reserve_columns_exact(additional)?;
+        self.index.try_reserve(additional, &self.order_id)
+    }
+
+    /// Orders the columns hold before one of them must grow: their smallest capacity
+    /// (the index grows apart).
+    pub(crate) fn column_room(&self) -> usize {
+        let mut room = usize::MAX;
+        macro_rules! smallest {
+            ($c:expr) => {
+                room = room.min($c.capacity())
+            };
+        }
+        columns!(self, smallest);
+        room
+    }
+
+    /// Makes room in the columns, not the index, for exactly `additional` more orders,
+    /// reporting a failed allocation (columns already grown keep their room).
+    pub(crate) fn try_reserve_columns_exact(
+        &mut self,
+        additional: usize,
+    ) -> Result<(), std::collections::TryReserveError> {
         macro_rules! reserve {
             ($c:expr) => {
                 $c.try_reserve_exact(additional)?
             };
         }
         columns!(self, reserve);
-        self.index.try_reserve(additional, &self.order_id)
-    }
-
-    /// Orders the columns hold before one of them must grow (the index grows apart).
-    pub(crate) fn column_room(&self) -> usize {
-        let mut room = usize::MAX;
-        macro_rules! room {
-            ($c:expr) => {
-                room = room.min($c.capacity())
-            };
-        }
-        columns!(self, room);
-        room
-    }
-
-    /// Makes room in the columns, not the index, for exactly `additional` more orders.
-    pub(crate) fn reserve_columns_exact(&mut self, additional: usize) {
-        macro_rules! reserve {
-            ($c:expr) => {
-                $c.reserve_exact(additional)
-            };
-        }
-        columns!(self, reserve);
+        Ok(())
     }
 
     /// Releases unused vector capacity.
