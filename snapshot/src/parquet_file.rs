@@ -20,7 +20,9 @@ use arrow::datatypes::{
 };
 use orderlog_wal::storage::ReadOnlyMap;
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use parquet::file::metadata::{KeyValue, ParquetMetaData};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
@@ -267,70 +269,103 @@ fn value_name(data_type: &DataType, key: i128) -> String {
 ///
 /// Before any page is read, the footer's row counts must not be negative and every column
 /// chunk it lists must lie inside the file: the parquet crate asserts (panics) on a
-/// negative chunk offset or size, and sums row counts cast to `usize`. After reading, the
-/// rows read must be the rows the row groups hold.
+/// negative chunk offset or size, and sums row counts cast to `usize`. Each row group is
+/// then read on its own, and must yield the rows it says it holds.
+///
+/// The parquet crate's errors do not say where, so an error names the footer's metadata
+/// (where its length field says it starts; 0 if that does not fit) when the footer is at
+/// fault, and otherwise the first byte of the row group that failed.
 pub(crate) fn read(path: &Path, map: ReadOnlyMap) -> Result<Vec<RecordBatch>> {
-    let corrupt = |offset: usize, detail: String| SnapshotError::FileCorrupt {
+    let corrupt = |offset: u64, detail: String| SnapshotError::FileCorrupt {
         path: path.to_path_buf(),
-        offset: offset as u64,
+        offset,
         detail,
     };
-    // The parquet decoder does not say where; 0 is the start of the file.
-    let parquet_error = |e: parquet::errors::ParquetError| corrupt(0, e.to_string());
     let len = map.len();
     // The footer's metadata ends 8 bytes before the end (its length, then `PAR1`); the
-    // builder refuses a file where it does not fit.
+    // reader refuses a file where it does not fit.
     let footer_at = len
         .checked_sub(8)
         .and_then(|at| map.get(at..at + 4))
         .and_then(|b| <[u8; 4]>::try_from(b).ok())
         .and_then(|b| len.checked_sub(8 + u32::from_le_bytes(b) as usize))
-        .unwrap_or(0);
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from_owner(map))
-        .map_err(parquet_error)?;
-    let rows = check_footer(builder.metadata(), len).map_err(|d| corrupt(footer_at, d))?;
-    let reader = builder.with_batch_size(READ_BATCH_ROWS).build().map_err(parquet_error)?;
+        .map_or(0, |at| at as u64);
+    let file = bytes::Bytes::from_owner(map);
+    let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::default())
+        .map_err(|e| corrupt(footer_at, e.to_string()))?;
+    let groups = check_footer(meta.metadata(), len).map_err(|d| corrupt(footer_at, d))?;
+    let in_group = |g: usize, detail: String| {
+        let at = groups.get(g).map_or(footer_at, |span| span.at);
+        corrupt(at, format!("row group {g}: {detail}"))
+    };
     // The parquet crate panics on some damage it does not check for (a dictionary-encoded
     // page in a column chunk without a dictionary page). Everything the closure touches is
-    // its own and dropped with it, so a panic leaves nothing half-changed behind: it is
-    // this file's corruption, reported as such.
+    // its own and dropped with it, except the index of the row group it was reading, so a
+    // panic leaves nothing half-changed behind: it is this file's corruption, reported as
+    // such.
+    let mut reading = 0;
     let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        reader.map(|b| b.map_err(|e| corrupt(0, e.to_string()))).collect::<Result<Vec<_>>>()
+        let mut batches = Vec::new();
+        for (g, span) in groups.iter().enumerate() {
+            reading = g;
+            let reader =
+                ParquetRecordBatchReaderBuilder::new_with_metadata(file.clone(), meta.clone())
+                    .with_row_groups(vec![g])
+                    .with_batch_size(READ_BATCH_ROWS)
+                    .build()
+                    .map_err(|e| in_group(g, e.to_string()))?;
+            let mut rows = 0u64;
+            for batch in reader {
+                let batch = batch.map_err(|e| in_group(g, e.to_string()))?;
+                rows += batch.num_rows() as u64;
+                batches.push(batch);
+            }
+            // The parquet crate may stop early without an error (a schema without
+            // columns, a column chunk holding fewer values than its row group says).
+            if rows != span.rows {
+                return Err(in_group(
+                    g,
+                    format!("{rows} rows read, the row group says it holds {}", span.rows),
+                ));
+            }
+        }
+        Ok(batches)
     }));
-    let batches = match decoded {
-        Ok(batches) => batches?,
+    match decoded {
+        Ok(batches) => batches,
         Err(panic) => {
             let message = panic
                 .downcast_ref::<String>()
                 .map(String::as_str)
                 .or_else(|| panic.downcast_ref::<&str>().copied())
                 .unwrap_or("no message");
-            return Err(corrupt(0, format!("the Parquet decoder failed: {message}")));
+            Err(in_group(reading, format!("the Parquet decoder failed: {message}")))
         }
-    };
-    // The parquet crate may stop early without an error (a schema without columns, a
-    // column chunk holding fewer values than its row group says): rows lost silently.
-    let read: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    if u64::try_from(read).ok() != Some(rows) {
-        return Err(corrupt(
-            footer_at,
-            format!("{read} rows read, the row groups say they hold {rows}"),
-        ));
     }
-    Ok(batches)
+}
+
+/// A row group as the footer lists it: where its first column chunk starts, and its rows.
+struct RowGroupSpan {
+    at: u64,
+    rows: u64,
 }
 
 /// Every row group's row count is not negative and their total fits, and every column
 /// chunk's byte range (from its dictionary page if it has one, as the parquet crate
 /// reads it) lies inside the file's `len` bytes.
-/// Returns the rows the row groups hold.
-fn check_footer(meta: &ParquetMetaData, len: usize) -> std::result::Result<u64, String> {
+/// Returns each row group's span, in file order.
+fn check_footer(
+    meta: &ParquetMetaData,
+    len: usize,
+) -> std::result::Result<Vec<RowGroupSpan>, String> {
     let mut rows: u64 = 0;
+    let mut spans = Vec::with_capacity(meta.num_row_groups());
     for (g, group) in meta.row_groups().iter().enumerate() {
         rows = u64::try_from(group.num_rows())
             .ok()
             .and_then(|n| rows.checked_add(n))
             .ok_or_else(|| format!("row group {g} holds {} rows", group.num_rows()))?;
+        let mut at = len as u64;
         for (c, column) in group.columns().iter().enumerate() {
             let start = column.dictionary_page_offset().unwrap_or(column.data_page_offset());
             let bytes = column.compressed_size();
@@ -344,9 +379,13 @@ fn check_footer(meta: &ParquetMetaData, len: usize) -> std::result::Result<u64, 
                     "row group {g}, column {c}: chunk at {start} (+{bytes}) outside the file"
                 ));
             }
+            // `fits` proved `start` is not negative.
+            at = at.min(start.unsigned_abs());
         }
+        // `rows` above proved the count is not negative.
+        spans.push(RowGroupSpan { at, rows: group.num_rows().unsigned_abs() });
     }
-    Ok(rows)
+    Ok(spans)
 }
 
 #[cfg(test)]

@@ -111,7 +111,7 @@ pub fn read_parquet_file(path: &Path) -> Result<Vec<RecordBatch>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ArrowSchemaGen;
+    use crate::{ArrowSchemaGen, SnapshotError};
     use arrow::array::{AsArray, UInt64Array};
     use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
     use std::sync::Arc;
@@ -171,5 +171,49 @@ mod tests {
         }
         assert_eq!(back, state);
         assert!(write_ipc_file(dir.path(), &state, 1000).is_err(), "existing file overwritten");
+    }
+
+    /// A Parquet decoding error names the first byte of the row group that failed, and a
+    /// damaged footer the footer's start.
+    #[test]
+    fn parquet_errors_name_the_row_group_or_footer_offset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = Ids { id: (0..10_000).collect() };
+        let opts =
+            SnapshotOptions { row_group_rows: 2_500, batch_rows: 2_500, ..Default::default() };
+        let path = write_parquet_files(dir.path(), &state, &opts).expect("write").remove(0).path;
+        let good = std::fs::read(&path).expect("read");
+        let meta = parquet::file::metadata::ParquetMetaDataReader::new()
+            .parse_and_finish(&bytes::Bytes::from(good.clone()))
+            .expect("footer");
+        assert_eq!(meta.num_row_groups(), 4);
+        let chunk = meta.row_group(2).column(0);
+        let at = chunk.dictionary_page_offset().unwrap_or(chunk.data_page_offset());
+        let at = usize::try_from(at).expect("offset");
+
+        // The third row group's first page header, overwritten.
+        let mut bad = good.clone();
+        bad[at..at + 16].fill(0xFF);
+        std::fs::write(&path, &bad).expect("write");
+        match read_parquet_file(&path) {
+            Err(SnapshotError::FileCorrupt { path: named, offset, detail }) => {
+                assert_eq!(named, path);
+                assert_eq!(offset, at as u64, "{detail}");
+                assert!(detail.starts_with("row group 2: "), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+
+        // The footer's metadata: its first bytes, overwritten.
+        let footer_len =
+            u32::from_le_bytes(good[good.len() - 8..good.len() - 4].try_into().expect("4 bytes"));
+        let footer_at = good.len() - 8 - footer_len as usize;
+        let mut bad = good;
+        bad[footer_at..footer_at + 16].fill(0xFF);
+        std::fs::write(&path, &bad).expect("write");
+        match read_parquet_file(&path) {
+            Err(SnapshotError::FileCorrupt { offset, .. }) => assert_eq!(offset, footer_at as u64),
+            other => panic!("{other:?}"),
+        }
     }
 }
