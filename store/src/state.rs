@@ -83,8 +83,8 @@ pub enum MutationError {
 /// from the kernel. The kernel backs such a column's pages only once written, and growing
 /// it moves pages (`mremap`) instead of copying bytes. A smaller block sits in the
 /// allocator's heap, where each doubling copies every byte under the state's write lock;
-/// the 4-byte and 1-byte columns (16 and 4 MiB here) may still do so, copying a fifth of
-/// what the 8-byte ones would. Measured with ten vectors of the columns' types, one core:
+/// the 4-byte and 1-byte columns and the versions (16 and 4 MiB here) may still do so,
+/// copying under a fifth of what the 8-byte ones would (10 bytes an order against 56). Measured with ten vectors of the columns' types, one core:
 /// 1.6M appends took 89 ms from empty and 58 ms from this room; over 16M appends, the
 /// slowest batch of 1024 took 61 ms, and 10 ms from this room. Another allocator may copy
 /// on growth at any size.
