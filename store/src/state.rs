@@ -84,10 +84,10 @@ pub enum MutationError {
 /// it moves pages (`mremap`) instead of copying bytes. A smaller block sits in the
 /// allocator's heap, where each doubling copies every byte under the state's write lock;
 /// the 4-byte and 1-byte columns and the versions (16 and 4 MiB here) may still do so,
-/// copying under a fifth of what the 8-byte ones would (10 bytes an order against 56). Measured with ten vectors of the columns' types, one core:
-/// 1.6M appends took 89 ms from empty and 58 ms from this room; over 16M appends, the
-/// slowest batch of 1024 took 61 ms, and 10 ms from this room. Another allocator may copy
-/// on growth at any size.
+/// copying under a fifth of what the 8-byte ones would (10 bytes an order against 56).
+/// Measured with ten vectors of the columns' types, one core: 1.6M appends took 89 ms
+/// from empty and 58 ms from this room; over 16M appends, the slowest batch of 1024 took
+/// 61 ms, and 10 ms from this room. Another allocator may copy on growth at any size.
 pub(crate) const FIRST_ROOM_ORDERS: usize = 1 << 22;
 const _: () = assert!(FIRST_ROOM_ORDERS < MAX_ROWS);
 
@@ -260,8 +260,7 @@ impl OrderState {
     /// chooses). The callers have checked that `len() + incoming <= MAX_ROWS`.
     fn make_room(&mut self, incoming: usize) {
         let held = self.len();
-        let wanted = held.saturating_add(incoming);
-        if wanted <= self.orders.column_room() && wanted <= self.versions.capacity() {
+        if held.saturating_add(incoming) <= self.room() {
             return;
         }
         let room = room_target(held, incoming) - held;
@@ -273,6 +272,11 @@ impl OrderState {
             let _ = self.orders.try_reserve_columns_exact(incoming);
             let _ = self.versions.try_reserve_exact(incoming);
         }
+    }
+
+    /// Orders the ten columns and the versions all hold before one of them must grow.
+    fn room(&self) -> usize {
+        self.orders.column_room().min(self.versions.capacity())
     }
 
     /// Undoes the appends of [`OrderState::try_append_creates`]: back to the `len`
@@ -415,28 +419,23 @@ mod tests {
         Event::create(Order::new(id, 10, 20, 2, 5.0).with_timestamp(1_700_000_000))
     }
 
-    /// Orders the ten columns and the versions all hold before one of them must grow.
-    fn room(s: &OrderState) -> usize {
-        s.orders.column_room().min(s.versions.capacity())
-    }
-
     #[test]
     fn growth_makes_the_first_room_whole_and_only_for_creates() {
         // Both paths of the fold: a batch of creates, and a batch checked event by event.
         let mut creates_only = OrderState::new();
         creates_only.apply_batch(&[create(1), create(2)]).expect("creates");
-        assert!(room(&creates_only) >= FIRST_ROOM_ORDERS);
+        assert!(creates_only.room() >= FIRST_ROOM_ORDERS);
         let mut mixed = OrderState::new();
         mixed.apply_batch(&[create(1), Event::cancel(1)]).expect("create, cancel");
-        assert!(room(&mixed) >= FIRST_ROOM_ORDERS);
+        assert!(mixed.room() >= FIRST_ROOM_ORDERS);
 
         // A clone holds exactly its orders, as a state loaded from a snapshot does.
         let mut exact = creates_only.clone();
-        assert_eq!(room(&exact), 2);
+        assert_eq!(exact.room(), 2);
         exact.apply_batch(&[Event::cancel(1), Event::erase(2)]).expect("no create");
-        assert_eq!(room(&exact), 2, "no create, no growth");
+        assert_eq!(exact.room(), 2, "no create, no growth");
         exact.apply_batch(&[create(3), create(4)]).expect("creates");
-        assert!(room(&exact) >= FIRST_ROOM_ORDERS);
+        assert!(exact.room() >= FIRST_ROOM_ORDERS);
         assert_eq!(exact.len(), 3);
 
         // A refused batch of creates leaves columns, index and versions as they were.
