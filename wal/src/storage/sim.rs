@@ -104,6 +104,18 @@ struct SimFile {
 impl SimFile {
     /// Moves the parts of pending writes inside `start..end` to the durable image.
     fn sync(&mut self, start: u64, end: u64) {
+        self.settle(start, end, true);
+    }
+
+    /// Forgets the parts of pending writes inside `start..end` without making them
+    /// durable: a failed writeback. The live image keeps them.
+    fn lose(&mut self, start: u64, end: u64) {
+        self.settle(start, end, false);
+    }
+
+    /// Takes the parts of pending writes inside `start..end` out of the pending list,
+    /// into the durable image if `durable`.
+    fn settle(&mut self, start: u64, end: u64, durable: bool) {
         let mut still = Vec::new();
         for p in self.pending.drain(..) {
             let (ps, pe) = (p.offset, p.offset + p.data.len() as u64);
@@ -112,8 +124,10 @@ impl SimFile {
                 still.push(p);
                 continue;
             }
-            let inside = &p.data[(is - ps) as usize..(ie - ps) as usize];
-            write_into(&mut self.durable, is, inside);
+            if durable {
+                let inside = &p.data[(is - ps) as usize..(ie - ps) as usize];
+                write_into(&mut self.durable, is, inside);
+            }
             if ps < is {
                 still.push(Pending { offset: ps, data: p.data[..(is - ps) as usize].to_vec() });
             }
@@ -160,11 +174,31 @@ struct State {
     dead: bool,
 }
 
+/// Why an operation failed: the process died, or an injected fault hit it.
+enum Failure {
+    Dead(io::Error),
+    Fault(io::Error),
+}
+
+impl From<Failure> for io::Error {
+    fn from(failure: Failure) -> io::Error {
+        match failure {
+            Failure::Dead(e) | Failure::Fault(e) => e,
+        }
+    }
+}
+
 impl State {
     /// Counts an operation and decides whether it fails.
     fn begin(&mut self, op: Op) -> io::Result<()> {
+        self.check(op).map_err(io::Error::from)
+    }
+
+    /// [`State::begin`], telling a crash from an injected fault (a failed sync loses
+    /// its pages; a dead process leaves them pending).
+    fn check(&mut self, op: Op) -> Result<(), Failure> {
         if self.dead {
-            return Err(io::Error::other("simulated crash: the process is gone"));
+            return Err(Failure::Dead(io::Error::other("simulated crash: the process is gone")));
         }
         self.ops += 1;
         self.trace.push(op);
@@ -172,7 +206,7 @@ impl State {
             && self.ops > limit
         {
             self.dead = true;
-            return Err(io::Error::other("simulated crash: the process is gone"));
+            return Err(Failure::Dead(io::Error::other("simulated crash: the process is gone")));
         }
         let Some(fault) = self.fault else { return Ok(()) };
         if !fault.target.matches(op) {
@@ -185,10 +219,30 @@ impl State {
             return Ok(());
         }
         self.fault_fired = true;
-        Err(match fault.kind {
+        Err(Failure::Fault(match fault.kind {
             FaultKind::Io => io::Error::from_raw_os_error(libc::EIO),
             FaultKind::NoSpace => io::Error::from_raw_os_error(libc::ENOSPC),
-        })
+        }))
+    }
+
+    /// Runs the checks of a sync of `start..end` of file `inode`: on success the pending
+    /// writes there become durable; when an injected fault fails it, they are lost, as
+    /// when Linux fails a writeback: the pages are marked clean, the cache still serves
+    /// them, and no later sync writes them again.
+    fn sync_file_range(&mut self, inode: u64, start: u64, end: u64) -> io::Result<()> {
+        let outcome = self.check(Op::Sync);
+        let Some(f) = self.files.get_mut(&inode) else { return outcome.map_err(Into::into) };
+        match outcome {
+            Ok(()) => {
+                f.sync(start, end);
+                Ok(())
+            }
+            Err(Failure::Fault(e)) => {
+                f.lose(start, end);
+                Err(e)
+            }
+            Err(dead) => Err(dead.into()),
+        }
     }
 
     fn inode(&self, name: &str) -> io::Result<u64> {
@@ -392,12 +446,7 @@ impl SegmentFile for SimSegment {
     }
 
     fn sync_range(&self, offset: u64, len: u64) -> io::Result<()> {
-        let mut s = self.disk.state();
-        s.begin(Op::Sync)?;
-        if let Some(f) = s.files.get_mut(&self.inode) {
-            f.sync(offset, offset + len);
-        }
-        Ok(())
+        self.disk.state().sync_file_range(self.inode, offset, offset + len)
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
@@ -489,12 +538,13 @@ impl Storage for SimStorage {
 
     fn sync_file(&self, name: &str) -> io::Result<()> {
         let mut s = self.state();
-        s.begin(Op::Sync)?;
-        let inode = s.inode(name)?;
-        if let Some(f) = s.files.get_mut(&inode) {
-            f.sync(0, u64::MAX);
+        match s.live_dir.get(name).copied() {
+            Some(inode) => s.sync_file_range(inode, 0, u64::MAX),
+            None => {
+                s.begin(Op::Sync)?;
+                s.inode(name).map(|_| ())
+            }
         }
-        Ok(())
     }
 
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
@@ -563,6 +613,32 @@ mod tests {
             outcomes.insert(bytes[4096..4196].to_vec());
         }
         assert!(outcomes.len() >= 3, "crash outcomes do not vary: {}", outcomes.len());
+    }
+
+    #[test]
+    fn a_failed_sync_loses_its_writes_and_a_later_sync_does_not_bring_them_back() {
+        let disk = SimStorage::new("/sim");
+        let seg = disk.create("a", 8192).expect("create");
+        disk.sync_dir().expect("sync dir");
+        seg.write_at(0, &[b"lost!"]).expect("write");
+        disk.inject(Fault {
+            target: FaultTarget::Sync,
+            nth: 0,
+            kind: FaultKind::Io,
+            persistent: false,
+        });
+        assert!(seg.sync_range(0, 4096).is_err());
+        seg.sync_range(0, 4096).expect("the fault fired once");
+        let mut cached = [0u8; 5];
+        seg.read_at(0, &mut cached).expect("read");
+        assert_eq!(&cached, b"lost!", "the cache still serves a failed writeback's bytes");
+        for seed in 0..50 {
+            let bytes = disk.crash(seed).file_bytes("a").expect("file");
+            assert_eq!(&bytes[..5], &[0u8; 5], "seed {seed}: a failed sync made bytes durable");
+        }
+        seg.write_at(0, &[b"again"]).expect("write");
+        seg.sync_range(0, 4096).expect("sync");
+        assert_eq!(&disk.crash(0).file_bytes("a").expect("file")[..5], b"again");
     }
 
     #[test]
