@@ -1,16 +1,17 @@
 //! Crash testing for services that embed orderlog (cargo feature `testing`).
 //!
-//! A [`CrashDisk`] runs an [`OrderStore`] whose log lives on a simulated disk that
-//! remembers which bytes were synced. A test runs its own workload on it, lets the
+//! A [`CrashDisk`] runs an [`OrderStore`] whose whole directory (its log and its
+//! snapshots) lives on a simulated disk that remembers which bytes and which directory
+//! entries were synced. A test runs its own workload on it, lets the
 //! "process" die at the N-th storage operation ([`CrashDisk::crash_after`]) or at a named
 //! moment ([`CrashDisk::crash_at`] a [`KillPoint`]), cuts the power ([`CrashDisk::power_cut`]:
 //! unsynced writes dropped, kept, torn or garbled, unsynced directory changes lost, all
 //! drawn from a seed), reopens, and checks its own invariants. No root, no FUSE, no
 //! real power loss: seeded and reproducible, in an ordinary `cargo test`.
 //!
-//! What it does not simulate: the snapshot files are on the real file system (in the
-//! directory given), so a power cut never damages them; and real devices' write caches
-//! are trusted to honour `fsync`. See `docs/reliability.md`.
+//! What it does not simulate: the kernel's own I/O path (the page cache, the mapping's
+//! writeback) and real devices, whose write caches are trusted to honour `fsync`. See
+//! `docs/reliability.md`.
 //!
 //! ```
 //! use orderlog::testing::CrashDisk;
@@ -41,7 +42,7 @@ pub use orderlog_wal::storage::sim::{Fault, FaultKind, FaultTarget};
 
 use crate::{OrderStore, StoreError, StoreOptions};
 
-/// A store directory whose log is on a simulated disk; see the module docs.
+/// A store directory on a simulated disk; see the module docs.
 #[derive(Debug, Clone)]
 pub struct CrashDisk {
     disk: SimStorage,
@@ -50,21 +51,17 @@ pub struct CrashDisk {
 }
 
 impl CrashDisk {
-    /// A fresh simulated log, with the store's snapshots under `dir/snapshots` (a real
-    /// directory: use a temporary one) and `options` for every open.
+    /// A fresh simulated disk for a store, and `options` for every open. `dir` only
+    /// names the store in messages: nothing is written there.
     pub fn new(dir: impl AsRef<Path>, options: StoreOptions) -> CrashDisk {
         let dir = dir.as_ref().to_path_buf();
-        CrashDisk { disk: SimStorage::new(dir.join("wal")), dir, options }
+        CrashDisk { disk: SimStorage::new(&dir), dir, options }
     }
 
     /// Opens (recovering) the store over this disk. One store at a time: drop the
     /// previous one first, as a restarted process would.
     pub fn open(&self) -> Result<OrderStore, StoreError> {
-        OrderStore::open_with_wal_storage(
-            &self.dir,
-            Arc::new(self.disk.clone()),
-            self.options.clone(),
-        )
+        OrderStore::open_on(Arc::new(self.disk.clone()), self.options.clone())
     }
 
     /// From the `n`-th mutating storage operation on (0-based, counted from now), every
@@ -93,9 +90,9 @@ impl CrashDisk {
     }
 
     /// The disk as a power cut now would leave it, drawn from `seed`: synced bytes
-    /// survive; each unsynced write is dropped, kept, torn at a 512 B or 4 KiB boundary,
-    /// or garbled; unsynced directory changes may be lost. The same seed gives the same
-    /// disk. Open the result to recover.
+    /// survive; each unsynced write is dropped, kept, torn (at a 512 B or 4 KiB boundary,
+    /// or sector by sector) or garbled; unsynced directory changes may be lost, in any
+    /// order. The same seed gives the same disk. Open the result to recover.
     pub fn power_cut(&self, seed: u64) -> CrashDisk {
         CrashDisk {
             disk: self.disk.crash(seed),
@@ -104,7 +101,18 @@ impl CrashDisk {
         }
     }
 
-    /// The simulated disk itself (for faults and inspection).
+    /// The disk as a restarted process finds it after this one died, without a power
+    /// cut: unsynced writes still in the page cache, readable, not yet durable.
+    pub fn restart(&self) -> CrashDisk {
+        CrashDisk {
+            disk: self.disk.restart(),
+            dir: self.dir.clone(),
+            options: self.options.clone(),
+        }
+    }
+
+    /// The simulated disk itself (for faults and inspection), seen from the store's
+    /// directory: the log's segments are under `wal/`, the snapshots under `snapshots/`.
     pub fn storage(&self) -> &SimStorage {
         &self.disk
     }

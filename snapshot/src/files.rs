@@ -1,11 +1,12 @@
-//! File-system helpers: a writer that checksums what it writes, directory fsync, and
-//! mapping a snapshot file after checking its size and CRC-32.
+//! Helpers over the storage door: a writer that checksums what it writes, directory
+//! sync, and reading a snapshot file (with `pread`, never a mapping: a failed read is an
+//! error value, not a `SIGBUS`) after checking its size and CRC-32.
 
-use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use orderlog_wal::storage::{ReadOnlyMap, start_writeback};
+use arrow::buffer::{Buffer, MutableBuffer};
+use orderlog_wal::storage::{Storage, WriteFile};
 
 use crate::error::{Result, SnapshotError};
 use crate::info::SnapshotFile;
@@ -14,6 +15,11 @@ use crate::info::SnapshotFile;
 pub(crate) fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> SnapshotError {
     let path = path.to_path_buf();
     move |source| SnapshotError::Io { op, path, source }
+}
+
+/// `dir/name`, or `name` when `dir` is the root (`""`).
+pub(crate) fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() { name.to_owned() } else { format!("{dir}/{name}") }
 }
 
 /// A writer that counts and checksums every byte passed to the inner writer, so a file's
@@ -54,7 +60,7 @@ impl<W: Write> Write for CrcWriter<W> {
 /// [`WRITEBACK_BYTES`] as they fill: the disk then works while the rest of the snapshot is
 /// encoded, and the fsync at the end waits for the last stretch only.
 pub(crate) struct WritebackFile {
-    file: File,
+    file: Box<dyn WriteFile>,
     written: u64,
     started: u64,
     /// Off: a plain file (see `SnapshotOptions::early_writeback`).
@@ -65,11 +71,11 @@ pub(crate) struct WritebackFile {
 pub(crate) const WRITEBACK_BYTES: u64 = 8 << 20;
 
 impl WritebackFile {
-    pub(crate) fn new(file: File, enabled: bool) -> Self {
+    pub(crate) fn new(file: Box<dyn WriteFile>, enabled: bool) -> Self {
         WritebackFile { file, written: 0, started: 0, enabled }
     }
 
-    pub(crate) fn into_inner(self) -> File {
+    pub(crate) fn into_inner(self) -> Box<dyn WriteFile> {
         self.file
     }
 }
@@ -81,7 +87,7 @@ impl Write for WritebackFile {
         if self.enabled && self.written - self.started >= WRITEBACK_BYTES {
             // Advisory only: if it fails, the final fsync still writes everything back,
             // so durability does not depend on it.
-            let _ = start_writeback(&self.file, self.started, self.written - self.started);
+            let _ = self.file.start_writeback(self.started, self.written - self.started);
             self.started = self.written;
         }
         Ok(n)
@@ -92,45 +98,111 @@ impl Write for WritebackFile {
     }
 }
 
-/// A file written for a snapshot, still open so it can be fsynced.
+/// A file written for a snapshot, still open so it can be synced.
 pub(crate) struct WrittenFile {
     /// Path relative to the snapshot's directory.
     pub(crate) rel_path: String,
+    /// Where it is, for messages.
     pub(crate) path: PathBuf,
-    pub(crate) file: File,
+    pub(crate) file: Box<dyn WriteFile>,
     pub(crate) bytes: u64,
     pub(crate) crc32: u32,
 }
 
-/// Makes a directory's entries durable.
-pub(crate) fn sync_dir(path: &Path) -> Result<()> {
-    File::open(path).and_then(|dir| dir.sync_all()).map_err(io_err("fsync directory", path))
+impl WrittenFile {
+    /// Makes the file durable (`fsync`).
+    pub(crate) fn sync(&mut self) -> Result<()> {
+        self.file.sync().map_err(io_err("fsync snapshot file", &self.path))
+    }
 }
 
-/// Maps a snapshot file and checks it against its manifest entry: exact size, then the
-/// CRC-32 of the whole content. Only then may its bytes be decoded.
-pub(crate) fn map_verified(path: &Path, entry: &SnapshotFile) -> Result<ReadOnlyMap> {
-    let map = ReadOnlyMap::open_immutable(path).map_err(io_err("map snapshot file", path))?;
-    let len = map.len() as u64;
+/// Makes directory `dir`'s entries durable.
+pub(crate) fn sync_dir(storage: &dyn Storage, dir: &str) -> Result<()> {
+    storage.sync_dir_at(dir).map_err(io_err("fsync directory", &storage.path().join(dir)))
+}
+
+/// How much [`check_verified`] reads at a time.
+const CHECK_CHUNK_BYTES: usize = 1 << 20;
+
+/// The size check of a snapshot file against its manifest entry, before any byte is read.
+fn check_size(storage: &dyn Storage, name: &str, entry: &SnapshotFile) -> Result<PathBuf> {
+    let path = storage.path().join(name);
+    let len = storage.file_len(name).map_err(io_err("read snapshot file", &path))?;
     if len != entry.bytes {
         return Err(SnapshotError::FileCorrupt {
-            path: path.to_path_buf(),
+            path,
             offset: len.min(entry.bytes),
             detail: format!("file is {len} bytes, the manifest says {}", entry.bytes),
         });
     }
-    let crc = crc32fast::hash(&map);
-    if crc != entry.crc32 {
-        return Err(SnapshotError::FileCorrupt {
-            path: path.to_path_buf(),
-            offset: 0,
-            detail: format!(
-                "CRC-32 of bytes 0..{len} is {crc:08x}, the manifest says {:08x}",
-                entry.crc32
-            ),
-        });
+    Ok(path)
+}
+
+fn crc_mismatch(path: PathBuf, entry: &SnapshotFile, crc: u32) -> SnapshotError {
+    SnapshotError::FileCorrupt {
+        path,
+        offset: 0,
+        detail: format!(
+            "CRC-32 of bytes 0..{} is {crc:08x}, the manifest says {:08x}",
+            entry.bytes, entry.crc32
+        ),
     }
-    Ok(map)
+}
+
+/// Checks a snapshot file (`name`, relative to the storage's root) against its manifest
+/// entry without keeping it: exact size, then the CRC-32 of the whole content, read a
+/// chunk at a time.
+pub(crate) fn check_verified(
+    storage: &dyn Storage,
+    name: &str,
+    entry: &SnapshotFile,
+) -> Result<()> {
+    let path = check_size(storage, name, entry)?;
+    let mut buf =
+        vec![0u8; CHECK_CHUNK_BYTES.min(usize::try_from(entry.bytes).unwrap_or(usize::MAX))];
+    let mut hasher = crc32fast::Hasher::new();
+    let mut at = 0u64;
+    while at < entry.bytes {
+        let n = (entry.bytes - at).min(buf.len() as u64) as usize;
+        storage
+            .read_exact_at(name, at, &mut buf[..n])
+            .map_err(io_err("read snapshot file", &path))?;
+        hasher.update(&buf[..n]);
+        at += n as u64;
+    }
+    let crc = hasher.finalize();
+    if crc != entry.crc32 {
+        return Err(crc_mismatch(path, entry, crc));
+    }
+    Ok(())
+}
+
+/// Reads a whole file into one 64-byte aligned Arrow buffer (so decoded arrays can point
+/// into it without copying).
+pub(crate) fn read_aligned(storage: &dyn Storage, name: &str, len: u64) -> io::Result<Buffer> {
+    let len = usize::try_from(len)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large"))?;
+    let mut buf = MutableBuffer::from_len_zeroed(len);
+    storage.read_exact_at(name, 0, buf.as_slice_mut())?;
+    Ok(buf.into())
+}
+
+/// Reads a snapshot file after checking it against its manifest entry: exact size (before
+/// anything is allocated), then the CRC-32 of the whole content. Only then may its bytes
+/// be decoded.
+pub(crate) fn read_verified(
+    storage: &dyn Storage,
+    name: &str,
+    entry: &SnapshotFile,
+) -> Result<Buffer> {
+    let path = check_size(storage, name, entry)?;
+    let buffer =
+        read_aligned(storage, name, entry.bytes).map_err(io_err("read snapshot file", &path))?;
+    let crc = crc32fast::hash(&buffer);
+    if crc != entry.crc32 {
+        return Err(crc_mismatch(path, entry, crc));
+    }
+    Ok(buffer)
 }
 
 #[cfg(test)]
@@ -149,29 +221,40 @@ mod tests {
     }
 
     #[test]
-    fn map_verified_checks_size_then_crc() {
+    fn reads_check_size_then_crc() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        std::fs::write(&path, b"snapshot bytes").unwrap();
+        std::fs::write(dir.path().join("f"), b"snapshot bytes").unwrap();
+        let storage = orderlog_wal::storage::FsStorage::new(dir.path());
         let entry = SnapshotFile {
             kind: crate::info::FileKind::Parquet,
             path: "f".into(),
             bytes: 14,
             crc32: crc32fast::hash(b"snapshot bytes"),
         };
-        assert_eq!(&map_verified(&path, &entry).unwrap()[..], b"snapshot bytes");
+        assert_eq!(&read_verified(&storage, "f", &entry).unwrap()[..], b"snapshot bytes");
+        check_verified(&storage, "f", &entry).unwrap();
 
         let short = SnapshotFile { bytes: 20, ..entry.clone() };
-        match map_verified(&path, &short) {
-            Err(SnapshotError::FileCorrupt { offset: 14, .. }) => {}
-            other => panic!("{other:?}"),
+        for result in [
+            read_verified(&storage, "f", &short).map(|_| ()),
+            check_verified(&storage, "f", &short),
+        ] {
+            match result {
+                Err(SnapshotError::FileCorrupt { offset: 14, .. }) => {}
+                other => panic!("{other:?}"),
+            }
         }
         let wrong = SnapshotFile { crc32: entry.crc32 ^ 1, ..entry };
-        match map_verified(&path, &wrong) {
-            Err(SnapshotError::FileCorrupt { offset: 0, detail, .. }) => {
-                assert!(detail.contains("CRC-32"), "{detail}");
+        for result in [
+            read_verified(&storage, "f", &wrong).map(|_| ()),
+            check_verified(&storage, "f", &wrong),
+        ] {
+            match result {
+                Err(SnapshotError::FileCorrupt { offset: 0, detail, .. }) => {
+                    assert!(detail.contains("CRC-32"), "{detail}");
+                }
+                other => panic!("{other:?}"),
             }
-            other => panic!("{other:?}"),
         }
     }
 }

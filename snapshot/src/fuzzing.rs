@@ -4,13 +4,11 @@
 //! result promises; a broken promise panics, which is what a fuzzer reports. Garbage must
 //! come back as a typed error naming the offset, never as a panic.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::{Array, RecordBatch};
+use arrow::buffer::{Buffer, MutableBuffer};
 use bytes::Bytes;
-use orderlog_wal::storage::ReadOnlyMap;
 use parquet::file::metadata::ParquetMetaDataReader;
 
 use crate::error::SnapshotError;
@@ -79,8 +77,8 @@ fn check_round_trip(snapshots: &[SnapshotInfo]) {
     assert_eq!(encode(snapshots).ok(), Some(bytes), "encoding is not deterministic");
 }
 
-/// Runs the Arrow IPC decoder (`data.arrow`) on arbitrary bytes, through a read-only
-/// mapping of a file holding them, as the store and [`crate::read_ipc_file`] do.
+/// Runs the Arrow IPC decoder (`data.arrow`) on arbitrary bytes, in one aligned buffer as
+/// the store and [`crate::read_ipc_file`] read a file.
 ///
 /// Checked: an error is `FileCorrupt` naming the file, at an offset inside it; a file
 /// that decodes has its footer inside the input after the leading magic, every batch has
@@ -106,8 +104,8 @@ pub fn decode_ipc(data: &[u8]) -> usize {
 }
 
 /// Runs the Parquet reader on arbitrary bytes (a `data.parquet` or a partition's
-/// `part-0.parquet`), through a read-only mapping of a file holding them, as the store
-/// and [`crate::read_parquet_file`] do.
+/// `part-0.parquet`), in one aligned buffer as the store and [`crate::read_parquet_file`]
+/// read a file.
 ///
 /// Checked: an error is `FileCorrupt` naming the file, at an offset inside it; in a file
 /// that reads, every batch has the first one's schema and at most the reader's batch
@@ -180,25 +178,12 @@ fn check_file_error(path: &Path, error: SnapshotError, len: usize) -> usize {
     }
 }
 
-/// Writes `data` to a new file in the temporary directory, maps it read-only and removes
-/// the name (the mapping keeps the file): the decoders read a mapping, as in production.
-/// The file is never written again while mapped, as `ReadOnlyMap` requires.
-fn map_input(data: &[u8], extension: &str) -> (PathBuf, ReadOnlyMap) {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let name = format!(
-        "orderlog-fuzz-{}-{}.{extension}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    let path = std::env::temp_dir().join(name);
-    let mapped = std::fs::File::create_new(&path)
-        .and_then(|mut file| file.write_all(data))
-        .and_then(|()| ReadOnlyMap::open_immutable(&path));
-    let removed = std::fs::remove_file(&path);
-    match (mapped, removed) {
-        (Ok(map), Ok(())) => (path, map),
-        (Err(e), _) | (_, Err(e)) => panic!("cannot map the input as {}: {e}", path.display()),
-    }
+/// `data` in a 64-byte aligned buffer, as a snapshot file is read, with the path errors
+/// must name.
+fn map_input(data: &[u8], extension: &str) -> (PathBuf, Buffer) {
+    let mut buffer = MutableBuffer::from_len_zeroed(data.len());
+    buffer.as_slice_mut().copy_from_slice(data);
+    (PathBuf::from(format!("input.{extension}")), buffer.into())
 }
 
 #[cfg(test)]

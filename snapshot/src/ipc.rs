@@ -1,8 +1,8 @@
 //! The snapshot's Arrow IPC file (`data.arrow`): written one bounded batch at a time,
-//! read back zero-copy from a read-only mapping.
+//! read back zero-copy from one aligned buffer holding the whole file.
 //!
 //! The file is the Arrow IPC *file* format, uncompressed, buffers 64-byte aligned (the
-//! writer's default), so decoded arrays point straight into the mapping. Its footer's
+//! writer's default), so decoded arrays point straight into the buffer. Its footer's
 //! custom metadata records `orderlog.lsn`, `orderlog.rows` and `orderlog.schema_version`,
 //! which the reader cross-checks against the manifest.
 //!
@@ -12,7 +12,6 @@
 //! foreign file is a typed error naming the file and offset.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -23,10 +22,10 @@ use arrow::ipc::convert::try_fb_to_schema;
 use arrow::ipc::reader::{FileDecoder, read_footer_length};
 use arrow::ipc::writer::FileWriter;
 use arrow::ipc::{Block, MessageHeader, MetadataVersion, root_as_footer, root_as_message};
-use orderlog_wal::storage::ReadOnlyMap;
+use orderlog_wal::storage::Storage;
 
 use crate::error::{Result, SnapshotError};
-use crate::files::{CrcWriter, WritebackFile, WrittenFile, io_err};
+use crate::files::{CrcWriter, WritebackFile, WrittenFile, io_err, join};
 
 /// The IPC file's name inside a snapshot directory.
 pub(crate) const IPC_FILE: &str = "data.arrow";
@@ -58,11 +57,17 @@ pub(crate) struct IpcSink {
 }
 
 impl IpcSink {
-    /// Creates `dir/data.arrow` (which must not exist) for batches of `schema`; see
-    /// `SnapshotOptions::early_writeback` for `early_writeback`.
-    pub(crate) fn create(dir: &Path, schema: &Schema, early_writeback: bool) -> Result<IpcSink> {
-        let path = dir.join(IPC_FILE);
-        let file = File::create_new(&path).map_err(io_err("create IPC file", &path))?;
+    /// Creates `dir/data.arrow` (which must not exist) on `storage` for batches of
+    /// `schema`; see `SnapshotOptions::early_writeback` for `early_writeback`.
+    pub(crate) fn create(
+        storage: &dyn Storage,
+        dir: &str,
+        schema: &Schema,
+        early_writeback: bool,
+    ) -> Result<IpcSink> {
+        let name = join(dir, IPC_FILE);
+        let path = storage.path().join(&name);
+        let file = storage.create_file(&name).map_err(io_err("create IPC file", &path))?;
         let file = WritebackFile::new(file, early_writeback);
         let sink = BufWriter::with_capacity(WRITE_BUFFER_BYTES, CrcWriter::new(file));
         Ok(IpcSink { writer: FileWriter::try_new(sink, schema)?, path })
@@ -88,7 +93,7 @@ impl IpcSink {
     }
 }
 
-/// An IPC file decoded from a mapping: the batches share the mapping (no copy).
+/// An IPC file decoded from its buffer: the batches share the buffer (no copy).
 #[derive(Debug)]
 pub(crate) struct IpcContents {
     pub(crate) schema: SchemaRef,
@@ -98,8 +103,8 @@ pub(crate) struct IpcContents {
     pub(crate) footer_offset: u64,
 }
 
-/// Decodes a mapped IPC file. The caller has checked its size and CRC.
-pub(crate) fn decode(path: &Path, map: ReadOnlyMap) -> Result<IpcContents> {
+/// Decodes an IPC file read whole into `map`. The caller has checked its size and CRC.
+pub(crate) fn decode(path: &Path, map: Buffer) -> Result<IpcContents> {
     let corrupt = |offset: usize, detail: String| SnapshotError::FileCorrupt {
         path: path.to_path_buf(),
         offset: offset as u64,
@@ -121,8 +126,8 @@ pub(crate) fn decode(path: &Path, map: ReadOnlyMap) -> Result<IpcContents> {
         .filter(|&at| at >= LEADING_MAGIC.len())
         .ok_or_else(|| corrupt(trailer_at, format!("footer length {footer_len} too large")))?;
 
-    // One Arrow buffer over the whole mapping: every decoded array slices it.
-    let buffer = Buffer::from(bytes::Bytes::from_owner(map));
+    // One Arrow buffer over the whole file: every decoded array slices it.
+    let buffer = map;
     let footer = root_as_footer(&buffer[footer_at..trailer_at])
         .map_err(|e| corrupt(footer_at, format!("footer: {e}")))?;
     let fb_schema = footer.schema().ok_or_else(|| corrupt(footer_at, "no schema".into()))?;
@@ -396,7 +401,7 @@ mod tests {
     use super::*;
 
     fn write_plain(path: &Path, batches: &[RecordBatch]) {
-        let file = File::create(path).unwrap();
+        let file = std::fs::File::create(path).unwrap();
         let mut w = FileWriter::try_new(file, &batches[0].schema()).unwrap();
         for b in batches {
             w.write(b).unwrap();
@@ -410,19 +415,19 @@ mod tests {
     }
 
     #[test]
-    fn decoded_arrays_point_into_the_mapping() {
+    fn decoded_arrays_point_into_the_file_buffer() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("z.arrow");
         let batches = [batch((0..1000).collect()), batch((1000..1500).collect())];
         write_plain(&path, &batches);
-        let map = ReadOnlyMap::open_immutable(&path).unwrap();
+        let map = Buffer::from(std::fs::read(&path).unwrap());
         let range = map.as_ptr() as usize..map.as_ptr() as usize + map.len();
         let got = decode(&path, map).unwrap();
         assert_eq!(got.batches, batches);
         for b in &got.batches {
             let data = b.column(0).to_data();
             let values = data.buffers()[0].as_ptr() as usize;
-            assert!(range.contains(&values), "values copied out of the mapping");
+            assert!(range.contains(&values), "values copied out of the file's buffer");
         }
     }
 
@@ -438,14 +443,10 @@ mod tests {
         for i in 0..good.len() {
             let mut bytes = good.clone();
             bytes[i] ^= 0x41;
-            std::fs::write(&flipped, &bytes).unwrap();
-            let map = ReadOnlyMap::open_immutable(&flipped).unwrap();
-            let _ = decode(&flipped, map);
+            let _ = decode(&flipped, Buffer::from(bytes));
         }
         for len in 0..good.len() {
-            std::fs::write(&flipped, &good[..len]).unwrap();
-            let map = ReadOnlyMap::open_immutable(&flipped).unwrap();
-            assert!(decode(&flipped, map).is_err(), "cut at {len}");
+            assert!(decode(&flipped, Buffer::from(good[..len].to_vec())).is_err(), "cut at {len}");
         }
     }
 }

@@ -8,17 +8,17 @@
 //! IPC footer.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
+use arrow::buffer::Buffer;
 use arrow::compute::take_record_batch;
 use arrow::datatypes::{
     DataType, Int8Type, Int16Type, Int32Type, Int64Type, SchemaRef, UInt8Type, UInt16Type,
     UInt32Type, UInt64Type,
 };
-use orderlog_wal::storage::ReadOnlyMap;
+use orderlog_wal::storage::Storage;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
@@ -27,7 +27,7 @@ use parquet::file::metadata::{KeyValue, ParquetMetaData};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::error::{Result, SnapshotError};
-use crate::files::{CrcWriter, WritebackFile, WrittenFile, io_err};
+use crate::files::{CrcWriter, WritebackFile, WrittenFile, io_err, join};
 use crate::ipc::{IpcMeta, META_LSN, META_ROWS, META_SCHEMA_VERSION};
 use crate::options::{SnapshotOptions, check_partition_column};
 
@@ -41,10 +41,10 @@ pub(crate) const PART_FILE: &str = "part-0.parquet";
 pub(crate) const READ_BATCH_ROWS: usize = 65_536;
 
 /// Files written, and the directories created under the snapshot directory (deepest
-/// first), which must be fsynced too.
+/// first, named from the storage's root), which must be fsynced too.
 pub(crate) struct ParquetOutput {
     pub(crate) files: Vec<WrittenFile>,
-    pub(crate) dirs: Vec<PathBuf>,
+    pub(crate) dirs: Vec<String>,
 }
 
 type Writer = ArrowWriter<CrcWriter<WritebackFile>>;
@@ -58,9 +58,11 @@ pub(crate) enum ParquetSink {
 }
 
 impl ParquetSink {
-    /// Starts the Parquet output under `dir` for batches of `schema`, as `opts` says.
+    /// Starts the Parquet output under `dir` of `storage` for batches of `schema`, as
+    /// `opts` says.
     pub(crate) fn create(
-        dir: &Path,
+        storage: &Arc<dyn Storage>,
+        dir: &str,
         schema: SchemaRef,
         opts: &SnapshotOptions,
         meta: IpcMeta,
@@ -68,18 +70,20 @@ impl ParquetSink {
         let props = properties(opts, meta);
         match &opts.partition_by {
             None => {
-                let path = dir.join(PARQUET_FILE);
-                let writer = create(&path, &props, schema.clone(), opts.early_writeback)?;
+                let name = join(dir, PARQUET_FILE);
+                let writer =
+                    create(storage.as_ref(), &name, &props, schema.clone(), opts.early_writeback)?;
                 Ok(ParquetSink::Single(Box::new(Partition {
                     writer,
                     rel_path: PARQUET_FILE.into(),
-                    path,
+                    path: storage.path().join(name),
                 })))
             }
             Some(column) => Ok(ParquetSink::Partitioned(Partitions {
                 index: check_partition_column(&schema, column)?,
                 column: column.clone(),
-                root: dir.join(PARTITIONS_DIR),
+                storage: Arc::clone(storage),
+                root: join(dir, PARTITIONS_DIR),
                 schema,
                 props,
                 partitions_max: opts.partitions_max,
@@ -133,12 +137,14 @@ fn properties(opts: &SnapshotOptions, meta: IpcMeta) -> Arc<WriterProperties> {
 }
 
 fn create(
-    path: &Path,
+    storage: &dyn Storage,
+    name: &str,
     props: &Arc<WriterProperties>,
     schema: SchemaRef,
     early_writeback: bool,
 ) -> Result<Writer> {
-    let file = File::create_new(path).map_err(io_err("create Parquet file", path))?;
+    let path = storage.path().join(name);
+    let file = storage.create_file(name).map_err(io_err("create Parquet file", &path))?;
     let sink = CrcWriter::new(WritebackFile::new(file, early_writeback));
     Ok(ArrowWriter::try_new(sink, schema, Some(props.as_ref().clone()))?)
 }
@@ -164,15 +170,16 @@ pub(crate) struct Partitions {
     /// The partition column's index and name.
     index: usize,
     column: String,
+    storage: Arc<dyn Storage>,
     /// `<snapshot>/parquet`, created with the first partition.
-    root: PathBuf,
+    root: String,
     schema: SchemaRef,
     props: Arc<WriterProperties>,
     partitions_max: usize,
     early_writeback: bool,
     open: BTreeMap<i128, Partition>,
     /// Partition directories created, to fsync.
-    dirs: Vec<PathBuf>,
+    dirs: Vec<String>,
 }
 
 impl Partitions {
@@ -198,15 +205,21 @@ impl Partitions {
                 detail: format!("more than partitions_max = {} values", self.partitions_max),
             });
         }
+        let storage = self.storage.as_ref();
+        let make_dir = |dir: &str| {
+            storage.make_dir(dir).map_err(io_err("create directory", &storage.path().join(dir)))
+        };
         if self.open.is_empty() {
-            std::fs::create_dir(&self.root).map_err(io_err("create directory", &self.root))?;
+            make_dir(&self.root)?;
         }
         let name = format!("{}={}", self.column, value_name(data_type, key));
-        let dir = self.root.join(&name);
-        std::fs::create_dir(&dir).map_err(io_err("create directory", &dir))?;
-        let path = dir.join(PART_FILE);
-        let writer = create(&path, &self.props, self.schema.clone(), self.early_writeback)?;
+        let dir = join(&self.root, &name);
+        make_dir(&dir)?;
+        let file = join(&dir, PART_FILE);
+        let writer =
+            create(storage, &file, &self.props, self.schema.clone(), self.early_writeback)?;
         self.dirs.push(dir);
+        let path = storage.path().join(file);
         Ok(Partition { writer, rel_path: format!("{PARTITIONS_DIR}/{name}/{PART_FILE}"), path })
     }
 }
@@ -265,7 +278,7 @@ fn value_name(data_type: &DataType, key: i128) -> String {
     }
 }
 
-/// Reads a Parquet file from a mapping whose size and CRC the caller has checked.
+/// Reads a Parquet file read whole into `map`, whose size and CRC the caller has checked.
 ///
 /// Before any page is read, the footer's row counts must not be negative and every column
 /// chunk it lists must lie inside the file: the parquet crate asserts (panics) on a
@@ -275,7 +288,7 @@ fn value_name(data_type: &DataType, key: i128) -> String {
 /// The parquet crate's errors do not say where, so an error names the footer's metadata
 /// (where its length field says it starts; 0 if that does not fit) when the footer is at
 /// fault, and otherwise the first byte of the row group that failed.
-pub(crate) fn read(path: &Path, map: ReadOnlyMap) -> Result<Vec<RecordBatch>> {
+pub(crate) fn read(path: &Path, map: Buffer) -> Result<Vec<RecordBatch>> {
     let corrupt = |offset: u64, detail: String| SnapshotError::FileCorrupt {
         path: path.to_path_buf(),
         offset,

@@ -4,16 +4,17 @@
 //! still reject malformed files with an error, never a panic).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
+use orderlog_wal::storage::{FsStorage, Storage};
 
 use crate::convert::{ToArrow, check_schema};
 use crate::error::Result;
-use crate::files::{io_err, sync_dir};
+use crate::files::{WrittenFile, io_err, read_aligned, sync_dir};
 use crate::ipc::{self, IpcMeta, IpcSink};
 use crate::options::SnapshotOptions;
 use crate::parquet_file::{self, ParquetSink};
-use orderlog_wal::storage::ReadOnlyMap;
 
 /// A file written, with its size and CRC-32.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +31,13 @@ fn meta<T: ToArrow>(state: &T) -> IpcMeta {
     IpcMeta { lsn: 0, rows: state.num_rows() as u64, schema_version: 0 }
 }
 
+/// Syncs a finished file and its directory; what it was.
+fn synced(storage: &dyn Storage, mut written: WrittenFile) -> Result<WrittenFileInfo> {
+    written.sync()?;
+    sync_dir(storage, "")?;
+    Ok(WrittenFileInfo { path: written.path, bytes: written.bytes, crc32: written.crc32 })
+}
+
 /// Writes `state` as `dir/data.arrow` (which must not exist) in batches of `batch_rows`,
 /// and fsyncs the file and `dir`.
 pub fn write_ipc_file<T: ToArrow>(
@@ -37,16 +45,14 @@ pub fn write_ipc_file<T: ToArrow>(
     state: &T,
     batch_rows: usize,
 ) -> Result<WrittenFileInfo> {
-    let mut sink = IpcSink::create(dir, &T::arrow_schema(), true)?;
+    let storage = FsStorage::new(dir);
+    let mut sink = IpcSink::create(&storage, "", &T::arrow_schema(), true)?;
     for batch in state.record_batches(batch_rows) {
         let batch = batch?;
         check_schema::<T>(&batch)?;
         sink.write(&batch)?;
     }
-    let written = sink.finish(meta(state))?;
-    written.file.sync_all().map_err(io_err("fsync IPC file", &written.path))?;
-    sync_dir(dir)?;
-    Ok(WrittenFileInfo { path: written.path, bytes: written.bytes, crc32: written.crc32 })
+    synced(&storage, sink.finish(meta(state))?)
 }
 
 /// Writes record batches that already exist (for example slices of a state moved into
@@ -56,23 +62,31 @@ pub fn write_ipc_batches<T: ToArrow>(
     dir: &Path,
     batches: impl IntoIterator<Item = RecordBatch>,
 ) -> Result<WrittenFileInfo> {
-    let mut sink = IpcSink::create(dir, &T::arrow_schema(), true)?;
+    let storage = FsStorage::new(dir);
+    let mut sink = IpcSink::create(&storage, "", &T::arrow_schema(), true)?;
     let mut rows = 0u64;
     for batch in batches {
         check_schema::<T>(&batch)?;
         rows += batch.num_rows() as u64;
         sink.write(&batch)?;
     }
-    let written = sink.finish(IpcMeta { lsn: 0, rows, schema_version: 0 })?;
-    written.file.sync_all().map_err(io_err("fsync IPC file", &written.path))?;
-    sync_dir(dir)?;
-    Ok(WrittenFileInfo { path: written.path, bytes: written.bytes, crc32: written.crc32 })
+    synced(&storage, sink.finish(IpcMeta { lsn: 0, rows, schema_version: 0 })?)
 }
 
-/// Reads an Arrow IPC file through a read-only mapping; the batches share the mapping.
+/// Reads a whole file at `path` with `pread` into one aligned buffer.
+fn read_file(path: &Path, op: &'static str) -> Result<arrow::buffer::Buffer> {
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let storage = FsStorage::new(dir);
+    storage
+        .file_len(&name)
+        .and_then(|len| read_aligned(&storage, &name, len))
+        .map_err(io_err(op, path))
+}
+
+/// Reads an Arrow IPC file whole into memory; the batches share one buffer.
 pub fn read_ipc_file(path: &Path) -> Result<Vec<RecordBatch>> {
-    let map = ReadOnlyMap::open_immutable(path).map_err(io_err("map IPC file", path))?;
-    Ok(ipc::decode(path, map)?.batches)
+    Ok(ipc::decode(path, read_file(path, "read IPC file")?)?.batches)
 }
 
 /// Writes `state` as Parquet under `dir` as `opts` says (`dir/data.parquet`, or one file
@@ -83,7 +97,8 @@ pub fn write_parquet_files<T: ToArrow>(
     opts: &SnapshotOptions,
 ) -> Result<Vec<WrittenFileInfo>> {
     opts.validate(&T::arrow_schema())?;
-    let mut sink = ParquetSink::create(dir, T::arrow_schema(), opts, meta(state))?;
+    let storage: Arc<dyn Storage> = Arc::new(FsStorage::new(dir));
+    let mut sink = ParquetSink::create(&storage, "", T::arrow_schema(), opts, meta(state))?;
     for batch in state.record_batches(opts.batch_rows) {
         let batch = batch?;
         check_schema::<T>(&batch)?;
@@ -91,21 +106,20 @@ pub fn write_parquet_files<T: ToArrow>(
     }
     let output = sink.finish()?;
     let mut out = Vec::with_capacity(output.files.len());
-    for f in output.files {
-        f.file.sync_all().map_err(io_err("fsync Parquet file", &f.path))?;
+    for mut f in output.files {
+        f.sync()?;
         out.push(WrittenFileInfo { path: f.path, bytes: f.bytes, crc32: f.crc32 });
     }
     for d in &output.dirs {
-        sync_dir(d)?;
+        sync_dir(storage.as_ref(), d)?;
     }
-    sync_dir(dir)?;
+    sync_dir(storage.as_ref(), "")?;
     Ok(out)
 }
 
-/// Reads a Parquet file through a read-only mapping.
+/// Reads a Parquet file whole into memory.
 pub fn read_parquet_file(path: &Path) -> Result<Vec<RecordBatch>> {
-    let map = ReadOnlyMap::open_immutable(path).map_err(io_err("map Parquet file", path))?;
-    parquet_file::read(path, map)
+    parquet_file::read(path, read_file(path, "read Parquet file")?)
 }
 
 #[cfg(test)]

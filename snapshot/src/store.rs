@@ -1,17 +1,17 @@
 //! [`SnapshotStore`]: a directory of snapshots and the manifest that says which is
 //! current. Publishing, verifying with fallback, loading, and pruning.
 
-use std::fs::{File, TryLockError};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arrow::array::RecordBatch;
+use orderlog_wal::storage::{FsStorage, LockGuard, Storage};
 
 use crate::convert::{ToArrow, check_schema};
 use crate::error::{Result, SnapshotError};
-use crate::files::{WrittenFile, io_err, map_verified, sync_dir};
+use crate::files::{WrittenFile, check_verified, io_err, read_verified, sync_dir};
 use crate::info::{
     FileKind, Lsn, PublishStep, Published, SkippedSnapshot, SnapshotFile, SnapshotInfo,
     VerifiedSnapshot,
@@ -24,7 +24,7 @@ use crate::manifest::{
 use crate::options::SnapshotOptions;
 use crate::parquet_file::{self, ParquetOutput, ParquetSink};
 
-/// The writer lock's file name in the store directory.
+/// The writer lock's file name in the store directory (taken by `Storage::try_lock`).
 const LOCK_FILE: &str = "LOCK";
 /// Suffix of a snapshot directory being written.
 const TMP_SUFFIX: &str = ".tmp";
@@ -34,7 +34,7 @@ const TMP_SUFFIX: &str = ".tmp";
 /// ```text
 /// <dir>/LOCK                                   writer lock (flock), empty
 /// <dir>/MANIFEST                               which snapshots exist, newest first
-/// <dir>/snap-<lsn:020>/data.arrow              Arrow IPC file (restart; read mapped)
+/// <dir>/snap-<lsn:020>/data.arrow              Arrow IPC file (restart; read whole)
 /// <dir>/snap-<lsn:020>/data.parquet            Parquet (analytics), or, partitioned:
 /// <dir>/snap-<lsn:020>/parquet/<col>=<v>/part-0.parquet
 /// ```
@@ -42,86 +42,108 @@ const TMP_SUFFIX: &str = ".tmp";
 /// One writer per directory: [`SnapshotStore::open`] holds `LOCK` for the store's life;
 /// [`SnapshotStore::open_read_only`] takes no lock and cannot publish (for offline
 /// verification). Files are immutable once published; a snapshot is deleted only after
-/// a manifest without it is durable. The byte layout is in `docs/format.md`.
-#[derive(Debug)]
+/// a manifest without it is durable. All I/O goes through a [`Storage`] (the real file
+/// system, or the simulated disk in crash tests). The byte layout is in `docs/format.md`.
 pub struct SnapshotStore {
-    dir: PathBuf,
+    storage: Arc<dyn Storage>,
     /// The writer lock, held while the store lives; `None` when read-only.
-    lock: Option<File>,
+    lock: Option<Box<dyn LockGuard>>,
     /// Serialises publishes within the process.
     publishing: Mutex<()>,
+}
+
+impl std::fmt::Debug for SnapshotStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotStore")
+            .field("dir", &self.path())
+            .field("writer", &self.lock.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl SnapshotStore {
     /// Opens (creating if needed) the snapshot directory `dir` as its one writer.
     /// Fails with [`SnapshotError::Locked`] if another store holds it.
     pub fn open(dir: impl AsRef<Path>) -> Result<SnapshotStore> {
-        let dir = dir.as_ref().to_path_buf();
-        if !dir.is_dir() {
-            std::fs::create_dir_all(&dir).map_err(io_err("create snapshot directory", &dir))?;
-            // The directory's own entry must be durable before anything in it is.
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                sync_dir(parent)?;
-            }
-        }
+        SnapshotStore::open_on(Arc::new(FsStorage::new(dir.as_ref())))
+    }
+
+    /// [`SnapshotStore::open`] on any storage (rooted at the snapshot directory).
+    pub fn open_on(storage: Arc<dyn Storage>) -> Result<SnapshotStore> {
+        let dir = storage.path().to_path_buf();
+        // The directory's own entry must be durable before anything in it is.
+        storage.create_dir().map_err(io_err("create snapshot directory", &dir))?;
         let lock_path = dir.join(LOCK_FILE);
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_err("open lock file", &lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(SnapshotError::Locked { path: lock_path }),
-            Err(TryLockError::Error(e)) => return Err(io_err("lock", &lock_path)(e)),
-        }
-        Ok(SnapshotStore { dir, lock: Some(lock), publishing: Mutex::new(()) })
+        let lock = storage
+            .try_lock()
+            .map_err(io_err("lock", &lock_path))?
+            .ok_or(SnapshotError::Locked { path: lock_path })?;
+        Ok(SnapshotStore { storage, lock: Some(lock), publishing: Mutex::new(()) })
     }
 
     /// Opens `dir` for reading only: no lock, no changes; [`SnapshotStore::publish`]
     /// fails with [`SnapshotError::ReadOnly`]. A missing directory reads as empty.
     pub fn open_read_only(dir: impl AsRef<Path>) -> SnapshotStore {
-        SnapshotStore { dir: dir.as_ref().to_path_buf(), lock: None, publishing: Mutex::new(()) }
+        SnapshotStore::read_only_on(Arc::new(FsStorage::new(dir.as_ref())))
+    }
+
+    /// [`SnapshotStore::open_read_only`] on any storage.
+    pub fn read_only_on(storage: Arc<dyn Storage>) -> SnapshotStore {
+        SnapshotStore { storage, lock: None, publishing: Mutex::new(()) }
     }
 
     /// The snapshot directory.
     pub fn path(&self) -> &Path {
-        &self.dir
+        self.storage.path()
     }
 
-    /// The absolute path of one snapshot file.
+    /// The path of one snapshot file (for messages; see
+    /// [`SnapshotStore::local_parquet_files`] for readers that open files by path).
     pub fn file_path(&self, file: &SnapshotFile) -> PathBuf {
-        self.dir.join(&file.path)
+        self.path().join(&file.path)
     }
 
-    /// Every Parquet file of a snapshot, partitioned or not (for readers such as DuckDB).
-    /// Empty for an empty partitioned snapshot.
+    /// Every Parquet file of a snapshot, partitioned or not, by path. Empty for an empty
+    /// partitioned snapshot.
     pub fn parquet_files(&self, info: &SnapshotInfo) -> Vec<PathBuf> {
         info.parquet_files().map(|f| self.file_path(f)).collect()
+    }
+
+    /// Every Parquet file of a snapshot on the local file system, for readers that open
+    /// files by path (DuckDB); `None` when the snapshots are not in a local directory
+    /// (the simulated disk): read them with [`SnapshotStore::read_parquet_batches`].
+    pub fn local_parquet_files(&self, info: &SnapshotInfo) -> Option<Vec<PathBuf>> {
+        info.parquet_files().map(|f| self.storage.local_path(&f.path)).collect()
+    }
+
+    /// The first Parquet file of `info` that is missing or whose size is not the one its
+    /// manifest entry records (the content is not read); `None` if all are present.
+    pub fn first_missing_parquet(&self, info: &SnapshotInfo) -> Option<PathBuf> {
+        info.parquet_files()
+            .find(|f| !self.storage.file_len(&f.path).is_ok_and(|len| len == f.bytes))
+            .map(|f| self.file_path(f))
     }
 
     /// The snapshots the manifest lists, newest first, after checking the manifest's
     /// header and checksum (but not the snapshot files). Empty if there is no manifest.
     pub fn list(&self) -> Result<Vec<SnapshotInfo>> {
-        let path = self.dir.join(MANIFEST_FILE);
-        let file = match File::open(&path) {
-            Ok(file) => file,
+        let path = self.path().join(MANIFEST_FILE);
+        let len = match self.storage.file_len(MANIFEST_FILE) {
+            Ok(len) => len,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io_err("open manifest", &path)(e)),
         };
-        let mut bytes = Vec::new();
-        // Read one byte past the limit to tell "at the limit" from "over it".
-        file.take(MANIFEST_BYTES_MAX + 1)
-            .read_to_end(&mut bytes)
-            .map_err(io_err("read manifest", &path))?;
-        if bytes.len() as u64 > MANIFEST_BYTES_MAX {
+        if len > MANIFEST_BYTES_MAX {
             return Err(SnapshotError::ManifestCorrupt {
                 path,
                 offset: MANIFEST_BYTES_MAX,
                 detail: format!("longer than the {MANIFEST_BYTES_MAX}-byte limit"),
             });
         }
+        let mut bytes = vec![0u8; len as usize];
+        self.storage
+            .read_exact_at(MANIFEST_FILE, 0, &mut bytes)
+            .map_err(io_err("read manifest", &path))?;
         manifest::decode(&path, &bytes)
     }
 
@@ -129,7 +151,7 @@ impl SnapshotStore {
     /// whole content. A missing file is an [`SnapshotError::Io`] error naming it.
     pub fn verify(&self, info: &SnapshotInfo) -> Result<()> {
         for file in &info.files {
-            map_verified(&self.file_path(file), file)?;
+            check_verified(self.storage.as_ref(), &file.path, file)?;
         }
         Ok(())
     }
@@ -149,9 +171,9 @@ impl SnapshotStore {
     }
 
     /// Loads the newest snapshot that verifies, falling back like
-    /// [`SnapshotStore::current`], from its Arrow IPC file read through a mapping.
+    /// [`SnapshotStore::current`], from its Arrow IPC file read whole into memory.
     ///
-    /// The IPC file is decoded without copying (arrays over the mapping); `T`'s
+    /// The IPC file is decoded without copying (arrays over the file's buffer); `T`'s
     /// `from_record_batch` / `extend_from_record_batch` then build the state. The Parquet
     /// files are checked (size and CRC) too, so the snapshot returned is whole.
     ///
@@ -160,7 +182,7 @@ impl SnapshotStore {
     pub fn load<T: ToArrow>(&self) -> Result<Option<(T, VerifiedSnapshot)>> {
         let found = self.first_valid(|store, info| {
             for file in info.parquet_files() {
-                map_verified(&store.file_path(file), file)?;
+                check_verified(store.storage.as_ref(), &file.path, file)?;
             }
             store.decode_ipc(info)
         })?;
@@ -177,7 +199,7 @@ impl SnapshotStore {
     }
 
     /// The record batches of a snapshot's Arrow IPC file, after checking its size and
-    /// CRC. The arrays point into a read-only mapping of the file (no copy); the mapping
+    /// CRC. The arrays point into one buffer holding the file (no copy); the buffer
     /// lives as long as any of them.
     pub fn read_ipc_batches(&self, info: &SnapshotInfo) -> Result<Vec<RecordBatch>> {
         Ok(self.decode_ipc(info)?.batches)
@@ -189,9 +211,8 @@ impl SnapshotStore {
     pub fn read_parquet_batches(&self, info: &SnapshotInfo) -> Result<Vec<RecordBatch>> {
         let mut out = Vec::new();
         for file in info.parquet_files() {
-            let path = self.file_path(file);
-            let map = map_verified(&path, file)?;
-            out.extend(parquet_file::read(&path, map)?);
+            let map = read_verified(self.storage.as_ref(), &file.path, file)?;
+            out.extend(parquet_file::read(&self.file_path(file), map)?);
         }
         Ok(out)
     }
@@ -232,7 +253,7 @@ impl SnapshotStore {
         hook: &mut dyn FnMut(PublishStep) -> Result<()>,
     ) -> Result<Published> {
         if self.lock.is_none() {
-            return Err(SnapshotError::ReadOnly { path: self.dir.clone() });
+            return Err(SnapshotError::ReadOnly { path: self.path().to_path_buf() });
         }
         opts.validate(&T::arrow_schema())?;
         let _publishing = self.publishing.lock().unwrap_or_else(PoisonError::into_inner);
@@ -264,30 +285,35 @@ impl SnapshotStore {
         opts: &SnapshotOptions,
         hook: &mut dyn FnMut(PublishStep) -> Result<()>,
     ) -> Result<SnapshotInfo> {
+        let storage = self.storage.as_ref();
         let name = snapshot_dir_name(meta.lsn);
-        let final_dir = self.dir.join(&name);
-        let tmp_dir = self.dir.join(format!("{name}{TMP_SUFFIX}"));
-        remove_dir_if_exists(&tmp_dir)?;
-        std::fs::create_dir(&tmp_dir).map_err(io_err("create directory", &tmp_dir))?;
+        let tmp_dir = format!("{name}{TMP_SUFFIX}");
+        self.remove_dir_if_exists(&tmp_dir)?;
+        storage
+            .make_dir(&tmp_dir)
+            .map_err(io_err("create directory", &storage.path().join(&tmp_dir)))?;
 
-        let (ipc_file, parquet) = write_files(&tmp_dir, state, opts, meta)?;
+        let (ipc_file, parquet) = write_files(&self.storage, &tmp_dir, state, opts, meta)?;
         hook(PublishStep::FilesWritten)?;
 
-        let written: Vec<&WrittenFile> =
-            std::iter::once(&ipc_file).chain(parquet.files.iter()).collect();
-        for file in &written {
-            file.file.sync_all().map_err(io_err("fsync snapshot file", &file.path))?;
+        let mut written: Vec<WrittenFile> =
+            std::iter::once(ipc_file).chain(parquet.files).collect();
+        for file in &mut written {
+            file.sync()?;
         }
-        for dir in parquet.dirs.iter().chain(std::iter::once(&tmp_dir)) {
-            sync_dir(dir)?;
+        for dir in parquet.dirs.iter().map(String::as_str).chain(std::iter::once(tmp_dir.as_str()))
+        {
+            sync_dir(storage, dir)?;
         }
         hook(PublishStep::FilesSynced)?;
 
         // A directory of this name is not in the manifest (its LSN is above the newest
         // listed): a leftover of a publish that crashed before its manifest. Replace it.
-        remove_dir_if_exists(&final_dir)?;
-        std::fs::rename(&tmp_dir, &final_dir).map_err(io_err("rename snapshot", &tmp_dir))?;
-        sync_dir(&self.dir)?;
+        self.remove_dir_if_exists(&name)?;
+        storage
+            .rename(&tmp_dir, &name)
+            .map_err(io_err("rename snapshot", &storage.path().join(&tmp_dir)))?;
+        sync_dir(storage, "")?;
         hook(PublishStep::DirRenamed)?;
 
         let files = written
@@ -322,18 +348,28 @@ impl SnapshotStore {
         listed: &[SnapshotInfo],
         hook: &mut dyn FnMut(PublishStep) -> Result<()>,
     ) -> Result<()> {
+        let storage = self.storage.as_ref();
         let bytes = manifest::encode(listed)?;
-        let tmp = self.dir.join(MANIFEST_TMP_FILE);
-        let mut file = File::create(&tmp).map_err(io_err("create manifest", &tmp))?;
+        let tmp = storage.path().join(MANIFEST_TMP_FILE);
+        // A leftover of a publish that stopped before its rename.
+        match storage.remove(MANIFEST_TMP_FILE) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(io_err("remove leftover manifest", &tmp)(e));
+            }
+            _ => {}
+        }
+        let mut file =
+            storage.create_file(MANIFEST_TMP_FILE).map_err(io_err("create manifest", &tmp))?;
         file.write_all(&bytes).map_err(io_err("write manifest", &tmp))?;
         hook(PublishStep::ManifestTempWritten)?;
-        file.sync_all().map_err(io_err("fsync manifest", &tmp))?;
+        file.sync().map_err(io_err("fsync manifest", &tmp))?;
         drop(file);
         hook(PublishStep::ManifestSynced)?;
-        let path = self.dir.join(MANIFEST_FILE);
-        std::fs::rename(&tmp, &path).map_err(io_err("rename manifest", &tmp))?;
+        storage
+            .rename(MANIFEST_TMP_FILE, MANIFEST_FILE)
+            .map_err(io_err("rename manifest", &tmp))?;
         hook(PublishStep::ManifestRenamed)?;
-        sync_dir(&self.dir)?;
+        sync_dir(storage, "")?;
         hook(PublishStep::DirSynced)
     }
 
@@ -342,31 +378,35 @@ impl SnapshotStore {
     fn prune(&self, listed: &[SnapshotInfo]) -> (Vec<String>, Vec<SnapshotError>) {
         let mut pruned = Vec::new();
         let mut errors = Vec::new();
-        let entries = match std::fs::read_dir(&self.dir) {
+        let storage = self.storage.as_ref();
+        let entries = match storage.list() {
             Ok(entries) => entries,
-            Err(e) => return (pruned, vec![io_err("list snapshot directory", &self.dir)(e)]),
+            Err(e) => return (pruned, vec![io_err("list snapshot directory", self.path())(e)]),
         };
-        for entry in entries {
-            let name = match entry {
-                Ok(entry) => entry.file_name().to_string_lossy().into_owned(),
-                Err(e) => {
-                    errors.push(io_err("list snapshot directory", &self.dir)(e));
-                    continue;
-                }
-            };
+        for name in entries {
             let base = name.strip_suffix(TMP_SUFFIX).unwrap_or(&name);
             let Some(lsn) = parse_snapshot_dir_name(base) else { continue };
             if base == name && listed.iter().any(|s| s.lsn == lsn) {
                 continue;
             }
-            let path = self.dir.join(&name);
-            match std::fs::remove_dir_all(&path) {
+            match storage.remove_dir_all(&name) {
                 Ok(()) => pruned.push(name),
-                Err(e) => errors.push(io_err("delete old snapshot", &path)(e)),
+                Err(e) => {
+                    errors.push(io_err("delete old snapshot", &storage.path().join(&name))(e))
+                }
             }
         }
         pruned.sort();
         (pruned, errors)
+    }
+
+    /// Removes directory `name` and everything in it, if it exists.
+    fn remove_dir_if_exists(&self, name: &str) -> Result<()> {
+        match self.storage.remove_dir_all(name) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("remove leftover directory", &self.storage.path().join(name))(e)),
+        }
     }
 
     /// Tries the listed snapshots newest first; returns the first that `check` accepts
@@ -396,12 +436,13 @@ impl SnapshotStore {
     /// about itself matches the manifest.
     fn decode_ipc(&self, info: &SnapshotInfo) -> Result<IpcContents> {
         let entry = info.ipc_file().ok_or_else(|| SnapshotError::ManifestCorrupt {
-            path: self.dir.join(MANIFEST_FILE),
+            path: self.path().join(MANIFEST_FILE),
             offset: manifest::HEADER_BYTES as u64,
             detail: format!("snapshot {} lists no Arrow IPC file", info.lsn),
         })?;
         let path = self.file_path(entry);
-        let contents = ipc::decode(&path, map_verified(&path, entry)?)?;
+        let contents =
+            ipc::decode(&path, read_verified(self.storage.as_ref(), &entry.path, entry)?)?;
         let rows: u64 = contents.batches.iter().map(|b| b.num_rows() as u64).sum();
         let says = |key: &str| contents.metadata.get(key).map(String::as_str);
         let lsn = info.lsn.to_string();
@@ -431,14 +472,15 @@ impl SnapshotStore {
 /// to the IPC file and to the Parquet output: one pass, memory bounded by a batch (plus
 /// the Parquet row groups being built).
 fn write_files<T: ToArrow>(
-    dir: &Path,
+    storage: &Arc<dyn Storage>,
+    dir: &str,
     state: &T,
     opts: &SnapshotOptions,
     meta: IpcMeta,
 ) -> Result<(WrittenFile, ParquetOutput)> {
     let schema = T::arrow_schema();
-    let mut ipc_sink = IpcSink::create(dir, &schema, opts.early_writeback)?;
-    let mut parquet_sink = ParquetSink::create(dir, schema, opts, meta)?;
+    let mut ipc_sink = IpcSink::create(storage.as_ref(), dir, &schema, opts.early_writeback)?;
+    let mut parquet_sink = ParquetSink::create(storage, dir, schema, opts, meta)?;
     let mut rows = 0u64;
     for batch in state.record_batches(opts.batch_rows) {
         let batch = batch?;
@@ -464,14 +506,6 @@ fn is_damage(error: &SnapshotError) -> bool {
         SnapshotError::FileCorrupt { .. } => true,
         SnapshotError::Io { source, .. } => source.kind() == io::ErrorKind::NotFound,
         _ => false,
-    }
-}
-
-fn remove_dir_if_exists(path: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_err("remove leftover directory", path)(e)),
     }
 }
 

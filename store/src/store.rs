@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use orderlog_snapshot::SnapshotStore;
+use orderlog_wal::storage::{FsStorage, Storage};
 use orderlog_wal::{Lsn, RecoveryReport, SyncPolicy, Wal, WalOptions};
 
 use crate::compactor::{CompactionOptions, CompactionReport, CompactorSignal, compact_once};
@@ -41,13 +42,18 @@ pub struct OpenReport {
 }
 
 /// The directory layout of a store: `wal/` holds the log, `snapshots/` the snapshots.
+pub(crate) const WAL_DIR: &str = "wal";
+/// Where a store keeps its snapshots.
+pub(crate) const SNAPSHOT_DIR: &str = "snapshots";
+
+/// The directory of a store's log.
 pub(crate) fn wal_dir(dir: &Path) -> PathBuf {
-    dir.join("wal")
+    dir.join(WAL_DIR)
 }
 
 /// Where a store keeps its snapshots.
 pub(crate) fn snapshot_dir(dir: &Path) -> PathBuf {
-    dir.join("snapshots")
+    dir.join(SNAPSHOT_DIR)
 }
 
 /// What the store and its compactor share: the log and the snapshots, not the state.
@@ -130,23 +136,17 @@ impl OrderStore {
     /// Opens (creating if needed) the store in `dir`: takes the directory's lock,
     /// recovers the log, replays it into the state, and reports what happened.
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<OrderStore> {
-        let wal_dir = wal_dir(dir.as_ref());
-        let storage =
-            orderlog_wal::storage::FsStorage::new(wal_dir).with_backend(options.wal.io_backend);
-        Self::open_with_wal_storage(dir, Arc::new(storage), options)
+        let storage = FsStorage::new(dir.as_ref()).with_backend(options.wal.io_backend);
+        Self::open_on(Arc::new(storage), options)
     }
 
-    /// [`OrderStore::open`] with the log on the given storage (the simulated disk in crash
-    /// tests); snapshots live under `dir/snapshots`.
-    pub fn open_with_wal_storage(
-        dir: impl AsRef<Path>,
-        wal_storage: Arc<dyn orderlog_wal::storage::Storage>,
-        options: StoreOptions,
-    ) -> Result<OrderStore> {
+    /// [`OrderStore::open`] on any storage rooted at the store's directory (the simulated
+    /// disk in crash tests): the log in its `wal/`, the snapshots in its `snapshots/`.
+    pub fn open_on(storage: Arc<dyn Storage>, options: StoreOptions) -> Result<OrderStore> {
         let started = Instant::now();
-        let dir = dir.as_ref().to_path_buf();
-        let wal = Wal::open_with(wal_storage, options.wal.clone())?;
-        let snapshots = SnapshotStore::open(snapshot_dir(&dir))?;
+        let dir = storage.path().to_path_buf();
+        let wal = Wal::open_with(storage.sub(WAL_DIR), options.wal.clone())?;
+        let snapshots = SnapshotStore::open_on(storage.sub(SNAPSHOT_DIR))?;
         let (mut state, snapshot_lsn) = match snapshots.load::<OrderState>()? {
             Some((state, verified)) => (state, verified.info.lsn),
             None => (OrderState::new(), 0),

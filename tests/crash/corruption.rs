@@ -1,5 +1,5 @@
 //! Corruption of synced data: bit flips and zeroed 4 KiB blocks in log segments, snapshot
-//! files and the manifest of a store that was closed cleanly.
+//! files and the manifest of a store that was closed cleanly (all on the simulated disk).
 //!
 //! A seeded workload (with compactions, so the store has snapshots and a log tail) runs
 //! on the simulated disk and closes. Then each case damages one file of that image, a
@@ -20,11 +20,10 @@
 //! `ORDERLOG_CRASH_FLIPS=N` flips N random bits per file (default 40).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use orderlog_store::{OrderStore, RecoveryMode};
-use orderlog_wal::storage::{SimStorage, Storage};
+use orderlog_wal::storage::SimStorage;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -41,32 +40,30 @@ const FRAMES_OFFSET: usize = orderlog_wal::format::FRAMES_OFFSET as usize;
 const MODES: [RecoveryMode; 3] =
     [RecoveryMode::Strict, RecoveryMode::TolerateTornTail, RecoveryMode::PointInTime];
 
-/// A cleanly closed store: its log image and its snapshot directory.
+/// A cleanly closed store's disk image.
 struct Base {
-    dir: tempfile::TempDir,
     disk: SimStorage,
     last: u64,
 }
 
 fn build() -> Base {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let disk = SimStorage::new("/sim/store/wal");
-    let store = open(dir.path(), disk.clone(), RecoveryMode::Strict).expect("open");
+    let disk = SimStorage::new("/sim/store");
+    let store = open(disk.clone(), RecoveryMode::Strict).expect("open");
     let mut work = Workload::new(SEED);
     let mut acked = 0;
     assert!(matches!(run_ops(&store, &mut work, OPS, None, &mut acked), End::Finished));
     store.close().expect("close");
     drop(store);
-    Base { dir, disk: disk.clone_synced(), last: acked }
+    Base { disk: disk.clone_synced(), last: acked }
 }
 
 /// Opens the store with segments kept below its snapshots, so the log spans several
 /// segments and an older snapshot can stand in for a damaged one.
-fn open(dir: &Path, disk: SimStorage, mode: RecoveryMode) -> orderlog_store::Result<OrderStore> {
+fn open(disk: SimStorage, mode: RecoveryMode) -> orderlog_store::Result<OrderStore> {
     let mut opts = options();
     opts.wal.recovery_mode = mode;
     opts.compaction.retain_segments = 4;
-    OrderStore::open_with_wal_storage(dir, Arc::new(disk), opts)
+    OrderStore::open_on(Arc::new(disk), opts)
 }
 
 /// Where the damage is, for the checks and the tally.
@@ -79,18 +76,11 @@ enum Place {
 
 /// Opens the damaged store in every mode and checks the promises; returns the outcome
 /// of each mode for the tally.
-fn check(
-    base: &Base,
-    dir: &Path,
-    image: &SimStorage,
-    place: Place,
-    file: &str,
-    what: &str,
-) -> Vec<String> {
+fn check(base: &Base, image: &SimStorage, place: Place, file: &str, what: &str) -> Vec<String> {
     let mut outcomes = Vec::new();
     for mode in MODES {
         let context = format!("{what} in {file}, {mode:?}");
-        match open(dir, image.clone_synced(), mode) {
+        match open(image.clone_synced(), mode) {
             Ok(store) => {
                 let last = store.last_lsn();
                 assert!(last <= base.last, "{context}: the log grew to {last}");
@@ -165,30 +155,6 @@ fn apply(bytes: &mut [u8], (at, bit): (usize, u8)) -> String {
     }
 }
 
-fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("list") {
-        let path = entry.expect("entry").path();
-        if path.is_dir() {
-            files_under(&path, out);
-        } else {
-            out.push(path);
-        }
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("list") {
-        let path = entry.expect("entry").path();
-        let dest = to.join(path.file_name().expect("name"));
-        if path.is_dir() {
-            copy_dir(&path, &dest);
-        } else {
-            std::fs::copy(&path, &dest).expect("copy");
-        }
-    }
-}
-
 #[test]
 fn corruption_is_reported_never_returned_as_data() {
     let _no_spawn = crate::SPAWN.read().unwrap_or_else(|p| p.into_inner());
@@ -200,8 +166,11 @@ fn corruption_is_reported_never_returned_as_data() {
     let mut cases = 0u64;
 
     // Log segments: the image copied, one file damaged.
-    let segments: Vec<String> = (base.disk.list().expect("list").into_iter())
-        .filter(|n| orderlog_wal::format::parse_segment_file_name(n).is_some())
+    let segments: Vec<String> = (base.disk.files().into_iter())
+        .filter(|n| {
+            n.strip_prefix("wal/")
+                .is_some_and(|n| orderlog_wal::format::parse_segment_file_name(n).is_some())
+        })
         .collect();
     assert!(segments.len() >= 2, "the workload left {} segments", segments.len());
     for name in &segments {
@@ -213,31 +182,27 @@ fn corruption_is_reported_never_returned_as_data() {
             let image = base.disk.clone_synced();
             image.set_file_bytes(name, bytes);
             let region = if damage.0 < FRAMES_OFFSET { "header page" } else { "frames" };
-            for o in check(&base, base.dir.path(), &image, Place::Segment, name, &what) {
+            for o in check(&base, &image, Place::Segment, name, &what) {
                 *tally.entry((Place::Segment, format!("{region}, {o}"))).or_default() += 1;
             }
             cases += 1;
         }
     }
 
-    // Snapshot files and the manifest: the directory copied, one file damaged.
-    let snapshots = base.dir.path().join("snapshots");
-    let mut files = Vec::new();
-    files_under(&snapshots, &mut files);
-    files.retain(|p| p.file_name().is_some_and(|n| n != "LOCK"));
-    assert!(files.iter().any(|p| p.ends_with("MANIFEST")), "no manifest in {files:?}");
-    for path in &files {
-        let rel = path.strip_prefix(&snapshots).expect("under snapshots").to_path_buf();
-        let name = path.file_name().expect("name").to_string_lossy().into_owned();
-        let place = if name == "MANIFEST" { Place::Manifest } else { Place::Snapshot };
-        let clean = std::fs::read(path).expect("read");
+    // Snapshot files and the manifest: the image copied, one file damaged.
+    let files: Vec<String> = (base.disk.files().into_iter())
+        .filter(|n| n.starts_with("snapshots/") && !n.ends_with("/LOCK"))
+        .collect();
+    assert!(files.iter().any(|p| p.ends_with("/MANIFEST")), "no manifest in {files:?}");
+    for name in &files {
+        let place = if name.ends_with("/MANIFEST") { Place::Manifest } else { Place::Snapshot };
+        let clean = base.disk.file_bytes(name).expect("snapshot file bytes");
         for damage in damages(&mut rng, clean.len(), clean.len(), Some(3), flips / 2) {
-            let copy = tempfile::tempdir().expect("tempdir");
-            copy_dir(&snapshots, &copy.path().join("snapshots"));
             let mut bytes = clean.clone();
             let what = apply(&mut bytes, damage);
-            std::fs::write(copy.path().join("snapshots").join(&rel), bytes).expect("write");
-            for o in check(&base, copy.path(), &base.disk, place, &name, &what) {
+            let image = base.disk.clone_synced();
+            image.set_file_bytes(name, bytes);
+            for o in check(&base, &image, place, name, &what) {
                 *tally.entry((place, o)).or_default() += 1;
             }
             cases += 1;

@@ -28,9 +28,8 @@ const TARGETS: [FaultTarget; 4] =
 fn run_case(target: FaultTarget, nth: u64, persistent: bool) -> bool {
     let _no_spawn = crate::SPAWN.read().unwrap_or_else(|p| p.into_inner());
     let seed = nth * 31 + u64::from(persistent);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let disk = SimStorage::new("/sim/store/wal");
-    let store = open(tmp.path(), &disk).expect("open");
+    let disk = SimStorage::new("/sim/store");
+    let store = open(&disk).expect("open");
     disk.inject(Fault { target, nth, kind: FaultKind::Io, persistent });
     let mut work = Workload::new(seed);
     let mut acked = 0u64;
@@ -64,7 +63,7 @@ fn run_case(target: FaultTarget, nth: u64, persistent: bool) -> bool {
     drop(store);
     disk.clear_fault();
     let disk = disk.crash(seed);
-    let store = open(tmp.path(), &disk).expect("recovery after the fault");
+    let store = open(&disk).expect("recovery after the fault");
     let last = store.last_lsn();
     assert!(last >= acked, "acknowledged LSN {acked} lost after {target:?} #{nth}");
     assert!(last <= tried, "the log ends at {last}, after the writes tried");

@@ -1,14 +1,15 @@
 //! Simulated power loss under the whole store, at a random moment of a random workload.
 //!
-//! Each seed opens an `OrderStore` whose log lives on the simulated disk
-//! (`SimStorage`, small segments that roll often; snapshots in a temporary directory) and
+//! Each seed opens an `OrderStore` whose directory lives on the simulated disk
+//! (`SimStorage`: the log, with small segments that roll often, and the snapshots) and
 //! runs the seed's workload (`apply`, `apply_batch`, refused batches, compactions that
 //! fold and delete log segments) under `SyncPolicy::Always`. Some seeds first close and
 //! reopen the store cleanly. Then the process "dies" after a random number of storage
 //! operations — mid-append, mid-sync, mid-roll, mid-compaction — or a compaction stops at
 //! a random step of publishing its snapshot, and the power is cut: every unsynced write
-//! is dropped, kept, torn at a 512 B or 4 KiB boundary or garbled, and a random prefix of
-//! unsynced directory operations (segment creations and deletions) survives.
+//! is dropped, kept, torn (at a 512 B or 4 KiB boundary, or sector by sector) or garbled,
+//! and a random prefix or subset of unsynced directory operations (segment creations and
+//! deletions, snapshot directories, the manifest's rename) survives.
 //!
 //! Recovery must then open the store; every acknowledged write must be there (the log
 //! ends at or after the last acknowledged LSN, and no later than the last write tried);
@@ -20,7 +21,6 @@
 //! command replaying it alone: `ORDERLOG_CRASH_SEED=S cargo test --release --test crash
 //! power_loss`.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use orderlog_snapshot::SnapshotError;
@@ -52,8 +52,8 @@ pub(crate) fn options() -> StoreOptions {
     }
 }
 
-pub(crate) fn open(dir: &Path, disk: &SimStorage) -> orderlog_store::Result<OrderStore> {
-    OrderStore::open_with_wal_storage(dir, Arc::new(disk.clone()), options())
+pub(crate) fn open(disk: &SimStorage) -> orderlog_store::Result<OrderStore> {
+    OrderStore::open_on(Arc::new(disk.clone()), options())
 }
 
 /// How the workload ended.
@@ -76,9 +76,6 @@ pub(crate) struct Stop {
     pub compaction: u32,
     /// After which step.
     pub step: PublishStep,
-    /// Filled in by `run_ops`: the manifest's bytes when the stopped compaction began
-    /// (`None`: there was none), so a test can emulate losing its unsynced replacement.
-    pub manifest_before: Option<Vec<u8>>,
 }
 
 pub(crate) fn run_ops(
@@ -124,8 +121,6 @@ pub(crate) fn run_ops(
                 compactions += 1;
                 let result = match stop.as_deref_mut() {
                     Some(stop) if this >= stop.compaction => {
-                        let manifest = store.dir().join("snapshots").join("MANIFEST");
-                        stop.manifest_before = std::fs::read(manifest).ok();
                         let at = stop.step;
                         let result = store.compact_with_hook(&mut |step| {
                             if step == at { Err(SnapshotError::Stopped { step }) } else { Ok(()) }
@@ -150,20 +145,18 @@ pub(crate) fn run_ops(
 fn run_seed(seed: u64) -> Vec<&'static str> {
     let _no_spawn = crate::SPAWN.read().unwrap_or_else(|p| p.into_inner());
     let mut rng = StdRng::seed_from_u64(seed);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path();
-    let mut disk = SimStorage::new("/sim/store/wal");
+    let mut disk = SimStorage::new("/sim/store");
     let mut work = Workload::new(seed);
     let mut acked = 0u64;
 
-    let mut store = open(dir, &disk).expect("open");
+    let mut store = open(&disk).expect("open");
     // A history in an earlier session of the store (closed cleanly, reopened).
     if rng.random_bool(0.3) {
         let n = rng.random_range(0..40);
         assert!(matches!(run_ops(&store, &mut work, n, None, &mut acked), End::Finished));
         store.close().expect("close");
         drop(store);
-        store = open(dir, &disk).expect("reopen");
+        store = open(&disk).expect("reopen");
         assert_eq!(store.last_lsn(), acked);
         assert_eq!(&store.state(), work.model());
     }
@@ -172,7 +165,6 @@ fn run_seed(seed: u64) -> Vec<&'static str> {
     let mut stop = rng.random_bool(0.15).then(|| Stop {
         compaction: 0,
         step: PublishStep::ALL[rng.random_range(0..PublishStep::ALL.len())],
-        manifest_before: None,
     });
     if stop.is_none() {
         disk.crash_after(rng.random_range(0..250));
@@ -183,7 +175,7 @@ fn run_seed(seed: u64) -> Vec<&'static str> {
     drop(store);
     disk = image;
 
-    let recovered = check_recovery(dir, &disk, seed, acked, tried);
+    let recovered = check_recovery(&disk, seed, acked, tried);
     let mut seen = vec![match end {
         End::Died => "died mid-workload",
         End::CompactionStopped => "compaction stopped",
@@ -218,20 +210,14 @@ impl Recovered {
     }
 }
 
-/// Recovers the store in `dir` over `image` twice (the first time on a copy) and checks
+/// Recovers the store over `image` twice (the first time on a copy) and checks
 /// the promise: every acknowledged write is there (the log ends at or after `acked`),
 /// nothing after the last write tried (`tried`), both recoveries agree, the state equals
 /// the model of workload `seed` at the recovered LSN, and the store takes the next write
 /// at the next LSN. Panics on a violation.
-pub(crate) fn check_recovery(
-    dir: &Path,
-    image: &SimStorage,
-    seed: u64,
-    acked: u64,
-    tried: u64,
-) -> Recovered {
-    let first = open(dir, &image.clone_synced()).expect("recovery").state();
-    let store = open(dir, image).expect("second recovery");
+pub(crate) fn check_recovery(image: &SimStorage, seed: u64, acked: u64, tried: u64) -> Recovered {
+    let first = open(&image.clone_synced()).expect("recovery").state();
+    let store = open(image).expect("second recovery");
     let last = store.last_lsn();
     assert!(last >= acked, "acknowledged LSN {acked} lost: the log ends at {last}");
     assert!(last <= tried, "the log ends at {last}, after the last write tried ({tried})");

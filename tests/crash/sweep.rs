@@ -17,15 +17,14 @@
 //! The same again at the first three passages of every named `KillPoint`.
 //!
 //! Then, for every compaction of the workload and every `PublishStep`, the compaction
-//! stops right after that step, and the snapshot directory (on the real file system) is
-//! damaged as a power cut at that moment could: unsynced snapshot files or
-//! `MANIFEST.tmp` truncated, garbled or gone, an unsynced rename of the manifest undone;
-//! the log gets a power cut too. Recovery is checked the same way.
+//! stops right after that step and the power is cut: the simulated disk holds the
+//! snapshots too, so unsynced snapshot files or `MANIFEST.tmp` may be lost, torn or
+//! garbled and an unsynced rename of the manifest undone. Recovery is checked the same
+//! way.
 //!
 //! `ORDERLOG_CRASH_SWEEP=N` sweeps N workloads (default 4).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use orderlog_store::PublishStep;
 use orderlog_wal::KillPoint;
@@ -56,16 +55,15 @@ struct Plan {
 
 fn plan(seed: u64) -> Plan {
     let _no_spawn = crate::SPAWN.read().unwrap_or_else(|p| p.into_inner());
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let disk = SimStorage::new("/sim/store/wal");
-    let store = open(tmp.path(), &disk).expect("open");
+    let disk = SimStorage::new("/sim/store");
+    let store = open(&disk).expect("open");
     let opened = disk.trace().len();
     let mut work = Workload::new(seed);
     let mut acked = 0;
     let mut parts = Vec::new();
     let mut compactions = 0;
     let mut publishing = Vec::new();
-    let manifest = tmp.path().join("snapshots").join("MANIFEST");
+    let manifest = "snapshots/MANIFEST";
     // A second generator of the same workload tells each operation's kind before it runs.
     let mut peek = Workload::new(seed);
     for _ in 0..OPS {
@@ -73,11 +71,11 @@ fn plan(seed: u64) -> Plan {
             Op::Compact => "compaction",
             Op::Write { .. } => "write",
         };
-        let before = (disk.trace().len(), std::fs::read(&manifest).ok());
+        let before = (disk.trace().len(), disk.file_bytes(manifest));
         assert!(matches!(run_ops(&store, &mut work, 1, None, &mut acked), End::Finished));
         parts.extend(std::iter::repeat_n(part, disk.trace().len() - before.0));
         if part == "compaction" {
-            if std::fs::read(&manifest).ok() != before.1 {
+            if disk.file_bytes(manifest) != before.1 {
                 publishing.push(compactions);
             }
             compactions += 1;
@@ -115,9 +113,8 @@ enum CrashPoint {
 /// the workload never reached the point.
 fn crash_at(seed: u64, point: CrashPoint) -> bool {
     let _no_spawn = crate::SPAWN.read().unwrap_or_else(|p| p.into_inner());
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let disk = SimStorage::new("/sim/store/wal");
-    let store = open(tmp.path(), &disk).expect("open");
+    let disk = SimStorage::new("/sim/store");
+    let store = open(&disk).expect("open");
     let salt = match point {
         CrashPoint::Operation(k) => {
             disk.crash_after(k);
@@ -137,91 +134,30 @@ fn crash_at(seed: u64, point: CrashPoint) -> bool {
     let tried = work.lsn();
     drop(store);
     // The process crash: everything written survives, synced or not.
-    check_recovery(tmp.path(), &disk.clone_synced(), seed, acked, tried);
+    check_recovery(&disk.clone_synced(), seed, acked, tried);
     for cut in 0..2 {
-        check_recovery(tmp.path(), &disk.crash(seed ^ (salt << 8) ^ cut), seed, acked, tried);
+        check_recovery(&disk.crash(seed ^ (salt << 8) ^ cut), seed, acked, tried);
     }
     true
 }
 
-/// Stops compaction `c` of the workload of `seed` after `step`, damages what a power cut
-/// could at that moment, and checks recovery.
+/// Stops compaction `c` of the workload of `seed` after `step`, cuts the power, and
+/// checks recovery.
 fn stop_at(seed: u64, compaction: u32, step: PublishStep) {
     let _no_spawn = crate::SPAWN.read().unwrap_or_else(|p| p.into_inner());
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let disk = SimStorage::new("/sim/store/wal");
-    let store = open(tmp.path(), &disk).expect("open");
+    let disk = SimStorage::new("/sim/store");
+    let store = open(&disk).expect("open");
     let mut work = Workload::new(seed);
     let mut acked = 0;
-    let mut stop = Stop { compaction, step, manifest_before: None };
+    let mut stop = Stop { compaction, step };
     let end = run_ops(&store, &mut work, OPS, Some(&mut stop), &mut acked);
     assert!(matches!(end, End::CompactionStopped), "compaction {compaction} did not stop");
     let tried = work.lsn();
     drop(store);
     let mut rng = StdRng::seed_from_u64(seed ^ u64::from(compaction) << 16 ^ step as u64);
-    lose_unsynced_snapshot_writes(&tmp.path().join("snapshots"), &stop, &mut rng);
-    check_recovery(tmp.path(), &disk.crash(rng.random()), seed, acked, tried);
-}
-
-/// Damages the snapshot directory as a power cut right after `stop.step` could: what the
-/// publish wrote but had not yet synced may be lost, cut short or garbled.
-fn lose_unsynced_snapshot_writes(dir: &Path, stop: &Stop, rng: &mut StdRng) {
-    let manifest = dir.join("MANIFEST");
-    let manifest_tmp = dir.join("MANIFEST.tmp");
-    match stop.step {
-        // The files of `snap-<lsn>.tmp/` and the directory itself are not yet synced.
-        PublishStep::FilesWritten => {
-            for entry in std::fs::read_dir(dir).expect("list snapshots") {
-                let path = entry.expect("entry").path();
-                if path.extension().is_some_and(|e| e == "tmp") && path.is_dir() {
-                    if rng.random_bool(0.25) {
-                        std::fs::remove_dir_all(&path).expect("remove directory");
-                    } else {
-                        damage_files_under(&path, rng);
-                    }
-                }
-            }
-        }
-        PublishStep::ManifestTempWritten => damage_file(&manifest_tmp, rng),
-        // The rename of MANIFEST.tmp over MANIFEST is not yet durable: it may be undone.
-        PublishStep::ManifestRenamed if rng.random_bool(0.5) => {
-            std::fs::rename(&manifest, &manifest_tmp).expect("undo rename");
-            if let Some(before) = &stop.manifest_before {
-                std::fs::write(&manifest, before).expect("restore manifest");
-            }
-        }
-        // Every other step ends with its writes synced.
-        _ => {}
-    }
-}
-
-fn damage_files_under(dir: &Path, rng: &mut StdRng) {
-    for entry in std::fs::read_dir(dir).expect("list") {
-        let path = entry.expect("entry").path();
-        if path.is_dir() {
-            damage_files_under(&path, rng);
-        } else {
-            damage_file(&path, rng);
-        }
-    }
-}
-
-/// Keeps, truncates, garbles or removes one unsynced file.
-fn damage_file(path: &Path, rng: &mut StdRng) {
-    let Ok(mut bytes) = std::fs::read(path) else { return };
-    match rng.random_range(0..4u8) {
-        0 => {}
-        1 => {
-            bytes.truncate(rng.random_range(0..=bytes.len()));
-            std::fs::write(path, bytes).expect("truncate");
-        }
-        2 if !bytes.is_empty() => {
-            let at = rng.random_range(0..bytes.len());
-            let end = (at + rng.random_range(1..4096)).min(bytes.len());
-            rng.fill(&mut bytes[at..end]);
-            std::fs::write(path, bytes).expect("garble");
-        }
-        _ => std::fs::remove_file(path).expect("remove"),
+    check_recovery(&disk.clone_synced(), seed, acked, tried);
+    for _ in 0..2 {
+        check_recovery(&disk.crash(rng.random()), seed, acked, tried);
     }
 }
 

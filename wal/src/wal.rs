@@ -289,14 +289,22 @@ impl Wal {
             let covered = w.segments.windows(2).take_while(|pair| pair[1].0 <= lsn).count();
             w.segments[..covered].iter().map(|(_, name, _)| name.clone()).collect()
         };
+        // Oldest first, each removal made durable before the next: a file system may
+        // persist unsynced removals in any order, and a log missing a middle segment
+        // while an older one survived would not read as one log after a power cut.
         let storage = &self.shared.storage;
         let mut deleted = Vec::with_capacity(doomed.len());
         let mut failure = None;
         for name in doomed {
-            match storage.remove(&name).and_then(|()| storage.kill_point(KillPoint::SegmentRemoved))
-            {
+            let removed = match storage.remove(&name) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            };
+            let durable = removed
+                .and_then(|()| storage.kill_point(KillPoint::SegmentRemoved))
+                .and_then(|()| storage.sync_dir());
+            match durable {
                 Ok(()) => deleted.push(name),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => deleted.push(name),
                 Err(e) => {
                     failure = Some(WalError::io("removing segment", storage.path().join(&name), e));
                     break;
@@ -305,7 +313,6 @@ impl Wal {
         }
         if !deleted.is_empty() {
             self.shared.lock_writer().segments.retain(|(_, name, _)| !deleted.contains(name));
-            storage.sync_dir().map_err(|e| WalError::io("syncing directory", storage.path(), e))?;
         }
         match failure {
             Some(e) => Err(e),

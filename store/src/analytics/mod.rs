@@ -60,6 +60,8 @@ pub(crate) use reports::{monthly_trends_sql, revenue_by_status_sql, top_customer
 pub use tail::Tail;
 
 use crate::domain::{OrderStatus, PaymentMethod};
+use crate::state::OrderState;
+use orderlog_snapshot::ArrowSchemaGen;
 
 /// Errors from analytics.
 #[derive(Debug, thiserror::Error)]
@@ -197,16 +199,26 @@ impl Analytics {
     ) -> Result<Analytics, AnalyticsError> {
         let (snapshot_lsn, snapshot_rows, snapshot_files) = match snapshot {
             Some((store, info)) => {
-                let files: Vec<PathBuf> = store.parquet_files(info);
-                for (path, file) in files.iter().zip(info.parquet_files()) {
-                    let len = std::fs::metadata(path).map(|m| m.len()).ok();
-                    if len != Some(file.bytes) {
-                        return Err(AnalyticsError::SnapshotFile { path: path.clone() });
-                    }
+                if let Some(path) = store.first_missing_parquet(info) {
+                    return Err(AnalyticsError::SnapshotFile { path });
                 }
-                (info.lsn, info.rows, files)
+                (info.lsn, info.rows, store.parquet_files(info))
             }
             None => (0, 0, Vec::new()),
+        };
+        // Snapshots off the local file system (the simulated disk) are read through the
+        // storage and handed to DuckDB as Arrow; local ones DuckDB reads in place.
+        let in_memory = match snapshot {
+            Some((store, info)) if store.local_parquet_files(info).is_none() => {
+                let batches = store.read_parquet_batches(info).map_err(|e| {
+                    AnalyticsError::Result(format!("reading snapshot {}: {e}", info.lsn))
+                })?;
+                let schema = batches.first().map_or_else(OrderState::arrow_schema, |b| b.schema());
+                let batch = arrow::compute::concat_batches(&schema, &batches)
+                    .map_err(|e| AnalyticsError::Result(e.to_string()))?;
+                Some(batch)
+            }
+            _ => None,
         };
         let info = AnalyticsInfo {
             kind,
@@ -219,7 +231,7 @@ impl Analytics {
         };
         let conn = Connection::open_in_memory().map_err(|e| AnalyticsError::query("open", &e))?;
         let analytics = Analytics { conn: Mutex::new(conn), info };
-        analytics.create_views(tail)?;
+        analytics.create_views(tail, in_memory)?;
         Ok(analytics)
     }
 
@@ -252,7 +264,11 @@ impl Analytics {
         Ok(())
     }
 
-    fn create_views(&self, tail: Tail) -> Result<(), AnalyticsError> {
+    fn create_views(
+        &self,
+        tail: Tail,
+        snapshot_rows: Option<RecordBatch>,
+    ) -> Result<(), AnalyticsError> {
         let conn = self.conn();
         conn.register_table_function::<ArrowVTab>("arrow")
             .map_err(|e| AnalyticsError::query("register arrow()", &e))?;
@@ -283,7 +299,10 @@ impl Analytics {
         self.load_table(&conn, "touched", ids)?;
         self.load_table(&conn, "tail", tail.rows)?;
 
-        let snapshot = if self.info.snapshot_files.is_empty() {
+        let snapshot = if let Some(rows) = snapshot_rows {
+            self.load_table(&conn, "snapshot_rows", rows)?;
+            "SELECT * FROM snapshot_rows".to_owned()
+        } else if self.info.snapshot_files.is_empty() {
             // No snapshot: an empty relation with the tail's columns.
             "SELECT * FROM tail WHERE false".to_owned()
         } else {

@@ -14,11 +14,7 @@ use crate::store::{OrderStore, each_batch, replay_range_with};
 
 /// True if every Parquet file of `info` is present with its recorded size.
 fn parquet_present(store: &SnapshotStore, info: &SnapshotInfo) -> bool {
-    store
-        .parquet_files(info)
-        .iter()
-        .zip(info.parquet_files())
-        .all(|(path, file)| std::fs::metadata(path).map(|m| m.len() == file.bytes).unwrap_or(false))
+    store.first_missing_parquet(info).is_none()
 }
 
 /// The first LSN the log still holds.

@@ -39,7 +39,6 @@ use orderlog_snapshot::{
     PARTITIONS_LIMIT, ParquetCompression, SnapshotError, SnapshotOptions, WrittenFileInfo,
     read_parquet_file, write_parquet_files,
 };
-use orderlog_wal::storage::ReadOnlyMap;
 use serde_json::{Value, json};
 
 use crate::seed::error::{PersistenceError, Result, io_err};
@@ -558,12 +557,9 @@ fn read_verified(file: &StoredFile) -> Result<Vec<RecordBatch>> {
         return Err(corrupt(format!("{len} bytes, its part says {}", file.bytes), None));
     }
     {
-        // Part files are never written after their part is committed, so the mapping
-        // cannot change under the checksum (see `ReadOnlyMap`).
-        let map = ReadOnlyMap::open_immutable(&file.path)
-            .map_err(|e| missing_or_io(&file.path, "map", e))?;
-        let crc = crc32(&map);
-        if map.len() as u64 != file.bytes || crc != file.crc32 {
+        let bytes = fs::read(&file.path).map_err(|e| missing_or_io(&file.path, "read", e))?;
+        let crc = crc32(&bytes);
+        if bytes.len() as u64 != file.bytes || crc != file.crc32 {
             return Err(corrupt(
                 format!("CRC-32 {crc:08x}, its part says {:08x}", file.crc32),
                 None,

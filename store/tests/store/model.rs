@@ -122,25 +122,24 @@ fn options() -> StoreOptions {
     }
 }
 
-fn open(dir: &std::path::Path, disk: &SimStorage) -> OrderStore {
-    OrderStore::open_with_wal_storage(dir, Arc::new(disk.clone()), options()).expect("open")
+fn open(disk: &SimStorage) -> OrderStore {
+    OrderStore::open_on(Arc::new(disk.clone()), options()).expect("open")
 }
 
 /// Recovers twice from the same image: both must equal `expected` (or, with `or`, both
 /// must equal one of the two). Returns the state found and the open store.
-fn recover(dir: &std::path::Path, image: &SimStorage) -> (OrderStore, OrderState) {
+fn recover(image: &SimStorage) -> (OrderStore, OrderState) {
     let copy = image.clone_synced();
-    let first = open(dir, &copy).state();
-    let store = open(dir, image);
+    let first = open(&copy).state();
+    let store = open(image);
     let second = store.state();
     assert_eq!(first, second, "two recoveries of one image differ");
     (store, second)
 }
 
 fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut disk = SimStorage::new("/sim/store/wal");
-    let mut store = open(dir.path(), &disk);
+    let mut disk = SimStorage::new("/sim/store");
+    let mut store = open(&disk);
     let mut model = OrderState::new();
     let mut next_fill_id = 1_000u64;
     for step in steps {
@@ -178,7 +177,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 let image = disk.crash(seed);
                 drop(store);
                 disk = image;
-                let (reopened, state) = recover(dir.path(), &disk);
+                let (reopened, state) = recover(&disk);
                 store = reopened;
                 prop_assert_eq!(&state, &model);
             }
@@ -190,7 +189,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 let image = disk.crash(seed);
                 drop(store);
                 disk = image;
-                let (reopened, state) = recover(dir.path(), &disk);
+                let (reopened, state) = recover(&disk);
                 store = reopened;
                 let mut with = model.clone();
                 let applied = valid && with.apply_batch(&events).is_ok();
@@ -223,7 +222,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 let image = disk.crash(seed);
                 drop(store);
                 disk = image;
-                let (reopened, state) = recover(dir.path(), &disk);
+                let (reopened, state) = recover(&disk);
                 store = reopened;
                 prop_assert_eq!(
                     &state,
@@ -240,13 +239,13 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 let image = disk.crash(seed);
                 drop(store);
                 disk = image;
-                let (reopened, state) = recover(dir.path(), &disk);
+                let (reopened, state) = recover(&disk);
                 store = reopened;
                 prop_assert_eq!(&state, &model, "a crash in a compaction changed the state");
             }
             Step::Reopen => {
                 drop(store);
-                store = open(dir.path(), &disk);
+                store = open(&disk);
                 prop_assert_eq!(&store.state(), &model);
             }
         }
@@ -255,7 +254,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
     // Snapshot plus tail equals the whole log.
     store.compact().expect("final compact");
     drop(store);
-    let store = open(dir.path(), &disk);
+    let store = open(&disk);
     prop_assert_eq!(&store.state(), &model);
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::mmap::{self, MappedFile};
-use super::{LockGuard, SegmentFile, Storage};
+use super::{LockGuard, SegmentFile, Storage, WriteFile};
 use crate::options::IoBackend;
 
 /// Name of the lock file inside a log directory.
@@ -51,7 +51,7 @@ impl FsStorage {
     }
 
     fn file(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
+        if name.is_empty() { self.dir.clone() } else { self.dir.join(name) }
     }
 }
 
@@ -120,18 +120,67 @@ struct FsLock {
 }
 impl LockGuard for FsLock {}
 
+/// A file of the real storage written from start to end.
+struct FsWriteFile {
+    file: File,
+}
+
+impl io::Write for FsWriteFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl WriteFile for FsWriteFile {
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_all()
+    }
+    fn start_writeback(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        mmap::start_writeback(&self.file, offset, len)
+    }
+}
+
+/// Creates `dir` and whichever of its ancestors are missing, syncing the parent of each
+/// directory it creates, so that the new entries survive a power cut.
+pub fn create_dir_durable(dir: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !at.as_os_str().is_empty() && !at.is_dir() {
+        missing.push(at);
+        match at.parent() {
+            Some(parent) => at = parent,
+            None => break,
+        }
+    }
+    for created in missing.into_iter().rev() {
+        match fs::create_dir(created) {
+            Ok(()) => {}
+            // Another process made it meanwhile: its entry may not be durable yet either.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        let parent =
+            created.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
 impl Storage for FsStorage {
     fn path(&self) -> &Path {
         &self.dir
     }
 
     fn create_dir(&self) -> io::Result<()> {
-        fs::create_dir_all(&self.dir)
+        create_dir_durable(&self.dir)
     }
 
-    fn list(&self) -> io::Result<Vec<String>> {
+    fn list_dir(&self, dir: &str) -> io::Result<Vec<String>> {
         let mut names = Vec::new();
-        for entry in fs::read_dir(&self.dir)? {
+        for entry in fs::read_dir(self.file(dir))? {
             let entry = entry?;
             if let Some(name) = entry.file_name().to_str() {
                 names.push(name.to_owned());
@@ -169,10 +218,40 @@ impl Storage for FsStorage {
 
     fn open(&self, name: &str, len: u64) -> io::Result<Arc<dyn SegmentFile>> {
         let file = OpenOptions::new().read(true).write(true).open(self.file(name))?;
-        if file.metadata()?.len() < len {
+        let actual = file.metadata()?.len();
+        if actual > len {
+            // Mapped at `len`, the bytes past it would be out of reach: refuse now rather
+            // than fail later at an offset outside the mapping.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("file is {actual} bytes, longer than the {len} expected"),
+            ));
+        }
+        if actual < len {
             self.preallocate(&file, len)?;
         }
         self.segment(file, len)
+    }
+
+    fn create_file(&self, name: &str) -> io::Result<Box<dyn WriteFile>> {
+        let file = OpenOptions::new().write(true).create_new(true).open(self.file(name))?;
+        Ok(Box::new(FsWriteFile { file }))
+    }
+
+    fn make_dir(&self, dir: &str) -> io::Result<()> {
+        fs::create_dir(self.file(dir))
+    }
+
+    fn remove_dir_all(&self, dir: &str) -> io::Result<()> {
+        fs::remove_dir_all(self.file(dir))
+    }
+
+    fn file_len(&self, name: &str) -> io::Result<u64> {
+        Ok(fs::metadata(self.file(name))?.len())
+    }
+
+    fn read_exact_at(&self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        File::open(self.file(name))?.read_exact_at(buf, offset)
     }
 
     fn read(&self, name: &str) -> io::Result<Vec<u8>> {
@@ -184,7 +263,10 @@ impl Storage for FsStorage {
     fn read_into(&self, name: &str, buf: &mut Vec<u8>) -> io::Result<()> {
         let mut file = File::open(self.file(name))?;
         buf.clear();
-        buf.reserve(file.metadata()?.len() as usize);
+        // A hint only: the length may change before the read, which reads what is there.
+        let len = file.metadata()?.len();
+        buf.try_reserve(usize::try_from(len).unwrap_or(usize::MAX))
+            .map_err(|e| io::Error::new(io::ErrorKind::OutOfMemory, e.to_string()))?;
         file.read_to_end(buf)?;
         Ok(())
     }
@@ -201,8 +283,16 @@ impl Storage for FsStorage {
         fs::remove_file(self.file(name))
     }
 
-    fn sync_dir(&self) -> io::Result<()> {
-        File::open(&self.dir)?.sync_all()
+    fn sync_dir_at(&self, dir: &str) -> io::Result<()> {
+        File::open(self.file(dir))?.sync_all()
+    }
+
+    fn sub(&self, dir: &str) -> Arc<dyn Storage> {
+        Arc::new(FsStorage { dir: self.file(dir), backend: self.backend })
+    }
+
+    fn local_path(&self, name: &str) -> Option<PathBuf> {
+        Some(self.file(name))
     }
 
     fn kill_point(&self, point: crate::KillPoint) -> io::Result<()> {

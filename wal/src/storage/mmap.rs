@@ -1,6 +1,5 @@
 //! The one module of orderlog that uses `unsafe`: a segment file mapped into memory,
-//! `fallocate`, [`start_writeback`] (`sync_file_range`) and [`ReadOnlyMap`] (a read-only
-//! mapping of an immutable file, used by the snapshot crate).
+//! `fallocate` and [`start_writeback`] (`sync_file_range`).
 //!
 //! For segments, soundness rests on three facts, each enforced outside this module and
 //! restated at each block:
@@ -13,7 +12,6 @@
 //!
 //! No reference into a segment's mapping is ever handed out: bytes are copied in and out
 //! through raw pointers, so a write to one range never aliases a `&[u8]` of another.
-//! `ReadOnlyMap` does hand out `&[u8]`; its own argument is on the type.
 #![allow(unsafe_code)]
 
 use std::fs::File;
@@ -186,75 +184,9 @@ pub fn start_writeback(file: &File, offset: u64, len: u64) -> io::Result<()> {
     if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
-/// A read-only mapping of a whole file that is immutable once published.
-///
-/// This is the door through which other crates (the snapshot files) read a file through
-/// the page cache without copying it. It hands out `&[u8]` into the mapping, which is
-/// sound only while no one changes or shortens the file: that is the caller's protocol,
-/// and the one user's protocol guarantees it:
-/// - snapshot files are written under a temporary name, fsynced and renamed into place,
-///   and never opened for writing again — never modified in place, never truncated;
-///   replacing or deleting a file (rename over it, unlink) leaves an existing mapping on
-///   the old inode, which stays intact;
-/// - the snapshot directory is owned by one store (one process writes it).
-///
-/// Do not map files that anything may write or truncate while the map lives: a
-/// truncation raises `SIGBUS` on access and an in-place write changes bytes under a
-/// shared reference.
-pub struct ReadOnlyMap {
-    map: memmap2::Mmap,
-}
-
-impl ReadOnlyMap {
-    /// Maps the whole file at `path` read-only. The file must be one that is never
-    /// modified in place or truncated while mapped (see the type's docs).
-    pub fn open_immutable(path: &std::path::Path) -> io::Result<Self> {
-        let file = File::open(path)?;
-        // SAFETY: `Mmap::map` is unsafe because the file could be changed or truncated
-        // while mapped, which would change bytes behind a `&[u8]` or raise SIGBUS. The
-        // mapping is read-only and private to this value, and the files mapped through
-        // this function are immutable once published: written under a temporary name,
-        // fsynced, renamed into place, never opened for writing again (type docs), in a
-        // directory owned by one store. Empty files are handled by memmap2 (an empty
-        // slice). The descriptor may close after mapping: the mapping keeps the inode.
-        let map = unsafe { memmap2::Mmap::map(&file)? };
-        Ok(ReadOnlyMap { map })
-    }
-
-    /// The mapped length in bytes (the file's length when it was mapped).
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// Whether the file was empty.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-}
-
-impl std::ops::Deref for ReadOnlyMap {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        &self.map
-    }
-}
-
-impl AsRef<[u8]> for ReadOnlyMap {
-    fn as_ref(&self) -> &[u8] {
-        &self.map
-    }
-}
-
-impl std::fmt::Debug for ReadOnlyMap {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadOnlyMap").field("len", &self.map.len()).finish()
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{MappedFile, ReadOnlyMap, fallocate};
+    use super::{MappedFile, fallocate};
 
     /// KiB of `map` mapped into this process (the `Rss` of its entry in /proc/self/smaps).
     fn mapped_kib(map: &MappedFile) -> usize {
@@ -296,26 +228,5 @@ mod tests {
         map.read_at(0, &mut back).unwrap();
         assert_eq!(back, all, "read through the mapping");
         assert_eq!(&std::fs::read(&path).unwrap()[..all.len()], &all[..], "read from the file");
-    }
-
-    #[test]
-    fn read_only_map_sees_the_file_and_is_send_sync() {
-        fn assert_send_sync<T: Send + Sync>() {}
-        assert_send_sync::<ReadOnlyMap>();
-
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        std::fs::write(&path, b"immutable bytes").unwrap();
-        let map = ReadOnlyMap::open_immutable(&path).unwrap();
-        assert_eq!(&map[..], b"immutable bytes");
-        assert_eq!(map.len(), 15);
-
-        let empty = dir.path().join("empty");
-        std::fs::write(&empty, b"").unwrap();
-        let map = ReadOnlyMap::open_immutable(&empty).unwrap();
-        assert!(map.is_empty());
-        assert_eq!(map.as_ref(), b"");
-
-        assert!(ReadOnlyMap::open_immutable(&dir.path().join("missing")).is_err());
     }
 }

@@ -1,26 +1,26 @@
-//! The storage layer under all of the log's file I/O.
+//! The storage layer: the one door to the disk, under the log's and the snapshots' file
+//! I/O.
 //!
-//! The log never calls the file system directly: it goes through [`Storage`] (a directory)
-//! and [`SegmentFile`] (one preallocated segment). Two implementations exist:
+//! Neither the log nor the snapshot store calls the file system directly: both go through
+//! [`Storage`] (a directory tree), [`SegmentFile`] (one preallocated segment) and
+//! [`WriteFile`] (a file written from start to end). Two implementations exist:
 //! [`FsStorage`], the real one (segments mapped with memmap2 and synced with
-//! `msync(MS_SYNC)`), and [`SimStorage`], a simulated disk that keeps durable and pending
-//! bytes apart and can crash, tear and fail on demand, so tests run the same code paths.
-//!
-//! [`ReadOnlyMap`] is not part of the log: it is the one read-only mapping other crates
-//! may use (the snapshot crate maps its immutable snapshot files with it), kept here
-//! because `mmap.rs` is the only module allowed `unsafe`.
+//! `msync(MS_SYNC)`, or written with `pwrite` and synced with `fdatasync`; other files
+//! read with `pread`), and [`SimStorage`], a simulated disk that keeps durable and
+//! pending bytes apart and can crash, tear and fail on demand, so tests run the same code
+//! paths.
 
 mod fs;
 mod mmap;
 pub mod sim;
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use fs::FsStorage;
 pub(crate) use fs::LOCK_FILE;
-pub use mmap::{ReadOnlyMap, start_writeback};
+pub use fs::{FsStorage, create_dir_durable};
+pub use mmap::start_writeback;
 pub use sim::SimStorage;
 
 /// One preallocated segment file, open for appending.
@@ -41,21 +41,57 @@ pub trait SegmentFile: Send + Sync {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
 }
 
-/// A directory of files: the log's segments and its lock file.
+/// A file being written from start to end (a snapshot file, a manifest): each `write`
+/// lands in the file's cache and is durable only once [`WriteFile::sync`] returned Ok.
+pub trait WriteFile: io::Write + Send {
+    /// Makes the file's data and size durable (`fsync`).
+    fn sync(&mut self) -> io::Result<()>;
+    /// Asks for the writeback of `len` bytes at `offset` to start now, without waiting
+    /// for it (`sync_file_range`). Advisory: the default does nothing, and durability
+    /// never depends on it.
+    fn start_writeback(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
+}
+
+/// A directory tree of files: the log's segments and its lock file, a snapshot store's
+/// snapshots and manifest.
+///
+/// Names are relative to the storage's root; `/` separates directories (`snap-1/data.arrow`),
+/// and `""` is the root itself. A change to a directory (a new, renamed or removed entry)
+/// is durable only once that directory is synced.
 pub trait Storage: Send + Sync {
-    /// The directory's path, for error messages.
+    /// The root's path, for error messages.
     fn path(&self) -> &Path;
-    /// Creates the directory if it does not exist.
+    /// Creates the root directory if it does not exist, and makes every directory entry
+    /// it created durable (syncing each new directory's parent).
     fn create_dir(&self) -> io::Result<()>;
-    /// Names of the files in the directory.
-    fn list(&self) -> io::Result<Vec<String>>;
-    /// Takes the exclusive writer lock; `Ok(None)` if someone else holds it.
+    /// Names of the entries in directory `dir` (`""`: the root), sorted.
+    fn list_dir(&self, dir: &str) -> io::Result<Vec<String>>;
+    /// Names of the entries in the root, sorted.
+    fn list(&self) -> io::Result<Vec<String>> {
+        self.list_dir("")
+    }
+    /// Takes the exclusive writer lock (`LOCK` in the root); `Ok(None)` if someone else
+    /// holds it.
     fn try_lock(&self) -> io::Result<Option<Box<dyn LockGuard>>>;
     /// Creates `name` (which must not exist) preallocated to `len` zero bytes.
     /// Neither its data nor its directory entry is durable until synced.
     fn create(&self, name: &str, len: u64) -> io::Result<Arc<dyn SegmentFile>>;
     /// Opens an existing file for appending, extending it to at least `len` bytes.
     fn open(&self, name: &str, len: u64) -> io::Result<Arc<dyn SegmentFile>>;
+    /// Creates `name` (which must not exist), empty, for writing from start to end.
+    fn create_file(&self, name: &str) -> io::Result<Box<dyn WriteFile>>;
+    /// Creates directory `dir` (its parent must exist); durable once the parent is synced.
+    fn make_dir(&self, dir: &str) -> io::Result<()>;
+    /// Removes directory `dir` and everything under it; durable once its parent is synced.
+    fn remove_dir_all(&self, dir: &str) -> io::Result<()>;
+    /// A file's length in bytes.
+    fn file_len(&self, name: &str) -> io::Result<u64>;
+    /// Reads `buf.len()` bytes of `name` at `offset` (`pread`: a failed read is an error,
+    /// never a signal).
+    fn read_exact_at(&self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<()>;
     /// Reads a whole file.
     fn read(&self, name: &str) -> io::Result<Vec<u8>>;
     /// Reads a whole file into `buf`, replacing its contents. Reading segment after
@@ -67,12 +103,25 @@ pub trait Storage: Send + Sync {
     }
     /// Makes a file's data and size durable (`fsync`).
     fn sync_file(&self, name: &str) -> io::Result<()>;
-    /// Renames a file; durable once the directory is synced.
+    /// Renames a file or directory within its directory; durable once that directory is
+    /// synced. An existing file at `to` is replaced.
     fn rename(&self, from: &str, to: &str) -> io::Result<()>;
-    /// Removes a file; durable once the directory is synced.
+    /// Removes a file; durable once its directory is synced.
     fn remove(&self, name: &str) -> io::Result<()>;
-    /// Makes the directory's entries durable (`fsync` on the directory).
-    fn sync_dir(&self) -> io::Result<()>;
+    /// Makes directory `dir`'s entries durable (`fsync` on the directory).
+    fn sync_dir_at(&self, dir: &str) -> io::Result<()>;
+    /// Makes the root's entries durable.
+    fn sync_dir(&self) -> io::Result<()> {
+        self.sync_dir_at("")
+    }
+    /// The same storage rooted at its subdirectory `dir` (which need not exist yet).
+    fn sub(&self, dir: &str) -> Arc<dyn Storage>;
+    /// Where `name` is on the local file system, for readers that open files by path
+    /// (DuckDB); `None` when the storage is not a local directory (the simulated disk).
+    fn local_path(&self, name: &str) -> Option<PathBuf> {
+        let _ = name;
+        None
+    }
     /// Called at each named kill point (see [`crate::killpoint`]): a crash test's storage
     /// may end the process, or fail this and every later operation, there. The default
     /// does nothing.

@@ -1,17 +1,33 @@
 //! A simulated disk for crash, power-loss and fault-injection tests.
 //!
-//! Every file keeps two images: `live` (what a reader sees now) and `durable` (what would
-//! survive a power cut), plus the list of writes not yet synced. The directory keeps its
-//! live entries, its durable entries and the operations in between. [`SimStorage::crash`]
-//! builds the disk a power cut would leave: each pending write is dropped, kept, torn at a
-//! 512 B or 4 KiB boundary, or garbled, and a random prefix of unsynced directory
-//! operations survives — all drawn from a seed, so a failing case replays exactly.
+//! The disk holds a tree of directories and files. Every file keeps two images: `live`
+//! (what a reader sees now: the page cache) and `durable` (what would survive a power
+//! cut), plus the writes not yet synced. Every directory keeps its live entries, its
+//! durable entries and the operations in between (new names, renames, removals).
+//! [`SimStorage::crash`] builds the disk a power cut would leave, drawn from a seed so a
+//! failing case replays exactly:
+//! - each unsynced write is dropped, kept, torn at a 512 B or 4 KiB boundary (a prefix
+//!   kept), torn sector by sector (any subset of its 512 B sectors kept, a later one
+//!   without an earlier one), or garbled;
+//! - each directory keeps its synced entries plus, of the changes made since its last
+//!   sync, a random prefix or a random subset (changes persisted out of order); a
+//!   directory whose own entry is lost takes everything under it along.
 //!
-//! Faults: [`SimStorage::inject`] fails the N-th storage operation (once or from then on)
-//! with an I/O error, `ENOSPC`, or a failed sync; [`SimStorage::crash_after`] makes every
-//! operation from the N-th on fail, as if the process had died there.
+//! A failed sync behaves as Linux's writeback does: the writes it covered are *lost* (the
+//! pages are marked clean, the cache still serves them, and no later sync writes them).
+//!
+//! Faults: [`SimStorage::inject`] fails the N-th storage operation of a kind (once or
+//! from then on) with an I/O error or `ENOSPC`; reads and listings can fail too
+//! ([`FaultTarget::Read`]). [`SimStorage::crash_after`] makes every operation from the
+//! N-th on fail, as if the process had died there; [`SimStorage::crash_at`] does the same
+//! at a named kill point. Both may be armed before the store is opened, so recovery
+//! itself is interrupted.
+//!
+//! One disk can be seen from several roots: [`SimStorage::at`] (or `Storage::sub`) gives
+//! a view of a subdirectory sharing the same disk, as a store shares one disk between
+//! its log and its snapshots.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,7 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::{LockGuard, SegmentFile, Storage};
+use super::{LockGuard, SegmentFile, Storage, WriteFile};
 
 /// What an injected fault does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,12 +53,15 @@ pub enum FaultKind {
 pub enum FaultTarget {
     /// Every mutating operation.
     Any,
-    /// `sync_range`, `sync_file` and `sync_dir` only.
+    /// `sync_range`, `sync_file`, a written file's `sync` and `sync_dir` only.
     Sync,
-    /// `create` only.
+    /// File and segment creation only.
     Create,
-    /// `write_at` only.
+    /// Writes only.
     Write,
+    /// Reads, file lengths and directory listings only (not counted as operations by
+    /// [`SimStorage::crash_after`]).
+    Read,
 }
 
 /// A fault to inject.
@@ -63,18 +82,20 @@ pub struct Fault {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Op {
-    /// A file created (a new segment).
+    /// A file created (a new segment, a snapshot file).
     Create,
     /// An existing file opened.
     Open,
     /// Bytes written to a file (not yet durable).
     Write,
-    /// A file's range or the directory made durable.
+    /// A file's range or a directory made durable.
     Sync,
-    /// A file renamed.
+    /// A file or directory renamed.
     Rename,
-    /// A file removed.
+    /// A file or directory removed.
     Remove,
+    /// A directory created.
+    MakeDir,
 }
 
 impl FaultTarget {
@@ -84,6 +105,7 @@ impl FaultTarget {
             FaultTarget::Sync => op == Op::Sync,
             FaultTarget::Create => op == Op::Create,
             FaultTarget::Write => op == Op::Write,
+            FaultTarget::Read => false,
         }
     }
 }
@@ -137,6 +159,12 @@ impl SimFile {
         }
         self.pending = still;
     }
+
+    /// Records a write of `data` at `offset`: live now, durable once synced.
+    fn write(&mut self, offset: u64, data: Vec<u8>) {
+        write_into(&mut self.live, offset, &data);
+        self.pending.push(Pending { offset, data });
+    }
 }
 
 fn write_into(image: &mut Vec<u8>, offset: u64, data: &[u8]) {
@@ -147,21 +175,82 @@ fn write_into(image: &mut Vec<u8>, offset: u64, data: &[u8]) {
     image[offset as usize..end].copy_from_slice(data);
 }
 
+/// A change to a directory's entries, not yet synced.
 #[derive(Debug, Clone)]
 enum DirOp {
     Link(String, u64),
-    Rename(String, String),
+    Rename { from: String, to: String, inode: u64 },
     Unlink(String),
 }
 
 #[derive(Debug, Clone, Default)]
+struct SimDir {
+    live: BTreeMap<String, u64>,
+    durable: BTreeMap<String, u64>,
+    ops: Vec<DirOp>,
+}
+
+impl SimDir {
+    fn link(&mut self, name: &str, inode: u64) {
+        self.live.insert(name.to_owned(), inode);
+        self.ops.push(DirOp::Link(name.to_owned(), inode));
+    }
+
+    /// The entries a power cut leaves: the durable ones, plus a prefix or a subset of
+    /// the changes since.
+    fn crash(&self, rng: &mut StdRng) -> BTreeMap<String, u64> {
+        let mut entries = self.durable.clone();
+        let kept: Vec<bool> = if rng.random_bool(0.5) {
+            let n = rng.random_range(0..=self.ops.len());
+            (0..self.ops.len()).map(|i| i < n).collect()
+        } else {
+            (0..self.ops.len()).map(|_| rng.random_bool(0.5)).collect()
+        };
+        for (op, keep) in self.ops.iter().zip(kept) {
+            if !keep {
+                continue;
+            }
+            match op {
+                DirOp::Link(name, inode) => {
+                    entries.insert(name.clone(), *inode);
+                }
+                DirOp::Rename { from, to, inode } => {
+                    entries.remove(from);
+                    entries.insert(to.clone(), *inode);
+                }
+                DirOp::Unlink(name) => {
+                    entries.remove(name);
+                }
+            }
+        }
+        entries
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Node {
+    File(SimFile),
+    Dir(SimDir),
+}
+
+/// The root directory's inode.
+const ROOT: u64 = 0;
+
+fn not_found(name: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, format!("{name}: no such file or directory"))
+}
+
+fn gone() -> io::Error {
+    io::Error::other("simulated crash: the process is gone")
+}
+
+#[derive(Debug, Clone)]
 struct State {
-    files: BTreeMap<u64, SimFile>,
-    live_dir: BTreeMap<String, u64>,
-    durable_dir: BTreeMap<String, u64>,
-    dir_ops: Vec<DirOp>,
+    /// Every inode ever made: an unlinked one may still be named by a durable entry.
+    nodes: BTreeMap<u64, Node>,
     next_inode: u64,
-    locked: bool,
+    /// The roots whose writer lock is held.
+    locked: BTreeSet<Vec<String>>,
     ops: u64,
     /// The kind of every counted operation, in order (one byte each).
     trace: Vec<Op>,
@@ -172,6 +261,12 @@ struct State {
     /// Armed by `crash_at`: the point, and its passages left before the crash.
     kill_at: Option<(crate::KillPoint, u64)>,
     dead: bool,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State::with_nodes(BTreeMap::from([(ROOT, Node::Dir(SimDir::default()))]), ROOT + 1)
+    }
 }
 
 /// Why an operation failed: the process died, or an injected fault hit it.
@@ -189,6 +284,22 @@ impl From<Failure> for io::Error {
 }
 
 impl State {
+    fn with_nodes(nodes: BTreeMap<u64, Node>, next_inode: u64) -> State {
+        State {
+            nodes,
+            next_inode,
+            locked: BTreeSet::new(),
+            ops: 0,
+            trace: Vec::new(),
+            fault: None,
+            fault_seen: 0,
+            fault_fired: false,
+            crash_after: None,
+            kill_at: None,
+            dead: false,
+        }
+    }
+
     /// Counts an operation and decides whether it fails.
     fn begin(&mut self, op: Op) -> io::Result<()> {
         self.check(op).map_err(io::Error::from)
@@ -198,7 +309,7 @@ impl State {
     /// its pages; a dead process leaves them pending).
     fn check(&mut self, op: Op) -> Result<(), Failure> {
         if self.dead {
-            return Err(Failure::Dead(io::Error::other("simulated crash: the process is gone")));
+            return Err(Failure::Dead(gone()));
         }
         self.ops += 1;
         self.trace.push(op);
@@ -206,12 +317,29 @@ impl State {
             && self.ops > limit
         {
             self.dead = true;
-            return Err(Failure::Dead(io::Error::other("simulated crash: the process is gone")));
+            return Err(Failure::Dead(gone()));
         }
         let Some(fault) = self.fault else { return Ok(()) };
         if !fault.target.matches(op) {
             return Ok(());
         }
+        self.fire(fault).map_err(Failure::Fault)
+    }
+
+    /// Checks a read or a listing: fails if the process is dead or a read fault hits it.
+    /// Reads are not counted as operations.
+    fn begin_read(&mut self) -> io::Result<()> {
+        if self.dead {
+            return Err(gone());
+        }
+        match self.fault {
+            Some(fault) if fault.target == FaultTarget::Read => self.fire(fault),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts one operation the fault targets; the error if it is the one to fail.
+    fn fire(&mut self, fault: Fault) -> io::Result<()> {
         let index = self.fault_seen;
         self.fault_seen += 1;
         let hit = index == fault.nth || (fault.persistent && self.fault_fired);
@@ -219,10 +347,114 @@ impl State {
             return Ok(());
         }
         self.fault_fired = true;
-        Err(Failure::Fault(match fault.kind {
+        Err(match fault.kind {
             FaultKind::Io => io::Error::from_raw_os_error(libc::EIO),
             FaultKind::NoSpace => io::Error::from_raw_os_error(libc::ENOSPC),
-        }))
+        })
+    }
+
+    fn dir(&self, inode: u64) -> Option<&SimDir> {
+        match self.nodes.get(&inode) {
+            Some(Node::Dir(d)) => Some(d),
+            _ => None,
+        }
+    }
+
+    fn dir_mut(&mut self, inode: u64) -> Option<&mut SimDir> {
+        match self.nodes.get_mut(&inode) {
+            Some(Node::Dir(d)) => Some(d),
+            _ => None,
+        }
+    }
+
+    fn file(&self, inode: u64) -> Option<&SimFile> {
+        match self.nodes.get(&inode) {
+            Some(Node::File(f)) => Some(f),
+            _ => None,
+        }
+    }
+
+    fn file_mut(&mut self, inode: u64) -> Option<&mut SimFile> {
+        match self.nodes.get_mut(&inode) {
+            Some(Node::File(f)) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// The inode a path names now.
+    fn lookup(&self, path: &[String]) -> io::Result<u64> {
+        let mut at = ROOT;
+        for (i, name) in path.iter().enumerate() {
+            let dir = self.dir(at).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotADirectory,
+                    format!("{}: not a directory", path[..i].join("/")),
+                )
+            })?;
+            at = *dir.live.get(name).ok_or_else(|| not_found(&path[..=i].join("/")))?;
+        }
+        Ok(at)
+    }
+
+    /// The directory holding `path`'s last component, and that component.
+    fn parent<'p>(&self, path: &'p [String]) -> io::Result<(u64, &'p str)> {
+        let Some((name, parent)) = path.split_last() else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "the root has no parent"));
+        };
+        let inode = self.lookup(parent)?;
+        if self.dir(inode).is_none() {
+            return Err(io::Error::new(io::ErrorKind::NotADirectory, parent.join("/")));
+        }
+        Ok((inode, name))
+    }
+
+    fn file_inode(&self, path: &[String]) -> io::Result<u64> {
+        let inode = self.lookup(path)?;
+        match self.nodes.get(&inode) {
+            Some(Node::File(_)) => Ok(inode),
+            _ => Err(io::Error::new(io::ErrorKind::IsADirectory, path.join("/"))),
+        }
+    }
+
+    fn dir_inode(&self, path: &[String]) -> io::Result<u64> {
+        let inode = self.lookup(path)?;
+        match self.nodes.get(&inode) {
+            Some(Node::Dir(_)) => Ok(inode),
+            _ => Err(io::Error::new(io::ErrorKind::NotADirectory, path.join("/"))),
+        }
+    }
+
+    /// Adds a new node named `path`, which must not exist yet.
+    fn link_new(&mut self, path: &[String], node: Node) -> io::Result<u64> {
+        let (parent, name) = self.parent(path)?;
+        if self.dir(parent).is_some_and(|d| d.live.contains_key(name)) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists", path.join("/")),
+            ));
+        }
+        let inode = self.next_inode;
+        self.next_inode += 1;
+        self.nodes.insert(inode, node);
+        if let Some(dir) = self.dir_mut(parent) {
+            dir.link(name, inode);
+        }
+        Ok(inode)
+    }
+
+    /// Removes the entry `path` (a file if `dir` is false, a directory if true).
+    fn unlink(&mut self, path: &[String], dir: bool) -> io::Result<()> {
+        if dir {
+            self.dir_inode(path)?;
+        } else {
+            self.file_inode(path)?;
+        }
+        let (parent, name) = self.parent(path)?;
+        if let Some(d) = self.dir_mut(parent) {
+            d.live.remove(name);
+            d.ops.push(DirOp::Unlink(name.to_owned()));
+        }
+        Ok(())
     }
 
     /// Runs the checks of a sync of `start..end` of file `inode`: on success the pending
@@ -231,7 +463,7 @@ impl State {
     /// them, and no later sync writes them again.
     fn sync_file_range(&mut self, inode: u64, start: u64, end: u64) -> io::Result<()> {
         let outcome = self.check(Op::Sync);
-        let Some(f) = self.files.get_mut(&inode) else { return outcome.map_err(Into::into) };
+        let Some(f) = self.file_mut(inode) else { return outcome.map_err(Into::into) };
         match outcome {
             Ok(()) => {
                 f.sync(start, end);
@@ -245,31 +477,122 @@ impl State {
         }
     }
 
-    fn inode(&self, name: &str) -> io::Result<u64> {
-        self.live_dir
-            .get(name)
-            .copied()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{name}: no such file")))
+    /// The tree a power cut leaves, as fresh state (nothing pending, nothing locked).
+    fn crash(&self, rng: &mut StdRng) -> State {
+        let mut nodes = BTreeMap::new();
+        let mut todo = vec![ROOT];
+        while let Some(inode) = todo.pop() {
+            if nodes.contains_key(&inode) {
+                continue;
+            }
+            let node = match self.nodes.get(&inode) {
+                Some(Node::Dir(d)) => {
+                    let entries = d.crash(rng);
+                    todo.extend(entries.values().rev());
+                    Node::Dir(SimDir { live: entries.clone(), durable: entries, ops: Vec::new() })
+                }
+                Some(Node::File(f)) => {
+                    let mut image = f.durable.clone();
+                    for p in &f.pending {
+                        crash_write(rng, &mut image, p);
+                    }
+                    Node::File(SimFile { live: image.clone(), durable: image, pending: Vec::new() })
+                }
+                None => continue,
+            };
+            nodes.insert(inode, node);
+        }
+        State::with_nodes(nodes, self.next_inode)
+    }
+
+    /// The tree as it is now, as if everything had been synced.
+    fn synced(&self) -> State {
+        let mut nodes = BTreeMap::new();
+        let mut todo = vec![ROOT];
+        while let Some(inode) = todo.pop() {
+            if nodes.contains_key(&inode) {
+                continue;
+            }
+            let node = match self.nodes.get(&inode) {
+                Some(Node::Dir(d)) => {
+                    todo.extend(d.live.values());
+                    Node::Dir(SimDir {
+                        live: d.live.clone(),
+                        durable: d.live.clone(),
+                        ops: Vec::new(),
+                    })
+                }
+                Some(Node::File(f)) => Node::File(SimFile {
+                    live: f.live.clone(),
+                    durable: f.live.clone(),
+                    pending: Vec::new(),
+                }),
+                None => continue,
+            };
+            nodes.insert(inode, node);
+        }
+        State::with_nodes(nodes, self.next_inode)
     }
 }
 
-/// A simulated disk holding one directory. Cloning shares the disk.
+/// Splits a relative name into its components (`""` and `.` name the directory itself).
+fn components(name: &str) -> io::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for part in name.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{name}: '..' is not allowed"),
+                ));
+            }
+            part => out.push(part.to_owned()),
+        }
+    }
+    Ok(out)
+}
+
+/// A simulated disk, seen from one of its directories. Cloning shares the disk.
 #[derive(Debug, Clone)]
 pub struct SimStorage {
     path: PathBuf,
+    /// This view's root, as components from the disk's root.
+    root: Vec<String>,
     state: Arc<Mutex<State>>,
 }
 
 impl SimStorage {
-    /// An empty simulated directory; `path` is used only in messages.
+    /// An empty simulated disk, seen from its root; `path` is used only in messages.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        SimStorage { path: path.into(), state: Arc::new(Mutex::new(State::default())) }
+        SimStorage {
+            path: path.into(),
+            root: Vec::new(),
+            state: Arc::new(Mutex::new(State::default())),
+        }
+    }
+
+    /// The same disk seen from its subdirectory `dir` (relative to this view; it need not
+    /// exist yet: [`Storage::create_dir`] makes it).
+    pub fn at(&self, dir: &str) -> SimStorage {
+        let mut root = self.root.clone();
+        // A name with '..' in it has no place on this disk: the view is of a directory
+        // that cannot exist, so every operation on it fails.
+        root.extend(components(dir).unwrap_or_else(|_| vec!["..".into()]));
+        SimStorage { path: self.path.join(dir), root, state: Arc::clone(&self.state) }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock can only come from a test assertion; the state
         // is still consistent, so keep using it.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The path from the disk's root to `name` in this view.
+    fn full(&self, name: &str) -> io::Result<Vec<String>> {
+        let mut path = self.root.clone();
+        path.extend(components(name)?);
+        Ok(path)
     }
 
     /// Injects a fault (replacing any earlier one).
@@ -304,6 +627,11 @@ impl SimStorage {
         self.state().kill_at = Some((point, nth.max(1)));
     }
 
+    /// True once the simulated process has died (a crash point was reached).
+    pub fn is_dead(&self) -> bool {
+        self.state().dead
+    }
+
     /// Mutating operations performed so far.
     pub fn op_count(&self) -> u64 {
         self.state().ops
@@ -315,83 +643,86 @@ impl SimStorage {
         self.state().trace.clone()
     }
 
-    /// The disk a power cut would leave now, drawn from `seed`. The result is a fresh,
-    /// unlocked disk whose live and durable images are both the surviving bytes.
+    /// The disk a power cut would leave now, drawn from `seed` (see the module docs),
+    /// seen from the same directory. The result is a fresh, unlocked disk whose live and
+    /// durable images are both the surviving bytes.
     pub fn crash(&self, seed: u64) -> SimStorage {
-        let s = self.state();
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut dir = s.durable_dir.clone();
-        let keep_ops = rng.random_range(0..=s.dir_ops.len());
-        for op in &s.dir_ops[..keep_ops] {
-            match op {
-                DirOp::Link(name, ino) => {
-                    dir.insert(name.clone(), *ino);
-                }
-                DirOp::Rename(from, to) => {
-                    if let Some(ino) = dir.remove(from) {
-                        dir.insert(to.clone(), ino);
-                    }
-                }
-                DirOp::Unlink(name) => {
-                    dir.remove(name);
-                }
-            }
+        let state = self.state().crash(&mut rng);
+        SimStorage {
+            path: self.path.clone(),
+            root: self.root.clone(),
+            state: Arc::new(Mutex::new(state)),
         }
-        let mut files = BTreeMap::new();
-        for &ino in dir.values() {
-            let Some(f) = s.files.get(&ino) else { continue };
-            let mut image = f.durable.clone();
-            for p in &f.pending {
-                crash_write(&mut rng, &mut image, p);
-            }
-            files.insert(ino, SimFile { live: image.clone(), durable: image, pending: Vec::new() });
+    }
+
+    /// The disk as it is now, restarted: what a process that died (without a power cut)
+    /// leaves for the next one. Pending writes stay pending, the page cache serves them;
+    /// locks, faults and crash points are gone.
+    pub fn restart(&self) -> SimStorage {
+        let s = self.state();
+        let mut state = s.clone();
+        state.locked.clear();
+        state.dead = false;
+        state.crash_after = None;
+        state.kill_at = None;
+        state.fault = None;
+        state.ops = 0;
+        state.trace.clear();
+        drop(s);
+        SimStorage {
+            path: self.path.clone(),
+            root: self.root.clone(),
+            state: Arc::new(Mutex::new(state)),
         }
-        let state = State {
-            files,
-            live_dir: dir.clone(),
-            durable_dir: dir,
-            next_inode: s.next_inode,
-            ..State::default()
-        };
-        SimStorage { path: self.path.clone(), state: Arc::new(Mutex::new(state)) }
     }
 
     /// A copy of the disk as it is now, as if everything had been synced (for corruption
     /// sweeps that damage a clean log).
     pub fn clone_synced(&self) -> SimStorage {
+        let state = self.state().synced();
+        SimStorage {
+            path: self.path.clone(),
+            root: self.root.clone(),
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
+    /// Every file under this view's root, as relative names (`snapshots/MANIFEST`),
+    /// sorted.
+    pub fn files(&self) -> Vec<String> {
         let s = self.state();
-        let mut files = BTreeMap::new();
-        for &ino in s.live_dir.values() {
-            if let Some(f) = s.files.get(&ino) {
-                files.insert(
-                    ino,
-                    SimFile { live: f.live.clone(), durable: f.live.clone(), pending: Vec::new() },
-                );
+        let Ok(root) = s.dir_inode(&self.root) else { return Vec::new() };
+        let mut out = Vec::new();
+        let mut todo = vec![(root, String::new())];
+        while let Some((inode, prefix)) = todo.pop() {
+            let Some(dir) = s.dir(inode) else { continue };
+            for (name, &child) in &dir.live {
+                let rel = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
+                match s.nodes.get(&child) {
+                    Some(Node::Dir(_)) => todo.push((child, rel)),
+                    Some(Node::File(_)) => out.push(rel),
+                    None => {}
+                }
             }
         }
-        let state = State {
-            files,
-            live_dir: s.live_dir.clone(),
-            durable_dir: s.live_dir.clone(),
-            next_inode: s.next_inode,
-            ..State::default()
-        };
-        SimStorage { path: self.path.clone(), state: Arc::new(Mutex::new(state)) }
+        out.sort();
+        out
     }
 
     /// The live bytes of a file.
     pub fn file_bytes(&self, name: &str) -> Option<Vec<u8>> {
         let s = self.state();
-        let ino = s.live_dir.get(name)?;
-        s.files.get(ino).map(|f| f.live.clone())
+        let inode = s.file_inode(&self.full(name).ok()?).ok()?;
+        s.file(inode).map(|f| f.live.clone())
     }
 
     /// Overwrites a file's live and durable bytes (for corruption tests).
     pub fn set_file_bytes(&self, name: &str, bytes: Vec<u8>) {
         let mut s = self.state();
-        if let Some(&ino) = s.live_dir.get(name)
-            && let Some(f) = s.files.get_mut(&ino)
-        {
+        let Ok(path) = self.full(name) else { return };
+        let Ok(inode) = s.file_inode(&path) else { return };
+        if let Some(f) = s.file_mut(inode) {
             f.live = bytes.clone();
             f.durable = bytes;
             f.pending.clear();
@@ -401,17 +732,31 @@ impl SimStorage {
 
 /// Applies one unsynced write to a crash image: dropped, kept, torn or garbled.
 fn crash_write(rng: &mut StdRng, image: &mut Vec<u8>, p: &Pending) {
-    match rng.random_range(0..4u8) {
+    const SECTOR: u64 = 512;
+    let end = p.offset + p.data.len() as u64;
+    match rng.random_range(0..5u8) {
         0 => {}
         1 => write_into(image, p.offset, &p.data),
         2 => {
-            let sector: u64 = if rng.random_bool(0.5) { 512 } else { 4096 };
-            let end = p.offset + p.data.len() as u64;
+            // A prefix survives, cut at a sector boundary.
+            let sector: u64 = if rng.random_bool(0.5) { SECTOR } else { 4096 };
             let first_cut = (p.offset / sector + 1) * sector;
             if first_cut < end {
                 let cuts = (end - first_cut).div_ceil(sector);
                 let cut = first_cut + sector * rng.random_range(0..cuts);
                 write_into(image, p.offset, &p.data[..(cut - p.offset) as usize]);
+            }
+        }
+        3 => {
+            // Sector by sector, in any order: any subset survives.
+            let mut at = p.offset;
+            while at < end {
+                let next = ((at / SECTOR + 1) * SECTOR).min(end);
+                if rng.random_bool(0.5) {
+                    let range = (at - p.offset) as usize..(next - p.offset) as usize;
+                    write_into(image, at, &p.data[range]);
+                }
+                at = next;
             }
         }
         _ => {
@@ -439,9 +784,8 @@ impl SegmentFile for SimSegment {
         if offset + data.len() as u64 > self.len {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "write past end of segment"));
         }
-        let f = s.files.entry(self.inode).or_default();
-        write_into(&mut f.live, offset, &data);
-        f.pending.push(Pending { offset, data });
+        let f = s.file_mut(self.inode).ok_or_else(|| io::Error::other("file vanished"))?;
+        f.write(offset, data);
         Ok(())
     }
 
@@ -450,14 +794,43 @@ impl SegmentFile for SimSegment {
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let s = self.disk.state();
-        let f = s.files.get(&self.inode).ok_or_else(|| io::Error::other("file vanished"))?;
+        let mut s = self.disk.state();
+        s.begin_read()?;
+        let f = s.file(self.inode).ok_or_else(|| io::Error::other("file vanished"))?;
         let end = offset as usize + buf.len();
         if end > f.live.len() {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "read past end"));
         }
         buf.copy_from_slice(&f.live[offset as usize..end]);
         Ok(())
+    }
+}
+
+/// A file of the simulated disk written from start to end.
+struct SimWriter {
+    disk: SimStorage,
+    inode: u64,
+    at: u64,
+}
+
+impl io::Write for SimWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut s = self.disk.state();
+        s.begin(Op::Write)?;
+        let f = s.file_mut(self.inode).ok_or_else(|| io::Error::other("file vanished"))?;
+        f.write(self.at, buf.to_vec());
+        self.at += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl WriteFile for SimWriter {
+    fn sync(&mut self) -> io::Result<()> {
+        self.disk.state().sync_file_range(self.inode, 0, u64::MAX)
     }
 }
 
@@ -469,7 +842,8 @@ impl LockGuard for SimLock {}
 
 impl Drop for SimLock {
     fn drop(&mut self) {
-        self.disk.state().locked = false;
+        let root = self.disk.root.clone();
+        self.disk.state().locked.remove(&root);
     }
 }
 
@@ -479,105 +853,190 @@ impl Storage for SimStorage {
     }
 
     fn create_dir(&self) -> io::Result<()> {
+        let mut s = self.state();
+        for depth in 1..=self.root.len() {
+            let path = &self.root[..depth];
+            match s.lookup(path) {
+                Ok(inode) if s.dir(inode).is_some() => continue,
+                Ok(_) => return Err(io::Error::new(io::ErrorKind::NotADirectory, path.join("/"))),
+                Err(_) => {}
+            }
+            s.begin(Op::MakeDir)?;
+            s.link_new(path, Node::Dir(SimDir::default()))?;
+            // Its entry is durable only once its parent is synced.
+            let parent = s.lookup(&path[..depth - 1])?;
+            s.begin(Op::Sync)?;
+            if let Some(d) = s.dir_mut(parent) {
+                d.durable = d.live.clone();
+                d.ops.clear();
+            }
+        }
         Ok(())
     }
 
-    fn list(&self) -> io::Result<Vec<String>> {
-        let s = self.state();
-        if s.dead {
-            return Err(io::Error::other("simulated crash: the process is gone"));
-        }
-        Ok(s.live_dir.keys().cloned().collect())
+    fn list_dir(&self, dir: &str) -> io::Result<Vec<String>> {
+        let mut s = self.state();
+        s.begin_read()?;
+        let inode = s.dir_inode(&self.full(dir)?)?;
+        Ok(s.dir(inode).map(|d| d.live.keys().cloned().collect()).unwrap_or_default())
     }
 
     fn try_lock(&self) -> io::Result<Option<Box<dyn LockGuard>>> {
         let mut s = self.state();
-        if s.locked {
+        if !s.locked.insert(self.root.clone()) {
             return Ok(None);
         }
-        s.locked = true;
         Ok(Some(Box::new(SimLock { disk: self.clone() })))
     }
 
     fn create(&self, name: &str, len: u64) -> io::Result<Arc<dyn SegmentFile>> {
+        let path = self.full(name)?;
         let mut s = self.state();
         s.begin(Op::Create)?;
-        if s.live_dir.contains_key(name) {
-            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{name} exists")));
-        }
-        let inode = s.next_inode;
-        s.next_inode += 1;
         let zeros = vec![0u8; len as usize];
-        s.files.insert(inode, SimFile { live: zeros.clone(), durable: zeros, pending: Vec::new() });
-        s.live_dir.insert(name.to_owned(), inode);
-        s.dir_ops.push(DirOp::Link(name.to_owned(), inode));
+        let file = SimFile { live: zeros.clone(), durable: zeros, pending: Vec::new() };
+        let inode = s.link_new(&path, Node::File(file))?;
         Ok(Arc::new(SimSegment { disk: self.clone(), inode, len }))
     }
 
     fn open(&self, name: &str, len: u64) -> io::Result<Arc<dyn SegmentFile>> {
+        let path = self.full(name)?;
         let mut s = self.state();
         s.begin(Op::Open)?;
-        let inode = s.inode(name)?;
-        if let Some(f) = s.files.get_mut(&inode)
-            && (f.live.len() as u64) < len
-        {
-            f.live.resize(len as usize, 0);
-            f.durable.resize(len as usize, 0);
+        let inode = s.file_inode(&path)?;
+        if let Some(f) = s.file_mut(inode) {
+            let actual = f.live.len() as u64;
+            if actual > len {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("file is {actual} bytes, longer than the {len} expected"),
+                ));
+            }
+            if actual < len {
+                f.live.resize(len as usize, 0);
+                f.durable.resize(len as usize, 0);
+            }
         }
         Ok(Arc::new(SimSegment { disk: self.clone(), inode, len }))
     }
 
-    fn read(&self, name: &str) -> io::Result<Vec<u8>> {
-        let s = self.state();
-        if s.dead {
-            return Err(io::Error::other("simulated crash: the process is gone"));
+    fn create_file(&self, name: &str) -> io::Result<Box<dyn WriteFile>> {
+        let path = self.full(name)?;
+        let mut s = self.state();
+        s.begin(Op::Create)?;
+        let inode = s.link_new(&path, Node::File(SimFile::default()))?;
+        Ok(Box::new(SimWriter { disk: self.clone(), inode, at: 0 }))
+    }
+
+    fn make_dir(&self, dir: &str) -> io::Result<()> {
+        let path = self.full(dir)?;
+        let mut s = self.state();
+        s.begin(Op::MakeDir)?;
+        s.link_new(&path, Node::Dir(SimDir::default())).map(|_| ())
+    }
+
+    fn remove_dir_all(&self, dir: &str) -> io::Result<()> {
+        let path = self.full(dir)?;
+        let mut s = self.state();
+        s.begin(Op::Remove)?;
+        s.unlink(&path, true)
+    }
+
+    fn file_len(&self, name: &str) -> io::Result<u64> {
+        let path = self.full(name)?;
+        let mut s = self.state();
+        s.begin_read()?;
+        let inode = s.file_inode(&path)?;
+        Ok(s.file(inode).map_or(0, |f| f.live.len() as u64))
+    }
+
+    fn read_exact_at(&self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let path = self.full(name)?;
+        let mut s = self.state();
+        s.begin_read()?;
+        let inode = s.file_inode(&path)?;
+        let live = s.file(inode).map(|f| f.live.as_slice()).unwrap_or_default();
+        let range =
+            usize::try_from(offset).ok().and_then(|at| Some(at..at.checked_add(buf.len())?));
+        match range.and_then(|r| live.get(r)) {
+            Some(bytes) => {
+                buf.copy_from_slice(bytes);
+                Ok(())
+            }
+            None => {
+                Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{name}: read past end")))
+            }
         }
-        let inode = s.inode(name)?;
-        Ok(s.files.get(&inode).map(|f| f.live.clone()).unwrap_or_default())
+    }
+
+    fn read(&self, name: &str) -> io::Result<Vec<u8>> {
+        let path = self.full(name)?;
+        let mut s = self.state();
+        s.begin_read()?;
+        let inode = s.file_inode(&path)?;
+        Ok(s.file(inode).map(|f| f.live.clone()).unwrap_or_default())
     }
 
     fn sync_file(&self, name: &str) -> io::Result<()> {
+        let path = self.full(name)?;
         let mut s = self.state();
-        match s.live_dir.get(name).copied() {
-            Some(inode) => s.sync_file_range(inode, 0, u64::MAX),
-            None => {
+        match s.file_inode(&path) {
+            Ok(inode) => s.sync_file_range(inode, 0, u64::MAX),
+            Err(e) => {
                 s.begin(Op::Sync)?;
-                s.inode(name).map(|_| ())
+                Err(e)
             }
         }
     }
 
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let (from_path, to_path) = (self.full(from)?, self.full(to)?);
         let mut s = self.state();
         s.begin(Op::Rename)?;
-        let inode = s.inode(from)?;
-        s.live_dir.remove(from);
-        s.live_dir.insert(to.to_owned(), inode);
-        s.dir_ops.push(DirOp::Rename(from.to_owned(), to.to_owned()));
+        let inode = s.lookup(&from_path)?;
+        let (parent, from_name) = s.parent(&from_path)?;
+        let (to_parent, to_name) = s.parent(&to_path)?;
+        if parent != to_parent {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("{from} -> {to}: the simulated disk renames within a directory only"),
+            ));
+        }
+        if let Some(d) = s.dir_mut(parent) {
+            d.live.remove(from_name);
+            d.live.insert(to_name.to_owned(), inode);
+            d.ops.push(DirOp::Rename { from: from_name.to_owned(), to: to_name.to_owned(), inode });
+        }
         Ok(())
     }
 
     fn remove(&self, name: &str) -> io::Result<()> {
+        let path = self.full(name)?;
         let mut s = self.state();
         s.begin(Op::Remove)?;
-        s.inode(name)?;
-        s.live_dir.remove(name);
-        s.dir_ops.push(DirOp::Unlink(name.to_owned()));
+        s.unlink(&path, false)
+    }
+
+    fn sync_dir_at(&self, dir: &str) -> io::Result<()> {
+        let path = self.full(dir)?;
+        let mut s = self.state();
+        s.begin(Op::Sync)?;
+        let inode = s.dir_inode(&path)?;
+        if let Some(d) = s.dir_mut(inode) {
+            d.durable = d.live.clone();
+            d.ops.clear();
+        }
         Ok(())
     }
 
-    fn sync_dir(&self) -> io::Result<()> {
-        let mut s = self.state();
-        s.begin(Op::Sync)?;
-        s.durable_dir = s.live_dir.clone();
-        s.dir_ops.clear();
-        Ok(())
+    fn sub(&self, dir: &str) -> Arc<dyn Storage> {
+        Arc::new(self.at(dir))
     }
 
     fn kill_point(&self, point: crate::KillPoint) -> io::Result<()> {
         let mut s = self.state();
         if s.dead {
-            return Err(io::Error::other("simulated crash: the process is gone"));
+            return Err(gone());
         }
         if let Some((target, left)) = s.kill_at.as_mut()
             && *target == point
