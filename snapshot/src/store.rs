@@ -50,6 +50,11 @@ pub struct SnapshotStore {
     lock: Option<Box<dyn LockGuard>>,
     /// Serialises publishes within the process.
     publishing: Mutex<()>,
+    /// LSN of the newest snapshot named by a manifest this store has made durable itself:
+    /// synced at open, or published by it (0: none). A manifest read from the directory
+    /// may be newer and not durable yet (a rename whose directory sync never happened or
+    /// failed); nothing may be deleted on its word.
+    durable_lsn: Mutex<Lsn>,
 }
 
 impl std::fmt::Debug for SnapshotStore {
@@ -78,7 +83,44 @@ impl SnapshotStore {
             .try_lock()
             .map_err(io_err("lock", &lock_path))?
             .ok_or(SnapshotError::Locked { path: lock_path })?;
-        Ok(SnapshotStore { storage, lock: Some(lock), publishing: Mutex::new(()) })
+        let store = SnapshotStore {
+            storage,
+            lock: Some(lock),
+            publishing: Mutex::new(()),
+            durable_lsn: Mutex::new(0),
+        };
+        store.sync_manifest()?;
+        Ok(store)
+    }
+
+    /// Makes the manifest found at open durable, whatever the process that wrote it
+    /// managed to sync before it stopped: the file, then the directory holding its name
+    /// (and the names of the snapshot directories it lists). Only then does its newest
+    /// LSN count as durable. A damaged manifest counts as nothing.
+    fn sync_manifest(&self) -> Result<()> {
+        let storage = self.storage.as_ref();
+        match storage.sync_file(MANIFEST_FILE) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err("fsync manifest", &self.path().join(MANIFEST_FILE))(e)),
+        }
+        sync_dir(storage, "")?;
+        if let Ok(listed) = self.list() {
+            self.set_durable(listed.first().map_or(0, |s| s.lsn));
+        }
+        Ok(())
+    }
+
+    fn set_durable(&self, lsn: Lsn) {
+        *self.durable_lsn.lock().unwrap_or_else(PoisonError::into_inner) = lsn;
+    }
+
+    /// LSN of the newest snapshot whose manifest this store made durable itself (synced
+    /// at open, or published by it); 0 if none, and always 0 when read-only. Whatever a
+    /// snapshot at or below it covers may be deleted elsewhere (the log below it); a
+    /// newer manifest read from the directory may still be undone by a power cut.
+    pub fn durable_lsn(&self) -> Lsn {
+        *self.durable_lsn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Opens `dir` for reading only: no lock, no changes; [`SnapshotStore::publish`]
@@ -89,7 +131,12 @@ impl SnapshotStore {
 
     /// [`SnapshotStore::open_read_only`] on any storage.
     pub fn read_only_on(storage: Arc<dyn Storage>) -> SnapshotStore {
-        SnapshotStore { storage, lock: None, publishing: Mutex::new(()) }
+        SnapshotStore {
+            storage,
+            lock: None,
+            publishing: Mutex::new(()),
+            durable_lsn: Mutex::new(0),
+        }
     }
 
     /// The snapshot directory.
@@ -270,6 +317,7 @@ impl SnapshotStore {
         listed.push(info.clone());
         listed.extend(old.into_iter().take(opts.keep_last - 1));
         self.publish_manifest(&listed, hook)?;
+        self.set_durable(lsn);
 
         let (pruned, prune_errors) = self.prune(&listed);
         hook(PublishStep::Pruned)?;

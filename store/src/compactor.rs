@@ -110,7 +110,11 @@ pub(crate) fn compact_once(
         report.batches = batches;
         report.orders = state.len() as u64;
     }
-    report.segments_removed = truncate_covered(wal, report.to_lsn, opts.retain_segments)?;
+    // Only below a snapshot whose manifest is known durable: the manifest read above may
+    // be one whose rename a power cut can still undo (its writer died, or its directory
+    // sync failed, before the sync), and the log is all that would then hold those orders.
+    let durable = report.to_lsn.min(snapshots.durable_lsn());
+    report.segments_removed = truncate_covered(wal, durable, opts.retain_segments)?;
     report.elapsed = started.elapsed();
     Ok(report)
 }

@@ -1,6 +1,7 @@
 //! Crash-recovery suite of the whole store: one binary, one module per kind of crash.
 //!
 //! - `corruption`: bit flips and zeroed blocks in the synced log, snapshots and manifest.
+//! - `durability`: one case per durability defect found by reading the code.
 //! - `io_errors`: the N-th storage operation fails, once or from then on, for every N.
 //! - `kill_loop`: the store in a child process, SIGKILLed at random moments.
 //! - `kill_writers`: the same with four writer threads and a compactor, under every sync
@@ -15,6 +16,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 
 mod corruption;
+mod durability;
 mod io_errors;
 mod kill_loop;
 mod kill_writers;
