@@ -263,6 +263,10 @@ fn check_body(body: BodyV1) -> std::result::Result<Vec<SnapshotInfo>, String> {
 }
 
 fn check_entry(e: EntryV1) -> std::result::Result<SnapshotInfo, String> {
+    if e.lsn == u64::MAX {
+        // No log can follow it: the LSN after a snapshot's is where replay starts.
+        return Err(format!("LSN {} leaves no LSN after it", e.lsn));
+    }
     if e.dir != snapshot_dir_name(e.lsn) {
         return Err(format!("directory {:?} does not name LSN {}", e.dir, e.lsn));
     }
@@ -468,6 +472,20 @@ mod tests {
         }
         assert!(decode(path(), &with_body("{\"version\": 1, \"snapshots\": []}")).is_err());
         assert!(decode(path(), &with_body("not json")).is_err());
+    }
+
+    #[test]
+    fn the_largest_lsn_is_refused_not_overflowed() {
+        let good = String::from_utf8(encode(&[info(2, None)]).unwrap()).unwrap();
+        let body = good[HEADER_BYTES..]
+            .replace("\"lsn\": 2", &format!("\"lsn\": {}", u64::MAX))
+            .replace("snap-00000000000000000002", &snapshot_dir_name(u64::MAX));
+        match decode(path(), &with_body(&body)) {
+            Err(SnapshotError::ManifestCorrupt { detail, .. }) => {
+                assert!(detail.contains("leaves no LSN after it"), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -145,14 +145,19 @@ impl OrderStore {
     pub fn open_on(storage: Arc<dyn Storage>, options: StoreOptions) -> Result<OrderStore> {
         let started = Instant::now();
         let dir = storage.path().to_path_buf();
-        let wal = Wal::open_with(storage.sub(WAL_DIR), options.wal.clone())?;
+        // The log's lock is the store's; then the snapshot to start from; then the log's
+        // recovery, which changes nothing until the store has checked that what it would
+        // keep continues that snapshot.
+        let locked = Wal::lock(storage.sub(WAL_DIR), options.wal.clone())?;
         let snapshots = SnapshotStore::open_on(storage.sub(SNAPSHOT_DIR))?;
         let (mut state, snapshot_lsn) = match snapshots.load::<OrderState>()? {
             Some((state, verified)) => (state, verified.info.lsn),
             None => (OrderState::new(), 0),
         };
         let snapshot_orders = state.len();
-        check_log_continues(&wal, snapshot_lsn)?;
+        let recovered = locked.recover(snapshot_lsn)?;
+        check_log_continues(recovered.report(), snapshot_lsn)?;
+        let wal = recovered.open()?;
         let (batches, events) = replay_range(&wal, snapshot_lsn + 1, wal.last_lsn(), &mut state)?;
         let report = OpenReport {
             snapshot_lsn,
@@ -397,14 +402,15 @@ impl OrderStore {
 
 /// The log must hold every frame after the snapshot: its first LSN at most one past the
 /// snapshot's, and its last at least the snapshot's.
-fn check_log_continues(wal: &Wal, snapshot_lsn: Lsn) -> Result<()> {
-    let stats = wal.stats();
-    if stats.first_lsn > snapshot_lsn + 1 || stats.last_lsn < snapshot_lsn {
-        let report = wal.recovery_report();
+/// Checks, on what the log's recovery would keep, that the log continues the snapshot at
+/// `snapshot_lsn`: it starts at or before the next LSN and reaches the snapshot.
+fn check_log_continues(report: &RecoveryReport, snapshot_lsn: Lsn) -> Result<()> {
+    let (first_lsn, last_lsn) = (report.first_lsn, report.last_lsn);
+    if first_lsn > snapshot_lsn.saturating_add(1) || last_lsn < snapshot_lsn {
         return Err(StoreError::LogDoesNotContinueSnapshot {
             snapshot_lsn,
-            first_lsn: stats.first_lsn,
-            last_lsn: stats.last_lsn,
+            first_lsn,
+            last_lsn,
             cut: report.truncated.clone(),
             discarded_segments: report.discarded_segments.clone(),
         });

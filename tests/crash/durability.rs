@@ -83,3 +83,79 @@ fn durability_no_truncation_after_a_publish_that_stopped_past_the_rename() {
     drop(store);
     assert_survives_power_cuts(&disk, &acked, "a retried compaction after a stopped publish");
 }
+
+/// The store's files, name and bytes.
+fn files_of(disk: &SimStorage) -> Vec<(String, Vec<u8>)> {
+    disk.files().into_iter().map(|n| (n.clone(), disk.file_bytes(&n).unwrap_or_default())).collect()
+}
+
+/// `PointInTime` recovery of a log damaged below the snapshot would end the log before
+/// the snapshot: the store refuses to open, and refusing must leave every byte as it
+/// was (the log's recovery decides first and changes nothing until the store agreed).
+#[test]
+fn durability_point_in_time_refused_by_the_store_destroys_nothing() {
+    let _no_spawn = crate::SPAWN.read().unwrap_or_else(|p| p.into_inner());
+    let disk = SimStorage::new("/sim/store");
+    let mut opts = options();
+    opts.compaction.retain_segments = 3;
+    let store = OrderStore::open_on(Arc::new(disk.clone()), opts.clone()).expect("open");
+    create(&store, 1..900);
+    store.compact().expect("compaction");
+    store.close().expect("close");
+    drop(store);
+    // Damage the first frame of the oldest retained segment: below the snapshot.
+    let segments: Vec<String> =
+        disk.files().into_iter().filter(|n| n.starts_with("wal/") && n.ends_with(".wal")).collect();
+    assert!(segments.len() >= 3, "{segments:?}");
+    let mut bytes = disk.file_bytes(&segments[0]).expect("segment");
+    bytes[4096 + 20] ^= 1;
+    disk.set_file_bytes(&segments[0], bytes);
+    let before = files_of(&disk);
+    opts.wal.recovery_mode = orderlog_store::RecoveryMode::PointInTime;
+    match OrderStore::open_on(Arc::new(disk.clone()), opts) {
+        Err(orderlog_store::StoreError::LogDoesNotContinueSnapshot { .. }) => {}
+        other => panic!("expected LogDoesNotContinueSnapshot, got {other:?}"),
+    }
+    let after = files_of(&disk);
+    let changed: Vec<&String> = before
+        .iter()
+        .filter(|(n, b)| !after.iter().any(|(m, c)| m == n && c == b))
+        .map(|(n, _)| n)
+        .collect();
+    assert!(
+        changed.is_empty() && before.len() == after.len(),
+        "a refused open changed {changed:?}"
+    );
+}
+
+/// A log whose oldest segments lie behind a gap below the snapshot (a truncation whose
+/// removals were persisted out of order, or by an older version that synced once after
+/// them all) opens: the stranded segments are orphans, removed and reported, not an LSN
+/// gap that makes the store unopenable.
+#[test]
+fn durability_segments_stranded_below_the_snapshot_are_orphans_not_a_gap() {
+    let _no_spawn = crate::SPAWN.read().unwrap_or_else(|p| p.into_inner());
+    let disk = SimStorage::new("/sim/store");
+    let mut opts = options();
+    opts.compaction.retain_segments = 3;
+    let store = OrderStore::open_on(Arc::new(disk.clone()), opts.clone()).expect("open");
+    let acked = create(&store, 1..900);
+    store.compact().expect("compaction");
+    store.close().expect("close");
+    drop(store);
+    let segments: Vec<String> =
+        disk.files().into_iter().filter(|n| n.starts_with("wal/") && n.ends_with(".wal")).collect();
+    assert!(segments.len() >= 4, "{segments:?}");
+    // The oldest retained segment survives, the next one is gone: a gap below the snapshot.
+    use orderlog_wal::storage::Storage;
+    disk.remove(&segments[1]).expect("remove");
+    disk.sync_dir_at("wal").expect("sync");
+    let store = OrderStore::open_on(Arc::new(disk.clone()), opts).expect("open over the gap");
+    let report = store.open_report().wal.clone();
+    assert_eq!(report.orphaned_segments.len(), 1, "{report:?}");
+    assert!(report.orphaned_segments[0].ends_with(&segments[0]), "{report:?}");
+    for &id in &acked {
+        assert!(store.get(id).is_some(), "order {id} lost");
+    }
+    assert!(disk.file_bytes(&segments[0]).is_none(), "the orphan is still there");
+}

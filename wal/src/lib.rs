@@ -63,4 +63,4 @@ pub use reader::{
     verify_log, writer_lock_state,
 };
 pub use recovery::{RecoveryReport, Truncation};
-pub use wal::{Wal, WalStats};
+pub use wal::{LockedLog, RecoveredLog, Wal, WalStats};

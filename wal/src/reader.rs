@@ -32,7 +32,7 @@ use crate::format::{FRAMES_OFFSET, FrameHeader, frame_size, parse_segment_file_n
 use crate::iter::{Frame, WalIter};
 use crate::options::RecoveryMode;
 use crate::recovery::{
-    DISCARDED_SUFFIX, RecoveryReport, TMP_SUFFIX, Verdict, judge_segment, recover,
+    RecoveryReport, TMP_SUFFIX, Verdict, judge_segment, parse_discarded_name, recover,
 };
 use crate::scan::{
     ChainPoint, Damage, SegmentScan, scan_frames_from, scan_segment, written_extent,
@@ -89,7 +89,7 @@ impl LogReader {
 
     /// [`LogReader::open`] on any storage (the simulated disk in tests).
     pub fn open_with(storage: Arc<dyn Storage>, mode: RecoveryMode) -> Result<LogReader> {
-        let recovered = recover(storage.as_ref(), mode, false)?;
+        let recovered = recover(storage.as_ref(), mode, 0)?;
         let segments = recovered
             .segments
             .iter()
@@ -379,7 +379,7 @@ pub fn verify_log_with(storage: &dyn Storage) -> Result<LogVerification> {
             segments.push((base, name));
         } else if name.strip_suffix(TMP_SUFFIX).and_then(parse_segment_file_name).is_some() {
             out.push(note(FindingKind::LeftoverTempSegment));
-        } else if name.strip_suffix(DISCARDED_SUFFIX).and_then(parse_segment_file_name).is_some() {
+        } else if parse_discarded_name(&name).is_some() {
             out.push(note(FindingKind::DiscardedSegment));
         } else if name != crate::storage::LOCK_FILE {
             out.push(note(FindingKind::UnknownFile));

@@ -11,7 +11,18 @@
 //! - `Strict` reports any bad frame, and any non-zero byte after the end of the log.
 //! - `PointInTime` stops at the first damage anywhere, keeps the log before it, and sets
 //!   the later segments aside (renamed `*.discarded`), reporting all of it.
+//! - A caller that holds the state up to some LSN elsewhere (a snapshot) may say so
+//!   (`covered`): then segments wholly at or below it may be missing, and older ones left
+//!   behind a gap there (a truncation whose removals a power cut persisted out of order)
+//!   are orphans, not an LSN gap.
+//!
+//! Recovery itself only reads: [`recover`] decides, and its [`Plan`] says what a writable
+//! open must then change (remove, set aside, cut). The caller may refuse the plan first
+//! (the store does, if the log would not continue its snapshot), and nothing is lost.
+//! Every byte the plan cuts is first copied to a file of its own, and no earlier copy or
+//! set-aside segment is ever overwritten.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -24,8 +35,25 @@ use crate::storage::Storage;
 
 /// Suffix of a segment that is being created; a leftover one is removed on open.
 pub(crate) const TMP_SUFFIX: &str = ".tmp";
-/// Suffix given to segments that `PointInTime` recovery set aside.
+/// Suffix given to segments that `PointInTime` recovery set aside, and to the copies of
+/// the bytes recovery cut from a segment (`<segment>.cut-<offset>.discarded`). A name
+/// already taken gets `.2`, `.3`, ... after it.
 pub(crate) const DISCARDED_SUFFIX: &str = ".discarded";
+
+/// The segment's base LSN if `name` is a set-aside segment or a copy of bytes cut from
+/// one (see [`DISCARDED_SUFFIX`]).
+pub(crate) fn parse_discarded_name(name: &str) -> Option<Lsn> {
+    let name = match name.rsplit_once('.') {
+        Some((head, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => head,
+        _ => name,
+    };
+    let name = name.strip_suffix(DISCARDED_SUFFIX)?;
+    let name = match name.rsplit_once(".cut-") {
+        Some((head, offset)) if offset.bytes().all(|b| b.is_ascii_digit()) => head,
+        _ => name,
+    };
+    parse_segment_file_name(name)
+}
 
 /// Bytes recovery cut from the end of the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +88,14 @@ pub struct RecoveryReport {
     /// Segments set aside by `PointInTime` recovery (renamed `*.discarded`; a read-only
     /// recovery, which renames nothing, names them as they are).
     pub discarded_segments: Vec<PathBuf>,
-    /// Half-created segment files removed.
+    /// Copies of the bytes cut from the log's end (`<segment>.cut-<offset>.discarded`),
+    /// made before the cut; empty for a read-only recovery.
+    pub cut_copies: Vec<PathBuf>,
+    /// Segments wholly below the LSN the caller said it holds elsewhere, left behind a gap
+    /// by a truncation that a power cut interrupted: removed (a read-only recovery names
+    /// them and removes nothing).
+    pub orphaned_segments: Vec<PathBuf>,
+    /// Half-created segment files removed (a read-only recovery names none).
     pub removed_temp_files: Vec<PathBuf>,
     /// Time taken.
     pub elapsed: Duration,
@@ -75,10 +110,24 @@ pub(crate) struct RecoveredSegment {
     pub written_extent: u64,
 }
 
-/// The result of recovery: the segments to keep and the report.
+/// What a writable open must change for the log to be what recovery decided, in order.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Plan {
+    /// Half-created segments to remove.
+    pub temp_files: Vec<String>,
+    /// Orphaned segments (see [`RecoveryReport::orphaned_segments`]) to remove.
+    pub orphaned: Vec<String>,
+    /// Segments to set aside.
+    pub set_aside: Vec<String>,
+    /// Every name in the directory, so new names never replace one.
+    pub names: Vec<String>,
+}
+
+/// The result of recovery: the segments to keep, the report, and the changes to make.
 pub(crate) struct Recovered {
     pub segments: Vec<RecoveredSegment>,
     pub report: RecoveryReport,
+    pub plan: Plan,
 }
 
 fn corruption(storage: &dyn Storage, name: &str, damage: Damage) -> WalError {
@@ -93,12 +142,13 @@ fn io(storage: &dyn Storage, op: &'static str, name: &str, e: std::io::Error) ->
     WalError::io(op, storage.path().join(name), e)
 }
 
-/// Validates the log in `storage`. With `writable`, also tidies it: removes leftover
-/// temp files and sets aside discarded segments (the tail is zeroed by the writer).
+/// Validates the log in `storage` and decides what to keep, reading only. `covered`:
+/// the caller holds the state up to this LSN elsewhere (0: nothing), so segments wholly
+/// at or below it may be missing.
 pub(crate) fn recover(
     storage: &dyn Storage,
     mode: RecoveryMode,
-    writable: bool,
+    covered: Lsn,
 ) -> Result<Recovered> {
     let started = Instant::now();
     let names = storage.list().map_err(|e| io(storage, "listing", "", e))?;
@@ -110,25 +160,24 @@ pub(crate) fn recover(
         last_lsn: 0,
         truncated: None,
         discarded_segments: Vec::new(),
+        cut_copies: Vec::new(),
+        orphaned_segments: Vec::new(),
         removed_temp_files: Vec::new(),
         elapsed: Duration::ZERO,
     };
+    let mut plan = Plan { names: names.clone(), ..Plan::default() };
     let mut segment_names: Vec<(Lsn, String)> = Vec::new();
     for name in names {
         if name.ends_with(TMP_SUFFIX) && parse_segment_file_name(&name[..name.len() - 4]).is_some()
         {
-            if writable {
-                storage.remove(&name).map_err(|e| io(storage, "removing", &name, e))?;
-                report.removed_temp_files.push(storage.path().join(&name));
-            }
+            plan.temp_files.push(name);
         } else if let Some(base) = parse_segment_file_name(&name) {
             segment_names.push((base, name));
         }
     }
-    if writable && !report.removed_temp_files.is_empty() {
-        storage.sync_dir().map_err(|e| io(storage, "syncing directory", "", e))?;
-    }
     segment_names.sort();
+    // The first LSN the caller needs from the log.
+    let needed = covered.saturating_add(1);
 
     let mut kept: Vec<RecoveredSegment> = Vec::new();
     let mut stop_at: Option<usize> = None;
@@ -137,7 +186,13 @@ pub(crate) fn recover(
     for (i, (base, name)) in segment_names.iter().enumerate() {
         let is_last = i + 1 == segment_names.len();
         storage.read_into(name, &mut bytes).map_err(|e| io(storage, "reading", name, e))?;
-        let expected = kept.last().map(|s| s.scan.next_lsn);
+        let mut expected = kept.last().map(|s| s.scan.next_lsn);
+        if expected.is_some_and(|e| e != *base) && *base <= needed {
+            // A gap wholly below what the caller needs: the segments before it are
+            // leftovers of a truncation, not part of the log.
+            plan.orphaned.extend(kept.drain(..).map(|s| s.name));
+            expected = None;
+        }
         let verdict = judge_segment(&bytes, *base, expected, is_last, mode);
         match verdict {
             Verdict::Good(scan) => {
@@ -186,20 +241,11 @@ pub(crate) fn recover(
         }
     }
     if let Some(first) = stop_at {
-        for (_, name) in &segment_names[first..] {
-            let aside = format!("{name}{DISCARDED_SUFFIX}");
-            if writable {
-                storage.rename(name, &aside).map_err(|e| io(storage, "setting aside", name, e))?;
-                report.discarded_segments.push(storage.path().join(aside));
-            } else {
-                // A read-only recovery sets nothing aside: it names the segments it would.
-                report.discarded_segments.push(storage.path().join(name));
-            }
-        }
-        if writable && first < segment_names.len() {
-            storage.sync_dir().map_err(|e| io(storage, "syncing directory", "", e))?;
-        }
+        plan.set_aside = segment_names[first..].iter().map(|(_, name)| name.clone()).collect();
+        // Named as they are; a writable open names them as it set them aside.
+        report.discarded_segments = plan.set_aside.iter().map(|n| storage.path().join(n)).collect();
     }
+    report.orphaned_segments = plan.orphaned.iter().map(|n| storage.path().join(n)).collect();
 
     report.segments = kept.len();
     report.frames = kept.iter().map(|s| s.scan.frames.len() as u64).sum();
@@ -210,7 +256,86 @@ pub(crate) fn recover(
         report.last_lsn = last.scan.next_lsn - 1;
     }
     report.elapsed = started.elapsed();
-    Ok(Recovered { segments: kept, report })
+    Ok(Recovered { segments: kept, report, plan })
+}
+
+/// `base`, or `base.2`, `base.3`, ...: the first that names nothing in `names`.
+pub(crate) fn unused_name(names: &mut Vec<String>, base: String) -> String {
+    let mut name = base.clone();
+    let mut n = 1;
+    while names.contains(&name) {
+        n += 1;
+        name = format!("{base}.{n}");
+    }
+    names.push(name.clone());
+    name
+}
+
+impl Recovered {
+    /// Carries out the plan on a writable open, each step durable before the next:
+    /// removes half-created and orphaned segments, copies the bytes to be cut from the
+    /// last kept segment to a file of their own, and sets aside the later segments under
+    /// names not taken. The cut itself (zeroing) is the writer's, once this returned.
+    pub(crate) fn apply(&mut self, storage: &dyn Storage) -> Result<()> {
+        let sync_dir = |storage: &dyn Storage| {
+            storage.sync_dir().map_err(|e| io(storage, "syncing directory", "", e))
+        };
+        let plan = &mut self.plan;
+        for name in &plan.temp_files {
+            storage.remove(name).map_err(|e| io(storage, "removing", name, e))?;
+            self.report.removed_temp_files.push(storage.path().join(name));
+        }
+        if !plan.temp_files.is_empty() {
+            sync_dir(storage)?;
+        }
+        for name in &plan.orphaned {
+            storage.remove(name).map_err(|e| io(storage, "removing orphaned segment", name, e))?;
+            sync_dir(storage)?;
+        }
+        if let (Some(cut), Some(last)) = (&self.report.truncated, self.segments.last())
+            && last.written_extent > cut.offset
+        {
+            let name = unused_name(
+                &mut plan.names,
+                format!("{}.cut-{}{DISCARDED_SUFFIX}", last.name, cut.offset),
+            );
+            copy_range(storage, &last.name, cut.offset, last.written_extent, &name)
+                .map_err(|e| io(storage, "copying the bytes to cut", &name, e))?;
+            sync_dir(storage)?;
+            self.report.cut_copies.push(storage.path().join(name));
+        }
+        if !plan.set_aside.is_empty() {
+            self.report.discarded_segments.clear();
+            for name in &plan.set_aside {
+                let aside = unused_name(&mut plan.names, format!("{name}{DISCARDED_SUFFIX}"));
+                storage.rename(name, &aside).map_err(|e| io(storage, "setting aside", name, e))?;
+                self.report.discarded_segments.push(storage.path().join(aside));
+            }
+            sync_dir(storage)?;
+        }
+        Ok(())
+    }
+}
+
+/// Copies `from..to` of file `source` into a new file `dest`, synced.
+fn copy_range(
+    storage: &dyn Storage,
+    source: &str,
+    from: u64,
+    to: u64,
+    dest: &str,
+) -> std::io::Result<()> {
+    const CHUNK: u64 = 1 << 20;
+    let mut out = storage.create_file(dest)?;
+    let mut buf = vec![0u8; CHUNK.min(to.saturating_sub(from)) as usize];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(CHUNK) as usize;
+        storage.read_exact_at(source, at, &mut buf[..n])?;
+        out.write_all(&buf[..n])?;
+        at += n as u64;
+    }
+    out.sync()
 }
 
 pub(crate) enum Verdict {

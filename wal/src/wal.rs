@@ -16,7 +16,7 @@ use crate::format::{
 use crate::iter::WalIter;
 use crate::killpoint::KillPoint;
 use crate::options::{SyncPolicy, WalOptions};
-use crate::recovery::{RecoveredSegment, RecoveryReport, TMP_SUFFIX, recover};
+use crate::recovery::{Recovered, RecoveredSegment, RecoveryReport, TMP_SUFFIX, recover};
 use crate::storage::{FsStorage, LockGuard, SegmentFile, Storage};
 
 /// Counters describing the log.
@@ -89,6 +89,83 @@ struct Shared {
     _lock: Box<dyn LockGuard>,
 }
 
+/// A log whose directory is locked (see [`Wal::lock`]); nothing in it read or changed.
+pub struct LockedLog {
+    storage: Arc<dyn Storage>,
+    opts: WalOptions,
+    lock: Box<dyn LockGuard>,
+}
+
+impl std::fmt::Debug for LockedLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockedLog").field("dir", &self.storage.path()).finish_non_exhaustive()
+    }
+}
+
+impl LockedLog {
+    /// Runs recovery in the options' mode, reading only. `covered`: the caller holds the
+    /// state up to this LSN elsewhere (a snapshot; 0: nothing), so the log need not keep
+    /// segments wholly at or below it, and older ones stranded behind a gap there (by a
+    /// truncation a power cut interrupted) are orphans to remove, not an LSN gap.
+    pub fn recover(self, covered: Lsn) -> Result<RecoveredLog> {
+        let recovered = recover(self.storage.as_ref(), self.opts.recovery_mode, covered)?;
+        Ok(RecoveredLog { locked: self, recovered })
+    }
+}
+
+/// A locked log whose recovery has decided what to keep, with nothing changed yet:
+/// [`RecoveredLog::report`] says what it would cut, set aside and remove;
+/// [`RecoveredLog::open`] does it and opens the log for appending. Dropping it changes
+/// nothing and releases the lock.
+pub struct RecoveredLog {
+    locked: LockedLog,
+    recovered: Recovered,
+}
+
+impl std::fmt::Debug for RecoveredLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecoveredLog")
+            .field("dir", &self.locked.storage.path())
+            .field("report", &self.recovered.report)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RecoveredLog {
+    /// What recovery decided: the LSNs the log will hold, what it would cut and set aside
+    /// (named as they are now; the opened log's report names them as it left them).
+    pub fn report(&self) -> &RecoveryReport {
+        &self.recovered.report
+    }
+
+    /// Carries out the decision (every byte cut is first copied to a file of its own;
+    /// set-aside segments are renamed, never over an existing name), reopens the last
+    /// segment for appending and starts the background syncer.
+    pub fn open(self) -> Result<Wal> {
+        let RecoveredLog { locked: LockedLog { storage, opts, lock }, mut recovered } = self;
+        recovered.apply(storage.as_ref())?;
+        let writer = prepare_writer(storage.as_ref(), &opts, recovered.segments)?;
+        let last = writer.next_lsn - 1;
+        let shared = Arc::new(Shared {
+            storage,
+            opts,
+            writer: Mutex::new(writer),
+            committer: Committer::new(last),
+            written_lsn: AtomicU64::new(last),
+            syncs: AtomicU64::new(0),
+            frames_synced: AtomicU64::new(0),
+            sync_gate: Mutex::new(()),
+            _lock: lock,
+        });
+        let background = Arc::clone(&shared);
+        let syncer = std::thread::Builder::new()
+            .name("orderlog-wal-sync".into())
+            .spawn(move || background.run_syncer())
+            .map_err(|e| WalError::io("starting sync thread", shared.storage.path(), e))?;
+        Ok(Wal { shared, syncer: Mutex::new(Some(syncer)), report: recovered.report })
+    }
+}
+
 /// A segmented, memory-mapped, checksummed write-ahead log of opaque byte frames.
 ///
 /// `Wal` is `Send + Sync`: share it (in an `Arc`) between writer threads and tasks;
@@ -114,6 +191,15 @@ impl Wal {
 
     /// Opens the log on any storage (the simulated disk in tests).
     pub fn open_with(storage: Arc<dyn Storage>, opts: WalOptions) -> Result<Wal> {
+        Wal::lock(storage, opts)?.recover(0)?.open()
+    }
+
+    /// The first step of an open in three: creates the log's directory if needed and
+    /// takes its writer lock. Then [`LockedLog::recover`] decides what to keep, reading
+    /// only, and [`RecoveredLog::open`] carries it out; a caller may look at the decision
+    /// in between (the store checks that the log continues its snapshot) and walk away
+    /// with nothing changed.
+    pub fn lock(storage: Arc<dyn Storage>, opts: WalOptions) -> Result<LockedLog> {
         opts.validate()?;
         let dir = storage.path().to_path_buf();
         storage.create_dir().map_err(|e| WalError::io("creating directory", &dir, e))?;
@@ -121,26 +207,7 @@ impl Wal {
             .try_lock()
             .map_err(|e| WalError::io("locking", &dir, e))?
             .ok_or(WalError::Locked { path: dir })?;
-        let recovered = recover(storage.as_ref(), opts.recovery_mode, true)?;
-        let writer = prepare_writer(storage.as_ref(), &opts, recovered.segments)?;
-        let last = writer.next_lsn - 1;
-        let shared = Arc::new(Shared {
-            storage,
-            opts,
-            writer: Mutex::new(writer),
-            committer: Committer::new(last),
-            written_lsn: AtomicU64::new(last),
-            syncs: AtomicU64::new(0),
-            frames_synced: AtomicU64::new(0),
-            sync_gate: Mutex::new(()),
-            _lock: lock,
-        });
-        let background = Arc::clone(&shared);
-        let syncer = std::thread::Builder::new()
-            .name("orderlog-wal-sync".into())
-            .spawn(move || background.run_syncer())
-            .map_err(|e| WalError::io("starting sync thread", shared.storage.path(), e))?;
-        Ok(Wal { shared, syncer: Mutex::new(Some(syncer)), report: recovered.report })
+        Ok(LockedLog { storage, opts, lock })
     }
 
     /// What recovery found and did when this log was opened.

@@ -154,3 +154,105 @@ fn corruption_mid_log_frame_is_reported_with_file_and_offset() {
     assert_eq!(cut.offset, 4096);
     assert!(read_all(&wal).expect("read").len() < frames.len());
 }
+
+/// The log's files, name and bytes, as the disk holds them now.
+fn snapshot_of(disk: &SimStorage) -> Vec<(String, Vec<u8>)> {
+    disk.files().into_iter().map(|n| (n.clone(), disk.file_bytes(&n).unwrap_or_default())).collect()
+}
+
+/// `PointInTime` recovery decides on a read-only pass: a caller that looks at what it
+/// would cut and walks away leaves every byte where it was.
+#[test]
+fn corruption_point_in_time_plan_refused_changes_nothing() {
+    let (disk, _, _) = clean_log();
+    let files = layout(&disk);
+    let (name, bytes) = &files[0];
+    let mut damaged = bytes.clone();
+    damaged[4096 + 20] ^= 1;
+    disk.set_file_bytes(name, damaged);
+    let before = snapshot_of(&disk);
+    let opts =
+        orderlog_wal::WalOptions { recovery_mode: RecoveryMode::PointInTime, ..small_opts() };
+    let storage = std::sync::Arc::new(disk.clone());
+    let recovered =
+        orderlog_wal::Wal::lock(storage, opts).expect("lock").recover(0).expect("recover");
+    let report = recovered.report().clone();
+    assert!(report.truncated.is_some(), "the plan cuts the damaged segment");
+    assert!(!report.discarded_segments.is_empty(), "the plan sets later segments aside");
+    drop(recovered);
+    assert!(snapshot_of(&disk) == before, "a refused plan changed the log");
+}
+
+/// Flips a bit in the first frame of the `i`-th segment (or, with `header`, in its
+/// header); returns the segment's name, its bytes before and after, and the later ones.
+fn damage_segment(disk: &SimStorage, i: usize, header: bool) -> (String, Vec<u8>, Frames2) {
+    let files = layout(disk);
+    let (name, bytes) = &files[i];
+    let mut damaged = bytes.clone();
+    damaged[if header { 10 } else { 4096 + 20 }] ^= 1;
+    disk.set_file_bytes(name, damaged.clone());
+    (name.clone(), damaged, files[i + 1..].to_vec())
+}
+
+type Frames2 = Vec<(String, Vec<u8>)>;
+
+/// Appends until the log has `segments` segments, then closes it.
+fn grow(wal: orderlog_wal::Wal, segments: usize) {
+    let mut n = 10_000;
+    while wal.segment_bases().len() < segments {
+        wal.append(&payload(8, n)).expect("append");
+        n += 1;
+    }
+    wal.close().expect("close");
+}
+
+/// What `PointInTime` cuts is copied to a file of its own first, and a second cut at the
+/// same place does not replace the first copy.
+#[test]
+fn corruption_point_in_time_copies_every_byte_it_cuts() {
+    let (disk, _, _) = clean_log();
+    let (name, damaged, later) = damage_segment(&disk, 1, false);
+    let wal = open_sim_mode(&disk, RecoveryMode::PointInTime).expect("point in time");
+    let report = wal.recovery_report().clone();
+    let cut = report.truncated.clone().expect("a cut");
+    let copy_name = |r: &orderlog_wal::RecoveryReport, i: usize| {
+        r.cut_copies[i].file_name().expect("name").to_string_lossy().into_owned()
+    };
+    assert_eq!(report.cut_copies.len(), 1, "{report:?}");
+    assert_eq!(copy_name(&report, 0), format!("{name}.cut-{}.discarded", cut.offset));
+    let first_copy = disk.file_bytes(&copy_name(&report, 0)).expect("the copy");
+    assert!(first_copy == damaged[cut.offset as usize..used_len(&damaged)], "the copy's bytes");
+    for (later_name, bytes) in &later {
+        let aside = disk.file_bytes(&format!("{later_name}.discarded"));
+        assert!(aside.as_ref() == Some(bytes), "{later_name} not set aside whole");
+    }
+    grow(wal, 3);
+    let (again, damaged_again, _) = damage_segment(&disk, 1, false);
+    assert_eq!(again, name);
+    let wal = open_sim_mode(&disk, RecoveryMode::PointInTime).expect("point in time again");
+    let report2 = wal.recovery_report().clone();
+    assert_eq!(copy_name(&report2, 0), format!("{name}.cut-{}.discarded.2", cut.offset));
+    let cut2 = report2.truncated.clone().expect("a second cut");
+    let second_copy = disk.file_bytes(&copy_name(&report2, 0)).expect("the second copy");
+    assert!(second_copy == damaged_again[cut2.offset as usize..used_len(&damaged_again)]);
+    assert!(disk.file_bytes(&copy_name(&report, 0)) == Some(first_copy), "the first copy changed");
+}
+
+/// A segment set aside under a name an earlier recovery already used gets a name of its
+/// own; the earlier one is never replaced.
+#[test]
+fn corruption_point_in_time_never_sets_aside_over_an_earlier_segment() {
+    let (disk, _, _) = clean_log();
+    let (name, damaged, _) = damage_segment(&disk, 1, true);
+    let wal = open_sim_mode(&disk, RecoveryMode::PointInTime).expect("point in time");
+    assert!(disk.file_bytes(&format!("{name}.discarded")) == Some(damaged.clone()), "set aside");
+    // The log continues from the end of the first segment: its next segment takes the
+    // set-aside one's name (the same first LSN).
+    grow(wal, 3);
+    let (again, damaged_again, _) = damage_segment(&disk, 1, true);
+    assert_eq!(again, name, "the log's second segment begins at the same LSN");
+    let wal = open_sim_mode(&disk, RecoveryMode::PointInTime).expect("point in time again");
+    drop(wal);
+    assert!(disk.file_bytes(&format!("{name}.discarded")) == Some(damaged), "replaced");
+    assert!(disk.file_bytes(&format!("{name}.discarded.2")) == Some(damaged_again), "lost");
+}
