@@ -108,7 +108,7 @@ fn durability_point_in_time_refused_by_the_store_destroys_nothing() {
         disk.files().into_iter().filter(|n| n.starts_with("wal/") && n.ends_with(".wal")).collect();
     assert!(segments.len() >= 3, "{segments:?}");
     let mut bytes = disk.file_bytes(&segments[0]).expect("segment");
-    bytes[4096 + 20] ^= 1;
+    bytes[orderlog_wal::format::FRAMES_OFFSET as usize + 20] ^= 1;
     disk.set_file_bytes(&segments[0], bytes);
     let before = files_of(&disk);
     opts.wal.recovery_mode = orderlog_store::RecoveryMode::PointInTime;

@@ -31,6 +31,12 @@ pub(crate) struct SyncState {
     pub shutdown: bool,
     /// Set by the first failed sync; never cleared.
     pub poisoned: Option<String>,
+    /// Every frame up to this LSN is covered by a checkpoint written (see
+    /// [`Committer::checkpointed`]): what recovery will take as durable without question.
+    pub checkpointed_lsn: Lsn,
+    /// The background syncer sleeps with no timeout (nothing to checkpoint): a sync that
+    /// leaves the checkpoint behind must wake it.
+    pub syncer_parked: bool,
 }
 
 /// The durable LSN as published to async waiters.
@@ -54,7 +60,8 @@ pub(crate) struct Committer {
 
 impl Committer {
     pub fn new(durable_lsn: Lsn) -> Self {
-        let state = SyncState { durable_lsn, ..SyncState::default() };
+        let state =
+            SyncState { durable_lsn, checkpointed_lsn: durable_lsn, ..SyncState::default() };
         let (published, _) = watch::channel(Published { durable_lsn, poisoned: false });
         Committer {
             state: Mutex::new(state),
@@ -140,6 +147,7 @@ impl Committer {
         }
         self.publish(st);
         self.notify();
+        self.wake_parked_syncer(st);
     }
 
     /// Records durability reached outside `wait_durable` (a segment roll syncs too).
@@ -149,6 +157,22 @@ impl Committer {
             st.durable_lsn = covered;
             self.publish(&st);
             self.notify();
+            self.wake_parked_syncer(&mut st);
+        }
+    }
+
+    /// Records that a checkpoint covering every frame up to `lsn` was written.
+    pub fn checkpointed(&self, lsn: Lsn) {
+        let mut st = self.lock();
+        st.checkpointed_lsn = st.checkpointed_lsn.max(lsn);
+    }
+
+    /// A sync left the checkpoint behind while the syncer sleeps without a timeout: wake
+    /// it, so it checkpoints if the log then goes idle. Once per idle spell, not per sync.
+    fn wake_parked_syncer(&self, st: &mut SyncState) {
+        if st.syncer_parked && st.durable_lsn > st.checkpointed_lsn {
+            st.syncer_parked = false;
+            self.wake_syncer();
         }
     }
 

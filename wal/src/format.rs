@@ -3,16 +3,22 @@
 //! All multi-byte integers are little-endian.
 //!
 //! ```text
-//! segment file
+//! segment file (format version 2)
 //! +--------------------+ 0
-//! | segment header     |  60 bytes + header CRC (u32) = 64 bytes
-//! | checkpoint slot A  |  32 bytes at 64
-//! | checkpoint slot B  |  32 bytes at 96
-//! | zero               |  up to 4096
-//! +--------------------+ 4096 = FRAMES_OFFSET
+//! | segment header     |  60 bytes + header CRC (u32) = 64 bytes; zero up to 4096
+//! +--------------------+ 4096
+//! | checkpoint slot A  |  32 bytes; zero up to 8192
+//! +--------------------+ 8192
+//! | checkpoint slot B  |  32 bytes; zero up to 12288
+//! +--------------------+ 12288 = FRAMES_OFFSET
 //! | frame, frame, ...  |  each 8-byte aligned
 //! | zero (unwritten)   |  up to segment_bytes
 //! +--------------------+
+//!
+//! Each checkpoint slot has a page of its own, apart from the header's: a checkpoint
+//! write dirties only its slot's page, so a write of it torn or garbled at any size up
+//! to a page leaves the header and the other slot whole. Version 1 (header and both slots
+//! in the first page: slots at 64 and 96, frames at 4096) is still read and appended to.
 //!
 //! frame
 //! +---------+---------+---------+-------------+-----------+
@@ -29,8 +35,10 @@ use crate::Lsn;
 
 /// Magic bytes at the start of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"ORDLOGWL";
-/// Version of the segment and frame layout described here.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the segment and frame layout new segments are written in.
+pub const FORMAT_VERSION: u32 = 2;
+/// The first version (header and checkpoint slots in one page), still read.
+pub const FORMAT_VERSION_1: u32 = 1;
 
 /// Offset of the magic.
 pub const MAGIC_OFFSET: usize = 0;
@@ -50,12 +58,18 @@ pub const RESERVED_OFFSET: usize = SEGMENT_BYTES_OFFSET + size_of::<u64>();
 pub const HEADER_CRC_OFFSET: usize = 60;
 /// Length of the fixed header, CRC included.
 pub const HEADER_BYTES: usize = HEADER_CRC_OFFSET + size_of::<u32>();
-/// Offsets of the two checkpoint slots.
-pub const CHECKPOINT_SLOT_OFFSETS: [usize; 2] = [HEADER_BYTES, HEADER_BYTES + CHECKPOINT_BYTES];
+/// The page: the unit the page cache writes back, and the layout's unit.
+pub const PAGE_BYTES: usize = 4096;
+/// Offsets of the two checkpoint slots (version 2): a page each, after the header's.
+pub const CHECKPOINT_SLOT_OFFSETS: [usize; 2] = [PAGE_BYTES, 2 * PAGE_BYTES];
 /// Length of one checkpoint slot.
 pub const CHECKPOINT_BYTES: usize = 32;
-/// Where frames start: the header page is kept apart from frame pages.
-pub const FRAMES_OFFSET: u64 = 4096;
+/// Where frames start (version 2): after the header page and the two slot pages.
+pub const FRAMES_OFFSET: u64 = 3 * PAGE_BYTES as u64;
+/// Offsets of the two checkpoint slots in version 1: right after the header.
+pub const CHECKPOINT_SLOT_OFFSETS_V1: [usize; 2] = [HEADER_BYTES, HEADER_BYTES + CHECKPOINT_BYTES];
+/// Where frames start in version 1: after the first page.
+pub const FRAMES_OFFSET_V1: u64 = PAGE_BYTES as u64;
 
 /// Length of a frame header.
 pub const FRAME_HEADER_BYTES: usize = 16;
@@ -104,16 +118,38 @@ pub struct SegmentHeader {
     pub salt: u64,
     /// Size the file was preallocated to.
     pub segment_bytes: u64,
+    /// The layout's version: [`FORMAT_VERSION`] for new segments, [`FORMAT_VERSION_1`]
+    /// for segments written before it.
+    pub version: u32,
 }
 
 impl SegmentHeader {
+    /// The header of a new segment, in the current layout.
+    pub fn new(base_lsn: Lsn, salt: u64, segment_bytes: u64) -> SegmentHeader {
+        SegmentHeader { base_lsn, salt, segment_bytes, version: FORMAT_VERSION }
+    }
+
+    /// Where the segment's first frame starts.
+    pub fn frames_offset(&self) -> u64 {
+        if self.version == FORMAT_VERSION_1 { FRAMES_OFFSET_V1 } else { FRAMES_OFFSET }
+    }
+
+    /// Where the segment's two checkpoint slots are.
+    pub fn checkpoint_slots(&self) -> [usize; 2] {
+        if self.version == FORMAT_VERSION_1 {
+            CHECKPOINT_SLOT_OFFSETS_V1
+        } else {
+            CHECKPOINT_SLOT_OFFSETS
+        }
+    }
+
     /// Encodes the header, CRC included.
     pub fn encode(&self) -> [u8; HEADER_BYTES] {
         let mut out = [0u8; HEADER_BYTES];
         out[MAGIC_OFFSET..VERSION_OFFSET].copy_from_slice(&SEGMENT_MAGIC);
-        out[VERSION_OFFSET..FRAMES_OFFSET_OFFSET].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out[VERSION_OFFSET..FRAMES_OFFSET_OFFSET].copy_from_slice(&self.version.to_le_bytes());
         out[FRAMES_OFFSET_OFFSET..BASE_LSN_OFFSET]
-            .copy_from_slice(&(FRAMES_OFFSET as u32).to_le_bytes());
+            .copy_from_slice(&(self.frames_offset() as u32).to_le_bytes());
         out[BASE_LSN_OFFSET..SALT_OFFSET].copy_from_slice(&self.base_lsn.to_le_bytes());
         out[SALT_OFFSET..SEGMENT_BYTES_OFFSET].copy_from_slice(&self.salt.to_le_bytes());
         out[SEGMENT_BYTES_OFFSET..RESERVED_OFFSET]
@@ -139,12 +175,11 @@ impl SegmentHeader {
             ));
         }
         let version = u32_at(bytes, VERSION_OFFSET);
-        if version != FORMAT_VERSION {
-            return Err(format!("unsupported format version {version}"));
-        }
-        let frames_offset = u32_at(bytes, FRAMES_OFFSET_OFFSET);
-        if u64::from(frames_offset) != FRAMES_OFFSET {
-            return Err(format!("unsupported frames offset {frames_offset}"));
+        if version != FORMAT_VERSION && version != FORMAT_VERSION_1 {
+            return Err(format!(
+                "unsupported format version {version} (this build reads {FORMAT_VERSION_1} and \
+                 {FORMAT_VERSION})"
+            ));
         }
         if bytes[RESERVED_OFFSET..HEADER_CRC_OFFSET].iter().any(|&b| b != 0) {
             return Err("reserved header bytes are not zero".into());
@@ -153,11 +188,16 @@ impl SegmentHeader {
             base_lsn: u64_at(bytes, BASE_LSN_OFFSET),
             salt: u64_at(bytes, SALT_OFFSET),
             segment_bytes: u64_at(bytes, SEGMENT_BYTES_OFFSET),
+            version,
         };
+        let frames_offset = u32_at(bytes, FRAMES_OFFSET_OFFSET);
+        if u64::from(frames_offset) != header.frames_offset() {
+            return Err(format!("frames offset {frames_offset} is not version {version}'s"));
+        }
         if header.base_lsn == 0 {
             return Err("base LSN is zero".into());
         }
-        if header.segment_bytes < FRAMES_OFFSET + FRAME_HEADER_BYTES as u64 {
+        if header.segment_bytes < header.frames_offset() + FRAME_HEADER_BYTES as u64 {
             return Err(format!("segment size {} is too small", header.segment_bytes));
         }
         Ok((header, computed))
@@ -223,19 +263,21 @@ impl Checkpoint {
         })
     }
 
-    /// The newest valid checkpoint among the two slots of a header page.
-    pub fn newest(header_page: &[u8], header_crc: u32) -> Option<Checkpoint> {
-        CHECKPOINT_SLOT_OFFSETS
+    /// The newest valid checkpoint among the two slots of a segment (`bytes`: the
+    /// segment's start, at least up to its frames).
+    pub fn newest(bytes: &[u8], header: &SegmentHeader, header_crc: u32) -> Option<Checkpoint> {
+        header
+            .checkpoint_slots()
             .iter()
-            .filter_map(|&at| header_page.get(at..at + CHECKPOINT_BYTES))
+            .filter_map(|&at| bytes.get(at..at + CHECKPOINT_BYTES))
             .filter_map(|slot| Checkpoint::decode(slot, header_crc))
             .max_by_key(|c| c.seq)
     }
 
-    /// The slot this checkpoint is written to (alternating, so a torn write of one slot
-    /// leaves the other intact).
-    pub fn slot_offset(&self) -> usize {
-        CHECKPOINT_SLOT_OFFSETS[(self.seq % 2) as usize]
+    /// The slot of `header`'s segment this checkpoint is written to (alternating, so a
+    /// torn write of one slot leaves the other intact).
+    pub fn slot_offset(&self, header: &SegmentHeader) -> usize {
+        header.checkpoint_slots()[(self.seq % 2) as usize]
     }
 }
 
@@ -332,7 +374,7 @@ mod tests {
 
     #[test]
     fn header_round_trips_and_rejects_each_damaged_byte() {
-        let h = SegmentHeader { base_lsn: 7, salt: 0xdead_beef_cafe, segment_bytes: 1 << 20 };
+        let h = SegmentHeader::new(7, 0xdead_beef_cafe, 1 << 20);
         let bytes = h.encode();
         let (back, _) = SegmentHeader::decode(&bytes).expect("valid header decodes");
         assert_eq!(back, h);
@@ -347,18 +389,45 @@ mod tests {
     #[test]
     fn checkpoint_newest_slot_wins_and_damaged_slot_is_ignored() {
         let crc = 0x1234_5678;
-        let mut page = vec![0u8; 4096];
-        assert_eq!(Checkpoint::newest(&page, crc), None);
-        for seq in 1..=3 {
-            let c = Checkpoint { seq, durable_end: 4096 + seq * 8, last_lsn: seq, sealed: false };
-            let at = c.slot_offset();
-            page[at..at + CHECKPOINT_BYTES].copy_from_slice(&c.encode(crc));
+        for version in [FORMAT_VERSION, FORMAT_VERSION_1] {
+            let header = SegmentHeader { version, ..SegmentHeader::new(1, 2, 1 << 20) };
+            let mut page = vec![0u8; header.frames_offset() as usize];
+            assert_eq!(Checkpoint::newest(&page, &header, crc), None);
+            for seq in 1..=3 {
+                let c =
+                    Checkpoint { seq, durable_end: 12288 + seq * 8, last_lsn: seq, sealed: false };
+                let at = c.slot_offset(&header);
+                page[at..at + CHECKPOINT_BYTES].copy_from_slice(&c.encode(crc));
+            }
+            assert_eq!(Checkpoint::newest(&page, &header, crc).map(|c| c.seq), Some(3));
+            let at = header.checkpoint_slots()[1];
+            page[at + 3] ^= 1;
+            assert_eq!(Checkpoint::newest(&page, &header, crc).map(|c| c.seq), Some(2));
+            assert_eq!(Checkpoint::newest(&page, &header, crc ^ 1), None, "foreign crc accepted");
         }
-        assert_eq!(Checkpoint::newest(&page, crc).map(|c| c.seq), Some(3));
-        let at = CHECKPOINT_SLOT_OFFSETS[1];
-        page[at + 3] ^= 1;
-        assert_eq!(Checkpoint::newest(&page, crc).map(|c| c.seq), Some(2));
-        assert_eq!(Checkpoint::newest(&page, crc ^ 1), None, "foreign header crc accepted");
+    }
+
+    #[test]
+    fn version_2_keeps_the_header_and_each_slot_in_a_page_of_its_own() {
+        let header = SegmentHeader::new(1, 2, 1 << 20);
+        let page = |at: usize| at / PAGE_BYTES;
+        let [a, b] = header.checkpoint_slots();
+        assert_eq!(page(0), page(HEADER_BYTES - 1));
+        let pages = [page(0), page(a), page(a + CHECKPOINT_BYTES - 1), page(b)];
+        assert_eq!(pages, [0, 1, 1, 2]);
+        assert_eq!(page(b + CHECKPOINT_BYTES - 1), 2);
+        assert_eq!(header.frames_offset(), 3 * PAGE_BYTES as u64);
+        // Version 1 decodes with its own layout.
+        let v1 = SegmentHeader { version: FORMAT_VERSION_1, ..header };
+        let (back, _) = SegmentHeader::decode(&v1.encode()).expect("version 1 decodes");
+        assert_eq!(back, v1);
+        assert_eq!(back.frames_offset(), 4096);
+        let mut v3 = v1.encode();
+        v3[VERSION_OFFSET] = 3;
+        let crc = crc32fast::hash(&v3[..HEADER_CRC_OFFSET]);
+        v3[HEADER_CRC_OFFSET..].copy_from_slice(&crc.to_le_bytes());
+        let err = SegmentHeader::decode(&v3).expect_err("version 3");
+        assert!(err.contains("unsupported format version 3"), "{err}");
     }
 
     proptest! {

@@ -6,8 +6,8 @@
 //! [`CorruptionKind`](crate::CorruptionKind) with its offset), never as a panic.
 
 use crate::format::{
-    FRAME_HEADER_BYTES, FRAMES_OFFSET, FrameHeader, GROUP_CONTINUES, LEN_MASK, SegmentHeader,
-    chain_seed, encode_frame, frame_crc, frame_size,
+    FRAME_HEADER_BYTES, FrameHeader, GROUP_CONTINUES, LEN_MASK, SegmentHeader, chain_seed,
+    encode_frame, frame_crc, frame_size,
 };
 use crate::scan::{ChainPoint, SegmentScan, scan_frames_from, scan_segment as scan};
 
@@ -40,11 +40,7 @@ pub fn decode_frames(data: &[u8]) -> usize {
 /// Decodes `frames` as the frame area of a segment whose size is the input's length
 /// rounded up to a frame boundary, starting at offset 0 with the given chain state.
 fn decode_frame_run(frames: &[u8], salt: u64, prev_crc: u32, lsn: u64) -> usize {
-    let header = SegmentHeader {
-        base_lsn: lsn,
-        salt,
-        segment_bytes: frames.len().next_multiple_of(8) as u64,
-    };
+    let header = SegmentHeader::new(lsn, salt, frames.len().next_multiple_of(8) as u64);
     let start = ChainPoint { offset: 0, prev_crc, lsn };
     let result = scan_frames_from(frames, header, prev_crc, None, start);
     check_scan(frames, &result, 0, prev_crc, lsn);
@@ -94,7 +90,7 @@ pub fn scan_segment(data: &[u8]) -> usize {
             assert_eq!(result.header, header);
             assert_eq!(result.header_crc, header_crc);
             assert!(result.valid_end <= header.segment_bytes, "valid end beyond the segment");
-            check_scan(data, &result, FRAMES_OFFSET, header_crc, header.base_lsn);
+            check_scan(data, &result, header.frames_offset(), header_crc, header.base_lsn);
             result.frames.len()
         }
     }

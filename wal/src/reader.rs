@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use crate::Lsn;
 use crate::error::{CorruptionKind, Result, WalError};
-use crate::format::{FRAMES_OFFSET, FrameHeader, frame_size, parse_segment_file_name};
+use crate::format::{FrameHeader, frame_size, parse_segment_file_name};
 use crate::iter::{Frame, WalIter};
 use crate::options::RecoveryMode;
 use crate::recovery::{
@@ -148,7 +148,7 @@ fn summary(file: PathBuf, scan: &SegmentScan) -> SegmentSummary {
         file,
         base_lsn: scan.header.base_lsn,
         frames: scan.frames.len() as u64,
-        frame_bytes: scan.valid_end - FRAMES_OFFSET,
+        frame_bytes: scan.valid_end - scan.header.frames_offset(),
         file_bytes: scan.header.segment_bytes,
         sealed: scan.sealed(),
         checkpointed_lsn: scan.checkpoint.map_or(0, |c| c.last_lsn),

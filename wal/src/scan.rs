@@ -8,8 +8,8 @@ use std::ops::Range;
 use crate::Lsn;
 use crate::error::CorruptionKind;
 use crate::format::{
-    Checkpoint, FRAME_HEADER_BYTES, FRAMES_OFFSET, FrameHeader, GROUP_CONTINUES, LEN_MASK,
-    SegmentHeader, chain_seed, frame_crc, frame_size,
+    Checkpoint, FRAME_HEADER_BYTES, FrameHeader, GROUP_CONTINUES, LEN_MASK, SegmentHeader,
+    chain_seed, frame_crc, frame_size,
 };
 
 /// One valid frame inside a scanned segment.
@@ -50,7 +50,7 @@ pub(crate) struct SegmentScan {
 impl SegmentScan {
     /// Offset up to which the newest checkpoint says frames were durable.
     pub fn durable_end(&self) -> u64 {
-        self.checkpoint.map_or(FRAMES_OFFSET, |c| c.durable_end)
+        self.checkpoint.map_or(self.header.frames_offset(), |c| c.durable_end)
     }
 
     /// True if the segment was sealed (full and synced) by its writer.
@@ -74,9 +74,9 @@ fn header_at(bytes: &[u8], at: usize) -> FrameHeader {
 pub(crate) fn scan_segment(bytes: &[u8]) -> Result<SegmentScan, Damage> {
     let (header, header_crc) = SegmentHeader::decode(bytes)
         .map_err(|why| Damage { offset: 0, kind: CorruptionKind::BadSegmentHeader(why) })?;
-    let page_end = (FRAMES_OFFSET as usize).min(bytes.len());
-    let checkpoint = Checkpoint::newest(&bytes[..page_end], header_crc);
-    let start = ChainPoint { offset: FRAMES_OFFSET, prev_crc: header_crc, lsn: header.base_lsn };
+    let checkpoint = Checkpoint::newest(bytes, &header, header_crc);
+    let start =
+        ChainPoint { offset: header.frames_offset(), prev_crc: header_crc, lsn: header.base_lsn };
     Ok(scan_frames_from(bytes, header, header_crc, checkpoint, start))
 }
 
@@ -185,12 +185,12 @@ pub(crate) fn written_extent(bytes: &[u8], from: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{GROUP_CONTINUES, encode_frame};
+    use crate::format::{FRAMES_OFFSET, GROUP_CONTINUES, encode_frame};
 
     /// Builds a segment image holding the given groups of payloads.
     fn image(groups: &[&[&[u8]]]) -> Vec<u8> {
-        let header = SegmentHeader { base_lsn: 10, salt: 99, segment_bytes: 16384 };
-        let mut bytes = vec![0u8; 16384];
+        let header = SegmentHeader::new(10, 99, 32768);
+        let mut bytes = vec![0u8; 32768];
         bytes[..64].copy_from_slice(&header.encode());
         let (_, mut prev) = SegmentHeader::decode(&bytes).expect("header");
         let mut pos = FRAMES_OFFSET as usize;
@@ -258,8 +258,8 @@ mod tests {
 
     #[test]
     fn a_frame_at_the_last_lsn_is_damage_not_an_overflow() {
-        let header = SegmentHeader { base_lsn: u64::MAX, salt: 5, segment_bytes: 8192 };
-        let mut bytes = vec![0u8; 8192];
+        let header = SegmentHeader::new(u64::MAX, 5, 16384);
+        let mut bytes = vec![0u8; 16384];
         bytes[..64].copy_from_slice(&header.encode());
         let (_, crc) = SegmentHeader::decode(&bytes).expect("header");
         let (h, _) = encode_frame(crc, 5, u64::MAX, b"last", false);

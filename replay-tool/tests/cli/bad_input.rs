@@ -138,9 +138,9 @@ fn truncated_and_flipped_segments_are_found_with_file_and_offset() {
     assert!(text.stdout.contains("verdict: DAMAGED"));
 }
 
-/// Offsets of the frames in a segment (walking the length fields from offset 4096).
+/// Offsets of the frames in a segment (walking the length fields from the first frame).
 fn frame_starts(bytes: &[u8]) -> Vec<usize> {
-    let mut at = 4096;
+    let mut at = orderlog_wal::format::FRAMES_OFFSET as usize;
     let mut out = Vec::new();
     loop {
         let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) & ((1 << 30) - 1);

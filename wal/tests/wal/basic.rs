@@ -258,3 +258,61 @@ fn wal_close_racing_appends_leaves_a_log_that_reopens_whole() {
     let last = wal.last_lsn();
     assert!(acked.iter().all(|&l| l <= last));
 }
+
+/// A log written in format version 1 (header and checkpoint slots in the first page) is
+/// still read, appended to in its own layout, and continued in new segments of the
+/// current version.
+#[test]
+fn basic_a_version_1_segment_is_read_and_appended_to() {
+    use orderlog_wal::format::{
+        Checkpoint, FORMAT_VERSION, FORMAT_VERSION_1, SegmentHeader, encode_frame,
+        segment_file_name,
+    };
+    use orderlog_wal::storage::{SimStorage, Storage};
+
+    let opts = crate::support::small_opts();
+    let header = SegmentHeader {
+        version: FORMAT_VERSION_1,
+        ..SegmentHeader::new(1, 77, opts.segment_bytes)
+    };
+    let mut bytes = vec![0u8; opts.segment_bytes as usize];
+    bytes[..64].copy_from_slice(&header.encode());
+    let (_, header_crc) = SegmentHeader::decode(&bytes).expect("a version 1 header");
+    let mut at = header.frames_offset() as usize;
+    assert_eq!(at, 4096);
+    let mut prev = header_crc;
+    let mut written = Vec::new();
+    for lsn in 1..=5u64 {
+        let payload = format!("v1 frame {lsn}").into_bytes();
+        let (h, pad) = encode_frame(prev, header.salt, lsn, &payload, false);
+        let frame = [&h.encode()[..], &payload, pad].concat();
+        bytes[at..at + frame.len()].copy_from_slice(&frame);
+        at += frame.len();
+        prev = h.crc;
+        written.push((lsn, payload));
+    }
+    let checkpoint = Checkpoint { seq: 1, durable_end: at as u64, last_lsn: 5, sealed: false };
+    let slot = checkpoint.slot_offset(&header);
+    assert!(slot < 128, "version 1 keeps its slots in the first page");
+    bytes[slot..slot + 32].copy_from_slice(&checkpoint.encode(header_crc));
+
+    let disk = SimStorage::new("/sim/wal");
+    disk.create(&segment_file_name(1), opts.segment_bytes).expect("create");
+    disk.sync_dir().expect("sync");
+    disk.set_file_bytes(&segment_file_name(1), bytes);
+
+    let wal = crate::support::open_sim(&disk, opts.clone()).expect("open a version 1 log");
+    assert_eq!(crate::support::read_all(&wal).expect("read"), written);
+    let mut n = 0;
+    while wal.segment_bases().len() < 3 {
+        let p = crate::support::payload(3, n);
+        written.push((wal.append(&p).expect("append"), p));
+        n += 1;
+    }
+    drop(wal);
+    let wal = crate::support::open_sim(&disk, opts).expect("reopen");
+    assert_eq!(crate::support::read_all(&wal).expect("read"), written);
+    let second = disk.file_bytes(&segment_file_name(wal.segment_bases()[1])).expect("second");
+    let (h, _) = SegmentHeader::decode(&second).expect("header");
+    assert_eq!(h.version, FORMAT_VERSION, "new segments are written in the current version");
+}

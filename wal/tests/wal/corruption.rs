@@ -11,6 +11,9 @@ use orderlog_wal::{Lsn, RecoveryMode, WalError};
 
 use crate::support::{open_sim, open_sim_mode, payload, read_all, small_opts};
 
+/// Where a segment's first frame starts.
+const FRAMES: usize = orderlog_wal::format::FRAMES_OFFSET as usize;
+
 /// A closed log of single frames and groups over a few small segments.
 /// Returns the disk, the frames, and the LSN ranges appended as groups.
 /// Frames as (LSN, payload).
@@ -55,6 +58,19 @@ fn layout(disk: &SimStorage) -> Vec<(String, Vec<u8>)> {
 }
 
 /// Offset past the last non-zero byte: the part of the file a flip can meaningfully hit.
+/// The offsets below `end` that someone reads: the header, the two checkpoint slots and
+/// the frames (the zero bytes between them are read by no one: a flip there, or a cut
+/// inside them, changes nothing the next offset would not show).
+fn meaningful(end: usize) -> impl Iterator<Item = usize> {
+    let slots = orderlog_wal::format::CHECKPOINT_SLOT_OFFSETS;
+    let slot = orderlog_wal::format::CHECKPOINT_BYTES;
+    (0..64)
+        .chain(slots[0]..slots[0] + slot)
+        .chain(slots[1]..slots[1] + slot)
+        .chain(FRAMES..end.max(FRAMES))
+        .filter(move |&at| at < end)
+}
+
 fn used_len(bytes: &[u8]) -> usize {
     bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1)
 }
@@ -102,14 +118,14 @@ fn corruption_every_flipped_byte_is_caught_or_harmless() {
     let mut cases = 0;
     for (name, bytes) in &files {
         let used = used_len(bytes);
-        for at in 0..used {
+        for at in meaningful(used) {
             let mut damaged = bytes.clone();
             damaged[at] ^= 0x5a;
             let copy = disk.clone_synced();
             copy.set_file_bytes(name, damaged);
             // A flip in the fixed header or inside the frames must be reported by Strict.
             let in_header = at < 64;
-            let in_frames = at >= 4096;
+            let in_frames = at >= FRAMES;
             let what = format!("flip {name}@{at}");
             check_damaged_copy(&copy, &frames, &groups, in_header || in_frames, &what);
             cases += 1;
@@ -123,7 +139,7 @@ fn corruption_every_cut_length_is_caught_or_harmless() {
     let (disk, frames, groups) = clean_log();
     for (name, bytes) in layout(&disk) {
         let used = used_len(&bytes);
-        for len in 0..=used {
+        for len in meaningful(used + 1) {
             let copy = disk.clone_synced();
             copy.set_file_bytes(&name, bytes[..len].to_vec());
             let what = format!("cut {name} to {len}");
@@ -138,20 +154,20 @@ fn corruption_mid_log_frame_is_reported_with_file_and_offset() {
     let files = layout(&disk);
     let (name, bytes) = &files[files.len() - 1];
     let mut damaged = bytes.clone();
-    damaged[4096 + 20] ^= 1; // inside the first frame's payload of the last segment
+    damaged[FRAMES + 20] ^= 1; // inside the first frame's payload of the last segment
     disk.set_file_bytes(name, damaged);
     let err = open_sim_mode(&disk, RecoveryMode::TolerateTornTail).expect_err("corruption");
     match err {
         WalError::Corruption { file, offset, .. } => {
             assert!(file.ends_with(name), "{file:?}");
-            assert_eq!(offset, 4096);
+            assert_eq!(offset, FRAMES as u64);
         }
         other => panic!("expected corruption, got {other}"),
     }
     let wal = open_sim_mode(&disk, RecoveryMode::PointInTime).expect("point in time");
     let report = wal.recovery_report().clone();
     let cut = report.truncated.expect("truncation reported");
-    assert_eq!(cut.offset, 4096);
+    assert_eq!(cut.offset, FRAMES as u64);
     assert!(read_all(&wal).expect("read").len() < frames.len());
 }
 
@@ -168,7 +184,7 @@ fn corruption_point_in_time_plan_refused_changes_nothing() {
     let files = layout(&disk);
     let (name, bytes) = &files[0];
     let mut damaged = bytes.clone();
-    damaged[4096 + 20] ^= 1;
+    damaged[FRAMES + 20] ^= 1;
     disk.set_file_bytes(name, damaged);
     let before = snapshot_of(&disk);
     let opts =
@@ -189,7 +205,7 @@ fn damage_segment(disk: &SimStorage, i: usize, header: bool) -> (String, Vec<u8>
     let files = layout(disk);
     let (name, bytes) = &files[i];
     let mut damaged = bytes.clone();
-    damaged[if header { 10 } else { 4096 + 20 }] ^= 1;
+    damaged[if header { 10 } else { FRAMES + 20 }] ^= 1;
     disk.set_file_bytes(name, damaged.clone());
     (name.clone(), damaged, files[i + 1..].to_vec())
 }
@@ -255,4 +271,33 @@ fn corruption_point_in_time_never_sets_aside_over_an_earlier_segment() {
     drop(wal);
     assert!(disk.file_bytes(&format!("{name}.discarded")) == Some(damaged), "replaced");
     assert!(disk.file_bytes(&format!("{name}.discarded.2")) == Some(damaged_again), "lost");
+}
+
+/// A checkpoint write whose whole page is torn or garbled by a power cut (a page is what
+/// the page cache writes back) costs at most that checkpoint: the segment's header and
+/// the other slot live in pages of their own, so the log opens with every frame. (With
+/// the header and both slots in one page, one garbled page made the segment unreadable.)
+#[test]
+fn corruption_a_garbled_checkpoint_page_loses_nothing() {
+    let (disk, frames, _) = clean_log();
+    let files = layout(&disk);
+    let (name, bytes) = &files[files.len() - 1];
+    for slot in orderlog_wal::format::CHECKPOINT_SLOT_OFFSETS {
+        let page = slot / 4096 * 4096;
+        for seed in 0..4u8 {
+            let mut damaged = bytes.clone();
+            for (i, b) in damaged[page..page + 4096].iter_mut().enumerate() {
+                *b = (i as u8).wrapping_mul(31).wrapping_add(seed.wrapping_mul(97)) ^ 0x5a;
+            }
+            let copy = disk.clone_synced();
+            copy.set_file_bytes(name, damaged);
+            for mode in [RecoveryMode::TolerateTornTail, RecoveryMode::PointInTime] {
+                let what = format!("page {page} of {name} garbled ({seed}), {mode:?}");
+                let wal = open_sim_mode(&copy.clone_synced(), mode)
+                    .unwrap_or_else(|e| panic!("{what}: the log does not open: {e}"));
+                let got = read_all(&wal).expect("read");
+                assert!(got == frames, "{what}: {} of {} frames", got.len(), frames.len());
+            }
+        }
+    }
 }
