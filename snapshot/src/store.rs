@@ -548,14 +548,21 @@ fn write_files<T: ToArrow>(
     Ok((ipc_sink.finish(meta)?, parquet_sink.finish()?))
 }
 
-/// Errors that mean "this snapshot is damaged or gone": a reader skips it.
+/// Errors that mean "this snapshot is damaged, gone or unreadable": a reader skips it
+/// (and says so). A file the device cannot read (`EIO`) is as lost as a damaged one.
 fn is_damage(error: &SnapshotError) -> bool {
     match error {
         SnapshotError::FileCorrupt { .. } => true,
-        SnapshotError::Io { source, .. } => source.kind() == io::ErrorKind::NotFound,
+        SnapshotError::Io { source, .. } => {
+            matches!(source.kind(), io::ErrorKind::NotFound | io::ErrorKind::UnexpectedEof)
+                || source.raw_os_error() == Some(EIO)
+        }
         _ => false,
     }
 }
+
+/// Linux's `EIO`: the device could not read (or write) the data.
+const EIO: i32 = 5;
 
 fn now_unix_ms() -> u64 {
     SystemTime::now()

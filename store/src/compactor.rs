@@ -29,7 +29,11 @@ pub struct CompactionOptions {
     pub wal_bytes_trigger: u64,
     /// ...or once this long has passed since the last compaction (default 10 minutes).
     pub interval: Duration,
-    /// Sealed segments to keep below the snapshot, for point-in-time replay (default 0).
+    /// Sealed segments to keep below the oldest snapshot the manifest lists, for
+    /// point-in-time replay (default 0). The log is always kept back to that snapshot,
+    /// so that it can stand in for a newer one found damaged (with the default
+    /// `snapshot.keep_last = 2`: about one compaction's worth of log more on disk; see
+    /// `orderlog stats`, "kept below the newest snapshot").
     pub retain_segments: usize,
     /// How snapshots are written (compression, partitioning, snapshots kept). The
     /// default is `SnapshotOptions::default()` with `early_writeback` off: starting the
@@ -110,11 +114,14 @@ pub(crate) fn compact_once(
         report.batches = batches;
         report.orders = state.len() as u64;
     }
-    // Only below a snapshot whose manifest is known durable: the manifest read above may
-    // be one whose rename a power cut can still undo (its writer died, or its directory
-    // sync failed, before the sync), and the log is all that would then hold those orders.
-    let durable = report.to_lsn.min(snapshots.durable_lsn());
-    report.segments_removed = truncate_covered(wal, durable, opts.retain_segments)?;
+    // Only below the oldest listed snapshot: an older one stands in for a newer one found
+    // damaged, and needs the log from it on. And only below a snapshot whose manifest is
+    // known durable: the manifest read may be one whose rename a power cut can still undo
+    // (its writer died, or its directory sync failed, before the sync), and the log is
+    // all that would then hold those orders.
+    let oldest_listed = snapshots.list()?.last().map_or(0, |s| s.lsn);
+    let floor = report.to_lsn.min(oldest_listed).min(snapshots.durable_lsn());
+    report.segments_removed = truncate_covered(wal, floor, opts.retain_segments)?;
     report.elapsed = started.elapsed();
     Ok(report)
 }

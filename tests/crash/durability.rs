@@ -159,3 +159,57 @@ fn durability_segments_stranded_below_the_snapshot_are_orphans_not_a_gap() {
     }
     assert!(disk.file_bytes(&segments[0]).is_none(), "the orphan is still there");
 }
+
+/// A store with two snapshots listed (the default `keep_last = 2`) and a log tail.
+fn store_with_two_snapshots(disk: &SimStorage) -> (Vec<u64>, Vec<orderlog_snapshot::SnapshotInfo>) {
+    let store = open(disk).expect("open");
+    let mut acked = create(&store, 1..400);
+    store.compact().expect("first compaction");
+    acked.extend(create(&store, 400..900));
+    store.compact().expect("second compaction");
+    acked.extend(create(&store, 900..1000));
+    store.close().expect("close");
+    drop(store);
+    let snapshots = orderlog_snapshot::SnapshotStore::read_only_on(Arc::new(disk.at("snapshots")))
+        .list()
+        .expect("list");
+    assert_eq!(snapshots.len(), 2, "{snapshots:?}");
+    (acked, snapshots)
+}
+
+/// With the default options, a damaged newest snapshot is stood in for by the older one,
+/// and the log from it on is still there to replay (it used to be deleted below the
+/// newest snapshot, leaving the store unopenable).
+#[test]
+fn durability_a_damaged_newest_snapshot_falls_back_with_the_log_to_replay() {
+    let _no_spawn = crate::SPAWN.read().unwrap_or_else(|p| p.into_inner());
+    let disk = SimStorage::new("/sim/store");
+    let (acked, snapshots) = store_with_two_snapshots(&disk);
+    let ipc = snapshots[0].ipc_file().expect("an IPC file").path.clone();
+    let name = format!("snapshots/{ipc}");
+    let mut bytes = disk.file_bytes(&name).expect("the newest snapshot's IPC file");
+    bytes[100] ^= 0x10;
+    disk.set_file_bytes(&name, bytes);
+    let store = open(&disk).expect("open with the newest snapshot damaged");
+    assert_eq!(store.open_report().snapshot_lsn, snapshots[1].lsn, "fell back to the older one");
+    for &id in &acked {
+        assert!(store.get(id).is_some(), "order {id} lost");
+    }
+}
+
+/// An I/O error reading a snapshot file is an error value, and a snapshot that cannot be
+/// read is skipped for an older one like a damaged one (with a mapping, the same error
+/// was a SIGBUS that killed the process).
+#[test]
+fn durability_an_unreadable_snapshot_file_is_skipped_not_a_crash() {
+    let _no_spawn = crate::SPAWN.read().unwrap_or_else(|p| p.into_inner());
+    let disk = SimStorage::new("/sim/store");
+    let (acked, snapshots) = store_with_two_snapshots(&disk);
+    let ipc = snapshots[0].ipc_file().expect("an IPC file").path.clone();
+    disk.make_unreadable(&format!("snapshots/{ipc}"));
+    let store = open(&disk).expect("open with the newest snapshot unreadable");
+    assert_eq!(store.open_report().snapshot_lsn, snapshots[1].lsn);
+    for &id in &acked {
+        assert!(store.get(id).is_some(), "order {id} lost");
+    }
+}

@@ -76,6 +76,16 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let frame_bytes: u64 = log.segments().iter().map(|s| s.frame_bytes).sum();
     let file_bytes: u64 = log.segments().iter().map(|s| s.file_bytes).sum();
+    // Segments wholly below the newest snapshot: kept so that an older snapshot can
+    // stand in for it (and for point-in-time replay), at this cost on disk.
+    let newest = snapshots.first().map_or(0, |s| s.lsn);
+    let segments = log.segments();
+    let below = segments
+        .windows(2)
+        .take_while(|pair| pair[1].base_lsn <= newest.saturating_add(1))
+        .map(|pair| &pair[0])
+        .collect::<Vec<_>>();
+    let below_bytes: u64 = below.iter().map(|s| s.file_bytes).sum();
     let live = live_writer(&dir);
     let truncation = log.report().truncated.as_ref();
 
@@ -91,6 +101,8 @@ pub fn run(args: &Args) -> Result<()> {
                 "segments": log.segments().len(),
                 "frame_bytes": frame_bytes,
                 "file_bytes": file_bytes,
+                "segments_below_newest_snapshot": below.len(),
+                "file_bytes_below_newest_snapshot": below_bytes,
                 "frames": counts.frames,
                 "events": counts.events,
                 "events_by_kind": counts.by_kind,
@@ -128,6 +140,13 @@ pub fn run(args: &Args) -> Result<()> {
         bytes(frame_bytes),
         bytes(file_bytes)
     ));
+    if !below.is_empty() {
+        lines.push(format!(
+            "  kept below the newest snapshot: {} segments, {} (an older snapshot can stand in for it)",
+            below.len(),
+            bytes(below_bytes)
+        ));
+    }
     if let Some(t) = truncation {
         lines.push(format!(
             "  unfinished tail: {} bytes at {} offset {} (recovery cuts it)",

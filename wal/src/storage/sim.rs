@@ -251,6 +251,8 @@ struct State {
     next_inode: u64,
     /// The roots whose writer lock is held.
     locked: BTreeSet<Vec<String>>,
+    /// Files whose reads fail with `EIO` ([`SimStorage::make_unreadable`]).
+    unreadable: BTreeSet<u64>,
     ops: u64,
     /// The kind of every counted operation, in order (one byte each).
     trace: Vec<Op>,
@@ -289,6 +291,7 @@ impl State {
             nodes,
             next_inode,
             locked: BTreeSet::new(),
+            unreadable: BTreeSet::new(),
             ops: 0,
             trace: Vec::new(),
             fault: None,
@@ -414,6 +417,15 @@ impl State {
             Some(Node::File(_)) => Ok(inode),
             _ => Err(io::Error::new(io::ErrorKind::IsADirectory, path.join("/"))),
         }
+    }
+
+    /// [`State::file_inode`], failing with `EIO` if the file was made unreadable.
+    fn readable_inode(&self, path: &[String]) -> io::Result<u64> {
+        let inode = self.file_inode(path)?;
+        if self.unreadable.contains(&inode) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        Ok(inode)
     }
 
     fn dir_inode(&self, path: &[String]) -> io::Result<u64> {
@@ -717,6 +729,16 @@ impl SimStorage {
         s.file(inode).map(|f| f.live.clone())
     }
 
+    /// Makes every read of file `name` fail with `EIO` from now on, as a device whose
+    /// sectors under that file went bad (writes and syncs still succeed).
+    pub fn make_unreadable(&self, name: &str) {
+        let mut s = self.state();
+        let Ok(path) = self.full(name) else { return };
+        if let Ok(inode) = s.file_inode(&path) {
+            s.unreadable.insert(inode);
+        }
+    }
+
     /// Overwrites a file's live and durable bytes (for corruption tests).
     pub fn set_file_bytes(&self, name: &str, bytes: Vec<u8>) {
         let mut s = self.state();
@@ -796,6 +818,9 @@ impl SegmentFile for SimSegment {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         let mut s = self.disk.state();
         s.begin_read()?;
+        if s.unreadable.contains(&self.inode) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
         let f = s.file(self.inode).ok_or_else(|| io::Error::other("file vanished"))?;
         let end = offset as usize + buf.len();
         if end > f.live.len() {
@@ -954,7 +979,7 @@ impl Storage for SimStorage {
         let path = self.full(name)?;
         let mut s = self.state();
         s.begin_read()?;
-        let inode = s.file_inode(&path)?;
+        let inode = s.readable_inode(&path)?;
         let live = s.file(inode).map(|f| f.live.as_slice()).unwrap_or_default();
         let range =
             usize::try_from(offset).ok().and_then(|at| Some(at..at.checked_add(buf.len())?));
@@ -973,7 +998,7 @@ impl Storage for SimStorage {
         let path = self.full(name)?;
         let mut s = self.state();
         s.begin_read()?;
-        let inode = s.file_inode(&path)?;
+        let inode = s.readable_inode(&path)?;
         Ok(s.file(inode).map(|f| f.live.clone()).unwrap_or_default())
     }
 
