@@ -213,3 +213,21 @@ fn durability_an_unreadable_snapshot_file_is_skipped_not_a_crash() {
         assert!(store.get(id).is_some(), "order {id} lost");
     }
 }
+
+/// A new store's directories (the store's own, `wal/`, `snapshots/`) are durable before
+/// its first write is acknowledged: a power cut right after it finds the write. (A new
+/// directory's entry is durable only once its parent is synced.)
+#[test]
+fn durability_a_new_store_survives_a_power_cut_after_its_first_write() {
+    let _no_spawn = crate::SPAWN.read().unwrap_or_else(|p| p.into_inner());
+    for seed in 0..40 {
+        let disk = SimStorage::new("/sim");
+        let root = disk.at("deep/new/store");
+        let store = open(&root).expect("open");
+        let acked = create(&store, 1..2);
+        drop(store);
+        let after = disk.crash(seed).at("deep/new/store");
+        let store = open(&after).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert!(store.get(acked[0]).is_some(), "seed {seed}: the first write was lost");
+    }
+}

@@ -51,6 +51,14 @@ pub enum CorruptionKind {
         /// The length its header declares.
         expected: u64,
     },
+    /// The file is longer than its header says it was preallocated to (or than any
+    /// segment may be, before its header is read): a segment never grows.
+    FileTooLong {
+        /// The file's length.
+        len: u64,
+        /// The most it may hold.
+        expected: u64,
+    },
 }
 
 impl std::fmt::Display for CorruptionKind {
@@ -73,6 +81,9 @@ impl std::fmt::Display for CorruptionKind {
             Self::OpenGroup => write!(f, "frame group without its closing frame"),
             Self::FileTooShort { len, expected } => {
                 write!(f, "file is {len} bytes, its header declares {expected}")
+            }
+            Self::FileTooLong { len, expected } => {
+                write!(f, "file is {len} bytes, longer than the {expected} a segment may hold")
             }
         }
     }

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use crate::Lsn;
 use crate::error::{CorruptionKind, Result, WalError};
 use crate::format::parse_segment_file_name;
-use crate::options::RecoveryMode;
+use crate::options::{RecoveryMode, SEGMENT_BYTES_LIMIT};
 use crate::scan::{Damage, SegmentScan, scan_segment, written_extent};
 use crate::storage::Storage;
 
@@ -185,7 +185,6 @@ pub(crate) fn recover(
     let mut bytes = Vec::new();
     for (i, (base, name)) in segment_names.iter().enumerate() {
         let is_last = i + 1 == segment_names.len();
-        storage.read_into(name, &mut bytes).map_err(|e| io(storage, "reading", name, e))?;
         let mut expected = kept.last().map(|s| s.scan.next_lsn);
         if expected.is_some_and(|e| e != *base) && *base <= needed {
             // A gap wholly below what the caller needs: the segments before it are
@@ -193,7 +192,15 @@ pub(crate) fn recover(
             plan.orphaned.extend(kept.drain(..).map(|s| s.name));
             expected = None;
         }
-        let verdict = judge_segment(&bytes, *base, expected, is_last, mode);
+        // Nothing is read (or allocated for) a file longer than any segment may be.
+        let len = storage.file_len(name).map_err(|e| io(storage, "reading", name, e))?;
+        let verdict = if len > SEGMENT_BYTES_LIMIT {
+            let kind = CorruptionKind::FileTooLong { len, expected: SEGMENT_BYTES_LIMIT };
+            Verdict::Corrupt(None, Damage { offset: SEGMENT_BYTES_LIMIT, kind })
+        } else {
+            storage.read_into(name, &mut bytes).map_err(|e| io(storage, "reading", name, e))?;
+            judge_segment(&bytes, *base, expected, is_last, mode)
+        };
         match verdict {
             Verdict::Good(scan) => {
                 let extent = written_extent(&bytes, scan.valid_end);
@@ -372,6 +379,14 @@ pub(crate) fn judge_segment(
     {
         let kind = CorruptionKind::LsnGap { expected, found: base };
         return Verdict::Corrupt(None, Damage { offset: 0, kind });
+    }
+    if (bytes.len() as u64) > scan.header.segment_bytes {
+        let kind = CorruptionKind::FileTooLong {
+            len: bytes.len() as u64,
+            expected: scan.header.segment_bytes,
+        };
+        // Not kept even up to its last good frame: it could not be opened for appending.
+        return Verdict::Corrupt(None, Damage { offset: scan.header.segment_bytes, kind });
     }
     if (bytes.len() as u64) < scan.header.segment_bytes {
         let kind = CorruptionKind::FileTooShort {

@@ -316,3 +316,51 @@ fn basic_a_version_1_segment_is_read_and_appended_to() {
     let (h, _) = SegmentHeader::decode(&second).expect("header");
     assert_eq!(h.version, FORMAT_VERSION, "new segments are written in the current version");
 }
+
+/// A segment file longer than its header declares is damage named with file and offset,
+/// found by recovery, not a late "outside the mapping" error when it is appended to.
+#[test]
+fn basic_a_segment_longer_than_its_header_is_damage() {
+    use orderlog_wal::storage::SimStorage;
+    use orderlog_wal::{RecoveryMode, WalError};
+    let disk = SimStorage::new("/sim/wal");
+    let opts = crate::support::small_opts();
+    let wal = crate::support::open_sim(&disk, opts.clone()).expect("open");
+    wal.append(b"one").expect("append");
+    drop(wal);
+    let name = orderlog_wal::format::segment_file_name(1);
+    let mut bytes = disk.file_bytes(&name).expect("segment");
+    bytes.extend_from_slice(&[0u8; 4096]);
+    disk.set_file_bytes(&name, bytes);
+    match crate::support::open_sim(&disk, opts.clone()) {
+        Err(WalError::Corruption { file, offset, kind }) => {
+            assert!(file.ends_with(&name), "{file:?}");
+            assert_eq!(offset, opts.segment_bytes);
+            assert!(matches!(kind, orderlog_wal::CorruptionKind::FileTooLong { .. }), "{kind}");
+        }
+        other => panic!("expected FileTooLong, got {other:?}"),
+    }
+    // PointInTime sets it aside whole instead of keeping a segment it cannot append to.
+    let wal = crate::support::open_sim_mode(&disk, RecoveryMode::PointInTime).expect("open");
+    assert_eq!(wal.recovery_report().discarded_segments.len(), 1);
+    wal.append(b"after").expect("append after setting it aside");
+}
+
+/// A file named like a segment but longer than any segment may be (a sparse 1 TiB file)
+/// is refused before anything is read or allocated for it.
+#[test]
+fn basic_a_huge_file_named_like_a_segment_is_refused_without_reading_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let name = orderlog_wal::format::segment_file_name(1);
+    let file = std::fs::File::create(dir.path().join(&name)).expect("create");
+    file.set_len(1 << 40).expect("a sparse 1 TiB file");
+    match orderlog_wal::Wal::open(dir.path(), orderlog_wal::WalOptions::default()) {
+        Err(orderlog_wal::WalError::Corruption { file, kind, .. }) => {
+            assert!(file.ends_with(&name), "{file:?}");
+            assert!(matches!(kind, orderlog_wal::CorruptionKind::FileTooLong { .. }), "{kind}");
+        }
+        other => panic!("expected FileTooLong, got {other:?}"),
+    }
+    let verification = orderlog_wal::verify_log(dir.path()).expect("verify");
+    assert!(verification.is_corrupt(), "{verification:?}");
+}
