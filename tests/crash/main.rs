@@ -1,6 +1,8 @@
 //! Crash-recovery suite of the whole store: one binary, one module per kind of crash.
 //!
 //! - `corruption`: bit flips and zeroed blocks in the synced log, snapshots and manifest.
+//! - `disk_model`: the simulated disk's stricter faults under the store (read errors in
+//!   recovery, a crash inside recovery, a power cut under four writers).
 //! - `durability`: one case per durability defect found by reading the code.
 //! - `io_errors`: the N-th storage operation fails, once or from then on, for every N.
 //! - `kill_loop`: the store in a child process, SIGKILLed at random moments.
@@ -16,6 +18,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 
 mod corruption;
+mod disk_model;
 mod durability;
 mod io_errors;
 mod kill_loop;

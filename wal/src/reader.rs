@@ -89,7 +89,7 @@ impl LogReader {
 
     /// [`LogReader::open`] on any storage (the simulated disk in tests).
     pub fn open_with(storage: Arc<dyn Storage>, mode: RecoveryMode) -> Result<LogReader> {
-        let recovered = recover(storage.as_ref(), mode, 0)?;
+        let recovered = recover(storage.as_ref(), mode, 0, false)?;
         let segments = recovered
             .segments
             .iter()

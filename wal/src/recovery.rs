@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use crate::Lsn;
 use crate::error::{CorruptionKind, Result, WalError};
-use crate::format::parse_segment_file_name;
+use crate::format::{Checkpoint, FRAMES_OFFSET, SegmentHeader, parse_segment_file_name};
 use crate::options::{RecoveryMode, SEGMENT_BYTES_LIMIT};
 use crate::scan::{Damage, SegmentScan, scan_segment, written_extent};
 use crate::storage::Storage;
@@ -142,13 +142,17 @@ fn io(storage: &dyn Storage, op: &'static str, name: &str, e: std::io::Error) ->
     WalError::io(op, storage.path().join(name), e)
 }
 
-/// Validates the log in `storage` and decides what to keep, reading only. `covered`:
+/// Validates the log in `storage` and decides what to keep, changing no byte. `covered`:
 /// the caller holds the state up to this LSN elsewhere (0: nothing), so segments wholly
-/// at or below it may be missing.
+/// at or below it may be missing. With `past_cache` (a writable open), the last segment
+/// after its newest checkpoint is read as the disk holds it, not as the page cache does
+/// (see [`Storage::read_past_cache`]): frames whose sync failed must not be taken for
+/// durable ones.
 pub(crate) fn recover(
     storage: &dyn Storage,
     mode: RecoveryMode,
     covered: Lsn,
+    past_cache: bool,
 ) -> Result<Recovered> {
     let started = Instant::now();
     let names = storage.list().map_err(|e| io(storage, "listing", "", e))?;
@@ -198,7 +202,13 @@ pub(crate) fn recover(
             let kind = CorruptionKind::FileTooLong { len, expected: SEGMENT_BYTES_LIMIT };
             Verdict::Corrupt(None, Damage { offset: SEGMENT_BYTES_LIMIT, kind })
         } else {
-            storage.read_into(name, &mut bytes).map_err(|e| io(storage, "reading", name, e))?;
+            if is_last && past_cache {
+                let from = unverified_from(storage, name, len)?;
+                storage.read_past_cache(name, from, &mut bytes)
+            } else {
+                storage.read_into(name, &mut bytes)
+            }
+            .map_err(|e| io(storage, "reading", name, e))?;
             judge_segment(&bytes, *base, expected, is_last, mode)
         };
         match verdict {
@@ -264,6 +274,16 @@ pub(crate) fn recover(
     }
     report.elapsed = started.elapsed();
     Ok(Recovered { segments: kept, report, plan })
+}
+
+/// Where the bytes of segment `name` (of `len` bytes) stop being proven durable: its
+/// newest checkpoint's `durable_end` (every sync before that checkpoint succeeded), or 0
+/// if its header or checkpoints cannot be read.
+fn unverified_from(storage: &dyn Storage, name: &str, len: u64) -> Result<u64> {
+    let mut head = vec![0u8; len.min(FRAMES_OFFSET) as usize];
+    storage.read_exact_at(name, 0, &mut head).map_err(|e| io(storage, "reading", name, e))?;
+    let Ok((header, header_crc)) = SegmentHeader::decode(&head) else { return Ok(0) };
+    Ok(Checkpoint::newest(&head, &header, header_crc).map_or(0, |c| c.durable_end))
 }
 
 /// `base`, or `base.2`, `base.3`, ...: the first that names nothing in `names`.

@@ -114,7 +114,7 @@ impl LockedLog {
     /// segments wholly at or below it, and older ones stranded behind a gap there (by a
     /// truncation a power cut interrupted) are orphans to remove, not an LSN gap.
     pub fn recover(self, covered: Lsn) -> Result<RecoveredLog> {
-        let recovered = recover(self.storage.as_ref(), self.opts.recovery_mode, covered)?;
+        let recovered = recover(self.storage.as_ref(), self.opts.recovery_mode, covered, true)?;
         Ok(RecoveredLog { locked: self, recovered })
     }
 }
@@ -474,13 +474,9 @@ fn prepare_writer(
     let io = |op, e| WalError::io(op, &path, e);
     zero_range(file.as_ref(), scan.valid_end, last.written_extent)
         .map_err(|e| io("zeroing torn tail", e))?;
-    // Frames after the newest checkpoint may be in the page cache only: if their sync
-    // failed, Linux marked the pages clean and serves them still, and a sync now would
-    // write nothing. Writing them again makes the sync below write them for real.
-    rewrite_range(file.as_ref(), scan.durable_end().min(scan.valid_end), scan.valid_end)
-        .map_err(|e| io("rewriting frames after the checkpoint", e))?;
     // Everything recovery kept becomes durable, and the checkpoint says so, so that a
-    // second recovery finds exactly the same log.
+    // second recovery finds exactly the same log. (Recovery read what follows the last
+    // checkpoint past the page cache, so none of it is a failed sync's leftover.)
     let mut active = Active {
         file,
         name: last.name.clone(),
@@ -538,21 +534,6 @@ fn zero_range(file: &dyn SegmentFile, from: u64, to: u64) -> std::io::Result<()>
     while at < to {
         let n = (to - at).min(CHUNK as u64) as usize;
         file.write_at(at, &[&zeros[..n]])?;
-        at += n as u64;
-    }
-    Ok(())
-}
-
-/// Reads `from..to` and writes the same bytes back, so the next sync writes them to the
-/// disk whatever the page cache believes about them.
-fn rewrite_range(file: &dyn SegmentFile, from: u64, to: u64) -> std::io::Result<()> {
-    const CHUNK: usize = 1 << 20;
-    let mut buf = vec![0u8; CHUNK.min(to.saturating_sub(from) as usize)];
-    let mut at = from;
-    while at < to {
-        let n = (to - at).min(CHUNK as u64) as usize;
-        file.read_at(at, &mut buf[..n])?;
-        file.write_at(at, &[&buf[..n]])?;
         at += n as u64;
     }
     Ok(())

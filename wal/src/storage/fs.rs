@@ -271,6 +271,14 @@ impl Storage for FsStorage {
         Ok(())
     }
 
+    fn read_past_cache(&self, name: &str, from: u64, buf: &mut Vec<u8>) -> io::Result<()> {
+        let file = File::open(self.file(name))?;
+        file.sync_data()?;
+        mmap::drop_cached(&file, from)?;
+        drop(file);
+        self.read_into(name, buf)
+    }
+
     fn sync_file(&self, name: &str) -> io::Result<()> {
         File::open(self.file(name))?.sync_all()
     }

@@ -167,6 +167,21 @@ pub(super) fn fallocate(file: &File, len: u64) -> io::Result<()> {
     }
 }
 
+/// Drops the page cache's clean pages of `file` from `offset` to its end
+/// (`posix_fadvise(POSIX_FADV_DONTNEED)`), so the next read of them comes from the disk.
+/// Call it after an `fdatasync`: dirty pages are not dropped. Pages whose writeback
+/// failed are clean, so they go: Linux would otherwise keep serving their bytes,
+/// although the disk never received them.
+pub(super) fn drop_cached(file: &File, offset: u64) -> io::Result<()> {
+    let offset = libc::off_t::try_from(offset)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset overflows off_t"))?;
+    // SAFETY: `file` is an open descriptor for the lifetime of the call; posix_fadvise
+    // takes plain integers (length 0: to the end of the file) and touches no memory of
+    // ours.
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), offset, 0, libc::POSIX_FADV_DONTNEED) };
+    if rc == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(rc)) }
+}
+
 /// Starts writing back the dirty pages of `file` in `offset..offset + len` and returns
 /// without waiting for them (`sync_file_range(SYNC_FILE_RANGE_WRITE)`). A file written
 /// sequentially and fsynced at the end calls it as it goes, so the disk works while the

@@ -101,6 +101,12 @@ pub trait Storage: Send + Sync {
         *buf = self.read(name)?;
         Ok(())
     }
+    /// Reads a whole file into `buf` like [`Storage::read_into`], except that the bytes
+    /// from `from` on are what the disk holds, not what the page cache believes: the
+    /// file's unsynced writes are synced first, then its cached pages from `from` on are
+    /// dropped and read again. Linux keeps the pages of a failed writeback in the cache,
+    /// clean and readable, though the disk never got them; this does not see them.
+    fn read_past_cache(&self, name: &str, from: u64, buf: &mut Vec<u8>) -> io::Result<()>;
     /// Makes a file's data and size durable (`fsync`).
     fn sync_file(&self, name: &str) -> io::Result<()>;
     /// Renames a file or directory within its directory; durable once that directory is

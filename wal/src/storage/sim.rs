@@ -253,6 +253,8 @@ struct State {
     locked: BTreeSet<Vec<String>>,
     /// Files whose reads fail with `EIO` ([`SimStorage::make_unreadable`]).
     unreadable: BTreeSet<u64>,
+    /// Reads, file lengths and listings performed (not counted in `ops`).
+    reads: u64,
     ops: u64,
     /// The kind of every counted operation, in order (one byte each).
     trace: Vec<Op>,
@@ -292,6 +294,7 @@ impl State {
             next_inode,
             locked: BTreeSet::new(),
             unreadable: BTreeSet::new(),
+            reads: 0,
             ops: 0,
             trace: Vec::new(),
             fault: None,
@@ -335,6 +338,7 @@ impl State {
         if self.dead {
             return Err(gone());
         }
+        self.reads += 1;
         match self.fault {
             Some(fault) if fault.target == FaultTarget::Read => self.fire(fault),
             _ => Ok(()),
@@ -647,6 +651,12 @@ impl SimStorage {
     /// Mutating operations performed so far.
     pub fn op_count(&self) -> u64 {
         self.state().ops
+    }
+
+    /// Reads, file lengths and directory listings performed so far: the operations a
+    /// [`FaultTarget::Read`] fault counts.
+    pub fn read_count(&self) -> u64 {
+        self.state().reads
     }
 
     /// The kind of every mutating or opening operation counted so far, in order: entry `k`
@@ -1000,6 +1010,22 @@ impl Storage for SimStorage {
         s.begin_read()?;
         let inode = s.readable_inode(&path)?;
         Ok(s.file(inode).map(|f| f.live.clone()).unwrap_or_default())
+    }
+
+    fn read_past_cache(&self, name: &str, from: u64, buf: &mut Vec<u8>) -> io::Result<()> {
+        let path = self.full(name)?;
+        let mut s = self.state();
+        let inode = s.readable_inode(&path)?;
+        s.sync_file_range(inode, 0, u64::MAX)?;
+        s.begin_read()?;
+        let f = s.file_mut(inode).ok_or_else(|| io::Error::other("file vanished"))?;
+        // What a failed writeback left only in the cache is gone; the rest is synced.
+        for at in (from as usize).min(f.live.len())..f.live.len() {
+            f.live[at] = f.durable.get(at).copied().unwrap_or(0);
+        }
+        buf.clear();
+        buf.extend_from_slice(&f.live);
+        Ok(())
     }
 
     fn sync_file(&self, name: &str) -> io::Result<()> {

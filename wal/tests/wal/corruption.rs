@@ -301,3 +301,39 @@ fn corruption_a_garbled_checkpoint_page_loses_nothing() {
         }
     }
 }
+
+/// A group whose middle frame lost a sector of its payload while the sectors of the
+/// frames after it survived (a power cut may keep a later sector without an earlier one)
+/// is cut whole: every frame of a group is checked, not only the one that closes it.
+#[test]
+fn corruption_a_group_missing_a_middle_sector_is_cut_whole() {
+    let disk = SimStorage::new("/sim/wal");
+    let wal = open_sim(&disk, small_opts()).expect("open");
+    wal.append(b"before").expect("append");
+    let frames: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i + 1; 1200]).collect();
+    let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+    let lsns = wal.append_batch(&refs).expect("group");
+    drop(wal);
+    let name = orderlog_wal::format::segment_file_name(1);
+    let mut bytes = disk.file_bytes(&name).expect("segment");
+    // The group starts after the first frame (16 + 8 bytes); its second frame's payload
+    // runs from 24 + 1216 + 16 onwards: zero one whole sector inside it.
+    let second_payload = FRAMES + 24 + 1216 + 16;
+    let sector = second_payload.next_multiple_of(512);
+    assert!(sector + 512 <= second_payload + 1200, "the sector lies inside the payload");
+    bytes[sector..sector + 512].fill(0);
+    disk.set_file_bytes(&name, bytes);
+    for mode in [RecoveryMode::TolerateTornTail, RecoveryMode::PointInTime] {
+        match open_sim_mode(&disk.clone_synced(), mode) {
+            Ok(wal) => {
+                let got = read_all(&wal).expect("read");
+                let lsns_got: Vec<Lsn> = got.iter().map(|f| f.0).collect();
+                assert!(
+                    got == vec![(1, b"before".to_vec())],
+                    "{mode:?}: the group {lsns:?} was not cut whole: LSNs {lsns_got:?} read"
+                );
+            }
+            Err(e) => assert!(e.is_corruption(), "{mode:?}: {e}"),
+        }
+    }
+}

@@ -43,8 +43,11 @@ fn workload(wal: &Wal, rng: &mut StdRng, seed: u64) -> Outcome {
                 wal.append(&p).map(|lsn| out.acked = out.acked.max(lsn))
             }
             5..=6 => {
-                let g: Vec<Vec<u8>> =
-                    (0..rng.random_range(1..5)).map(|i| payload(seed, 1000 + n * 8 + i)).collect();
+                // Group frames longer than a sector: a power cut can keep a later one's
+                // sectors without an earlier one's payload.
+                let g: Vec<Vec<u8>> = (0..rng.random_range(1..5))
+                    .map(|i| long_payload(seed, 1000 + n * 8 + i))
+                    .collect();
                 n += 1;
                 let next = wal.last_lsn() + 1;
                 out.groups.push((next, next + g.len() as u64 - 1));
@@ -71,6 +74,14 @@ fn workload(wal: &Wal, rng: &mut StdRng, seed: u64) -> Outcome {
         }
     }
     out
+}
+
+/// A payload of 520 to 900 bytes, so a frame spans two sectors or more.
+fn long_payload(seed: u64, n: u64) -> Vec<u8> {
+    let mut p = payload(seed, n);
+    let len = 520 + (seed ^ n.wrapping_mul(0x9e37_79b9)) % 380;
+    p.resize(len as usize, (n as u8) | 1);
+    p
 }
 
 /// Runs one seed; returns whether recovery had a torn tail to cut.
