@@ -255,6 +255,8 @@ struct State {
     unreadable: BTreeSet<u64>,
     /// Reads, file lengths and listings performed (not counted in `ops`).
     reads: u64,
+    /// How long a segment sync takes ([`SimStorage::set_sync_latency`]).
+    sync_latency: std::time::Duration,
     ops: u64,
     /// The kind of every counted operation, in order (one byte each).
     trace: Vec<Op>,
@@ -295,6 +297,7 @@ impl State {
             locked: BTreeSet::new(),
             unreadable: BTreeSet::new(),
             reads: 0,
+            sync_latency: std::time::Duration::ZERO,
             ops: 0,
             trace: Vec::new(),
             fault: None,
@@ -643,6 +646,13 @@ impl SimStorage {
         self.state().kill_at = Some((point, nth.max(1)));
     }
 
+    /// Makes every segment sync take `latency`, as a real disk's does, so that
+    /// concurrent writers meet in group commits (and an acknowledgement that runs ahead
+    /// of the sync covering it has time to happen). Zero by default.
+    pub fn set_sync_latency(&self, latency: std::time::Duration) {
+        self.state().sync_latency = latency;
+    }
+
     /// True once the simulated process has died (a crash point was reached).
     pub fn is_dead(&self) -> bool {
         self.state().dead
@@ -822,6 +832,11 @@ impl SegmentFile for SimSegment {
     }
 
     fn sync_range(&self, offset: u64, len: u64) -> io::Result<()> {
+        let latency = self.disk.state().sync_latency;
+        if !latency.is_zero() {
+            // The disk at work, without the disk's lock: other threads go on writing.
+            std::thread::sleep(latency);
+        }
         self.disk.state().sync_file_range(self.inode, offset, offset + len)
     }
 
