@@ -93,8 +93,8 @@ fn label(kind: DiskOp, part: &'static str) -> String {
         ("write", DiskOp::Create) => "segment roll: create",
         ("write", DiskOp::Rename) => "segment roll: rename",
         ("write", DiskOp::Remove) => "segment roll: remove",
-        ("compaction", DiskOp::Remove) => "truncation: remove segment",
-        ("compaction", DiskOp::Sync) => "truncation: sync directory",
+        ("compaction", DiskOp::Remove) => "compaction: remove (old snapshot, log segment)",
+        ("compaction", DiskOp::Sync) => "compaction: sync (snapshot files, manifest, directories)",
         _ => return format!("{part}: {kind:?}"),
     };
     what.to_string()
@@ -179,7 +179,7 @@ fn sweep_every_crash_point_keeps_acknowledged_writes_and_equals_model() {
         let has = |l: &str| plan.ops.iter().any(|&(k, p)| label(k, p) == l);
         plan.publishing.len() >= 2
             && has("segment roll: create")
-            && has("truncation: remove segment")
+            && has("compaction: remove (old snapshot, log segment)")
     });
     for (n, (seed, plan)) in covering.take(workloads as usize).enumerate() {
         assert!(n >= SEEDS.len() || seed == SEEDS[n], "workload {seed} lost its coverage");

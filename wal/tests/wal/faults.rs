@@ -65,10 +65,11 @@ fn faults_failed_sync_poisons_and_nothing_later_is_acknowledged() {
 }
 
 /// A failed sync's writes stay readable (the cache serves them) but are not on the disk,
-/// and no later sync writes them: a reopen must write them again before its checkpoint
-/// claims them, or every write it acknowledges rests on frames a power cut takes away.
+/// and no later sync writes them: a reopen must read past the cache what follows the last
+/// checkpoint, or its checkpoint claims them and every write it acknowledges rests on
+/// frames a power cut takes away.
 #[test]
-fn faults_reopen_after_failed_sync_rewrites_what_it_cannot_trust() {
+fn faults_reopen_after_failed_sync_rereads_what_it_cannot_trust() {
     for nth in 0..8 {
         for seed in 0..10 {
             let disk = SimStorage::new("/sim/wal");
