@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use arrow::buffer::{Buffer, MutableBuffer};
+use arrow::buffer::Buffer;
 use orderlog_wal::storage::{Storage, WriteFile};
 
 use crate::error::{Result, SnapshotError};
@@ -125,7 +125,11 @@ pub(crate) fn sync_dir(storage: &dyn Storage, dir: &str) -> Result<()> {
 const CHECK_CHUNK_BYTES: usize = 1 << 20;
 
 /// The size check of a snapshot file against its manifest entry, before any byte is read.
-fn check_size(storage: &dyn Storage, name: &str, entry: &SnapshotFile) -> Result<PathBuf> {
+pub(crate) fn check_size(
+    storage: &dyn Storage,
+    name: &str,
+    entry: &SnapshotFile,
+) -> Result<PathBuf> {
     let path = storage.path().join(name);
     let len = storage.file_len(name).map_err(io_err("read snapshot file", &path))?;
     if len != entry.bytes {
@@ -138,7 +142,7 @@ fn check_size(storage: &dyn Storage, name: &str, entry: &SnapshotFile) -> Result
     Ok(path)
 }
 
-fn crc_mismatch(path: PathBuf, entry: &SnapshotFile, crc: u32) -> SnapshotError {
+pub(crate) fn crc_mismatch(path: PathBuf, entry: &SnapshotFile, crc: u32) -> SnapshotError {
     SnapshotError::FileCorrupt {
         path,
         offset: 0,
@@ -177,14 +181,13 @@ pub(crate) fn check_verified(
     Ok(())
 }
 
-/// Reads a whole file into one 64-byte aligned Arrow buffer (so decoded arrays can point
-/// into it without copying).
-pub(crate) fn read_aligned(storage: &dyn Storage, name: &str, len: u64) -> io::Result<Buffer> {
-    let len = usize::try_from(len)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large"))?;
-    let mut buf = MutableBuffer::from_len_zeroed(len);
-    storage.read_exact_at(name, 0, buf.as_slice_mut())?;
-    Ok(buf.into())
+/// Reads a whole file into one Arrow buffer (decoded arrays point into it without
+/// copying; a buffer the allocator did not align enough for a column is realigned by the
+/// decoder). Nothing is zero-filled first: the read fills the allocation.
+pub(crate) fn read_whole(storage: &dyn Storage, name: &str) -> io::Result<Buffer> {
+    let mut bytes = Vec::new();
+    storage.read_into(name, &mut bytes)?;
+    Ok(Buffer::from_vec(bytes))
 }
 
 /// Reads a snapshot file after checking it against its manifest entry: exact size (before
@@ -196,8 +199,15 @@ pub(crate) fn read_verified(
     entry: &SnapshotFile,
 ) -> Result<Buffer> {
     let path = check_size(storage, name, entry)?;
-    let buffer =
-        read_aligned(storage, name, entry.bytes).map_err(io_err("read snapshot file", &path))?;
+    let buffer = read_whole(storage, name).map_err(io_err("read snapshot file", &path))?;
+    if buffer.len() as u64 != entry.bytes {
+        // The file changed under the read: as damaged as a wrong size.
+        return Err(SnapshotError::FileCorrupt {
+            path,
+            offset: (buffer.len() as u64).min(entry.bytes),
+            detail: format!("read {} bytes, the manifest says {}", buffer.len(), entry.bytes),
+        });
+    }
     let crc = crc32fast::hash(&buffer);
     if crc != entry.crc32 {
         return Err(crc_mismatch(path, entry, crc));

@@ -1,15 +1,18 @@
 //! The snapshot's Arrow IPC file (`data.arrow`): written one bounded batch at a time,
-//! read back zero-copy from one aligned buffer holding the whole file.
+//! read back a block at a time (loading a state) or zero-copy from one buffer holding the
+//! whole file (the batches themselves).
 //!
 //! The file is the Arrow IPC *file* format, uncompressed, buffers 64-byte aligned (the
 //! writer's default), so decoded arrays point straight into the buffer. Its footer's
 //! custom metadata records `orderlog.lsn`, `orderlog.rows` and `orderlog.schema_version`,
 //! which the reader cross-checks against the manifest.
 //!
-//! Decoding only ever runs on bytes whose size and CRC-32 matched the manifest, and it
-//! still checks every offset and length it slices with before handing a block to
-//! arrow's `FileDecoder` (which would panic on some out-of-range values), so a damaged or
-//! foreign file is a typed error naming the file and offset.
+//! Two readers: [`decode`] over a file read whole (its size and CRC-32 already checked
+//! against the manifest), and [`decode_each`], which reads a block at a time and
+//! computes the CRC on the way, for the caller to check before it trusts the result.
+//! Either way every offset and length is checked before a block is handed to arrow's
+//! `FileDecoder` (which would panic on some out-of-range values), so a damaged or
+//! foreign file is a typed error naming the file and offset, never a panic.
 
 use std::collections::HashMap;
 use std::io::{BufWriter, Write};
@@ -103,33 +106,170 @@ pub(crate) struct IpcContents {
     pub(crate) footer_offset: u64,
 }
 
+/// What an IPC file decoded batch by batch says about itself.
+#[derive(Debug)]
+pub(crate) struct IpcSummary {
+    pub(crate) schema: SchemaRef,
+    pub(crate) metadata: HashMap<String, String>,
+    /// Where the footer starts, for errors about what it says.
+    pub(crate) footer_offset: u64,
+    /// Rows in all its record batches.
+    pub(crate) rows: u64,
+}
+
+/// Where an IPC file's bytes come from: all in memory, or read a range at a time.
+trait Source {
+    fn len(&self) -> usize;
+    /// The bytes at `start..start + len` (which lie inside the file).
+    fn range(&mut self, start: usize, len: usize) -> Result<Buffer>;
+}
+
+/// A file held whole: ranges are slices of it.
+struct Whole(Buffer);
+
+impl Source for Whole {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn range(&mut self, start: usize, len: usize) -> Result<Buffer> {
+        Ok(self.0.slice_with_length(start, len))
+    }
+}
+
+/// A file read a range at a time with `pread`, its CRC-32 computed on the way: memory
+/// stays bounded by the largest block, and the file is read once. Ranges read in file
+/// order (as the writer lays out its blocks) are hashed as they come; whatever was
+/// skipped or read out of order is read again by [`Ranges::finish`].
+pub(crate) struct Ranges<'a> {
+    storage: &'a dyn Storage,
+    name: &'a str,
+    path: &'a Path,
+    len: usize,
+    hasher: crc32fast::Hasher,
+    /// Bytes `0..hashed_to` are in `hasher`.
+    hashed_to: usize,
+}
+
+impl<'a> Ranges<'a> {
+    /// The file `name` of `storage`, `len` bytes long (`path` names it in errors).
+    pub(crate) fn new(
+        storage: &'a dyn Storage,
+        name: &'a str,
+        path: &'a Path,
+        len: u64,
+    ) -> Result<Ranges<'a>> {
+        let len = usize::try_from(len).map_err(|_| SnapshotError::FileCorrupt {
+            path: path.to_path_buf(),
+            offset: 0,
+            detail: format!("{len} bytes do not fit in memory"),
+        })?;
+        Ok(Ranges { storage, name, path, len, hasher: crc32fast::Hasher::new(), hashed_to: 0 })
+    }
+
+    fn read(&self, start: usize, bytes: &mut [u8]) -> Result<()> {
+        self.storage
+            .read_exact_at(self.name, start as u64, bytes)
+            .map_err(io_err("read IPC file", self.path))
+    }
+
+    /// Reads and hashes the bytes from `hashed_to` up to `end`, a chunk at a time.
+    fn hash_up_to(&mut self, end: usize) -> Result<()> {
+        const CHUNK: usize = 1 << 20;
+        let mut chunk = vec![0u8; CHUNK.min(end.saturating_sub(self.hashed_to))];
+        while self.hashed_to < end {
+            let n = (end - self.hashed_to).min(CHUNK);
+            self.read(self.hashed_to, &mut chunk[..n])?;
+            self.hasher.update(&chunk[..n]);
+            self.hashed_to += n;
+        }
+        Ok(())
+    }
+
+    /// The CRC-32 of the whole file, reading what the decoder did not (or not in order).
+    pub(crate) fn finish(mut self) -> Result<u32> {
+        self.hash_up_to(self.len)?;
+        Ok(self.hasher.finalize())
+    }
+}
+
+impl Source for Ranges<'_> {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn range(&mut self, start: usize, len: usize) -> Result<Buffer> {
+        let mut bytes = vec![0u8; len];
+        self.read(start, &mut bytes)?;
+        // Blocks follow each other after the schema message; a small gap (the schema, a
+        // padding) is read again to keep the hash in order.
+        if start >= self.hashed_to && start - self.hashed_to <= GAP_REREAD_BYTES {
+            self.hash_up_to(start)?;
+            self.hasher.update(&bytes);
+            self.hashed_to = start + len;
+        }
+        Ok(Buffer::from_vec(bytes))
+    }
+}
+
+/// The largest gap before a range that [`Ranges`] reads again to hash in order.
+const GAP_REREAD_BYTES: usize = 1 << 20;
+
 /// Decodes an IPC file read whole into `map`. The caller has checked its size and CRC.
 pub(crate) fn decode(path: &Path, map: Buffer) -> Result<IpcContents> {
+    let mut batches = Vec::new();
+    let summary = decode_from(path, &mut Whole(map), &mut |batch| {
+        batches.push(batch);
+        Ok(())
+    })?;
+    Ok(IpcContents {
+        schema: summary.schema,
+        batches,
+        metadata: summary.metadata,
+        footer_offset: summary.footer_offset,
+    })
+}
+
+/// Decodes an IPC file one record batch at a time from `source`, reading each block
+/// when it is needed, and hands each batch to `visit`: memory stays bounded by one
+/// block. The bytes are not yet verified: the caller checks `source.finish()` against
+/// the manifest's CRC before it trusts what `visit` built (the decoder itself rejects
+/// garbage with an error, never a panic).
+pub(crate) fn decode_each(
+    path: &Path,
+    source: &mut Ranges<'_>,
+    visit: &mut dyn FnMut(RecordBatch) -> Result<()>,
+) -> Result<IpcSummary> {
+    decode_from(path, source, visit)
+}
+
+fn decode_from(
+    path: &Path,
+    source: &mut dyn Source,
+    visit: &mut dyn FnMut(RecordBatch) -> Result<()>,
+) -> Result<IpcSummary> {
     let corrupt = |offset: usize, detail: String| SnapshotError::FileCorrupt {
         path: path.to_path_buf(),
         offset: offset as u64,
         detail,
     };
-    let len = map.len();
+    let len = source.len();
     if len < LEADING_MAGIC.len() + TRAILER_BYTES {
         return Err(corrupt(len, "too short for an Arrow IPC file".into()));
     }
-    if !map.starts_with(LEADING_MAGIC) {
+    if !source.range(0, LEADING_MAGIC.len())?.starts_with(LEADING_MAGIC) {
         return Err(corrupt(0, "no ARROW1 magic at the start".into()));
     }
     let trailer_at = len - TRAILER_BYTES;
     let mut trailer = [0u8; TRAILER_BYTES];
-    trailer.copy_from_slice(&map[trailer_at..]);
+    trailer.copy_from_slice(&source.range(trailer_at, TRAILER_BYTES)?);
     let footer_len = read_footer_length(trailer).map_err(|e| corrupt(trailer_at, e.to_string()))?;
     let footer_at = trailer_at
         .checked_sub(footer_len)
         .filter(|&at| at >= LEADING_MAGIC.len())
         .ok_or_else(|| corrupt(trailer_at, format!("footer length {footer_len} too large")))?;
 
-    // One Arrow buffer over the whole file: every decoded array slices it.
-    let buffer = map;
-    let footer = root_as_footer(&buffer[footer_at..trailer_at])
-        .map_err(|e| corrupt(footer_at, format!("footer: {e}")))?;
+    let footer_bytes = source.range(footer_at, footer_len)?;
+    let footer =
+        root_as_footer(&footer_bytes).map_err(|e| corrupt(footer_at, format!("footer: {e}")))?;
     let fb_schema = footer.schema().ok_or_else(|| corrupt(footer_at, "no schema".into()))?;
     if !fb_schema.endianness().equals_to_target_endianness() {
         return Err(corrupt(footer_at, "written with the other endianness".into()));
@@ -151,35 +291,37 @@ pub(crate) fn decode(path: &Path, map: Buffer) -> Result<IpcContents> {
     let mut decoder = FileDecoder::new(schema.clone(), footer.version());
     for block in footer.dictionaries().into_iter().flatten() {
         let data =
-            block_data(&buffer, block, footer_at, &schema).map_err(|(at, d)| corrupt(at, d))?;
+            block_data(source, block, footer_at, &schema)?.map_err(|(at, d)| corrupt(at, d))?;
         decoder.read_dictionary(block, &data).map_err(|e| {
             corrupt(usize::try_from(block.offset()).unwrap_or(0), format!("dictionary: {e}"))
         })?;
     }
     let blocks = footer.recordBatches().ok_or_else(|| corrupt(footer_at, "no blocks".into()))?;
-    let mut batches = Vec::with_capacity(blocks.len());
+    let mut rows = 0u64;
     for block in blocks.iter() {
         let at = usize::try_from(block.offset()).unwrap_or(0);
         let data =
-            block_data(&buffer, block, footer_at, &schema).map_err(|(at, d)| corrupt(at, d))?;
+            block_data(source, block, footer_at, &schema)?.map_err(|(at, d)| corrupt(at, d))?;
         let batch = decoder
             .read_record_batch(block, &data)
             .map_err(|e| corrupt(at, format!("record batch: {e}")))?
             .ok_or_else(|| corrupt(at, "block holds no record batch".into()))?;
-        batches.push(batch);
+        rows += batch.num_rows() as u64;
+        visit(batch)?;
     }
-    Ok(IpcContents { schema, batches, metadata, footer_offset: footer_at as u64 })
+    Ok(IpcSummary { schema, metadata, footer_offset: footer_at as u64, rows })
 }
 
 /// The bytes of one block (message and body), after checking that the block and every
 /// buffer its message describes lie inside the data region before the footer, 8-byte
 /// aligned, and sized as arrow's reader needs (see `check_message`).
+/// The outer `Result` is an I/O error reading the block; the inner one, damage.
 fn block_data(
-    buffer: &Buffer,
+    source: &mut dyn Source,
     block: &Block,
     footer_at: usize,
     schema: &Schema,
-) -> std::result::Result<Buffer, (usize, String)> {
+) -> Result<std::result::Result<Buffer, (usize, String)>> {
     let (offset, meta_len, body_len) = (block.offset(), block.metaDataLength(), block.bodyLength());
     let bad = |detail: &str| {
         (
@@ -190,19 +332,22 @@ fn block_data(
     let (Ok(start), Ok(meta), Ok(body)) =
         (usize::try_from(offset), usize::try_from(meta_len), usize::try_from(body_len))
     else {
-        return Err(bad("negative offset or length"));
+        return Ok(Err(bad("negative offset or length")));
     };
     let end = start.checked_add(meta).and_then(|e| e.checked_add(body));
     if start < LEADING_MAGIC.len() || meta < 8 || end.is_none_or(|end| end > footer_at) {
-        return Err(bad("outside the file's data region"));
+        return Ok(Err(bad("outside the file's data region")));
     }
-    // The format aligns messages and bodies to 8 bytes (the writer to 64); the mapping
-    // starts on a page, so every buffer lies 8-byte aligned in memory.
+    // The format aligns messages and bodies to 8 bytes (the writer to 64); a buffer the
+    // allocator aligned less than a column needs is realigned by arrow's decoder.
     if start % 8 != 0 || meta % 8 != 0 {
-        return Err(bad("message or body not 8-byte aligned"));
+        return Ok(Err(bad("message or body not 8-byte aligned")));
     }
-    check_message(&buffer[start..start + meta], body, schema).map_err(|d| bad(&d))?;
-    Ok(buffer.slice_with_length(start, meta + body))
+    let data = source.range(start, meta + body)?;
+    if let Err(d) = check_message(&data[..meta], body, schema) {
+        return Ok(Err(bad(&d)));
+    }
+    Ok(Ok(data))
 }
 
 /// Checks a message's metadata: it parses, the body is uncompressed, and every buffer it

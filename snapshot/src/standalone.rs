@@ -11,7 +11,7 @@ use orderlog_wal::storage::{FsStorage, Storage};
 
 use crate::convert::{ToArrow, check_schema};
 use crate::error::Result;
-use crate::files::{WrittenFile, io_err, read_aligned, sync_dir};
+use crate::files::{WrittenFile, io_err, read_whole, sync_dir};
 use crate::ipc::{self, IpcMeta, IpcSink};
 use crate::options::SnapshotOptions;
 use crate::parquet_file::{self, ParquetSink};
@@ -73,15 +73,11 @@ pub fn write_ipc_batches<T: ToArrow>(
     synced(&storage, sink.finish(IpcMeta { lsn: 0, rows, schema_version: 0 })?)
 }
 
-/// Reads a whole file at `path` with `pread` into one aligned buffer.
+/// Reads a whole file at `path` into one Arrow buffer.
 fn read_file(path: &Path, op: &'static str) -> Result<arrow::buffer::Buffer> {
     let dir = path.parent().unwrap_or(Path::new(""));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let storage = FsStorage::new(dir);
-    storage
-        .file_len(&name)
-        .and_then(|len| read_aligned(&storage, &name, len))
-        .map_err(io_err(op, path))
+    read_whole(&FsStorage::new(dir), &name).map_err(io_err(op, path))
 }
 
 /// Reads an Arrow IPC file whole into memory; the batches share one buffer.

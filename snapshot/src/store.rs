@@ -11,12 +11,14 @@ use orderlog_wal::storage::{FsStorage, LockGuard, Storage};
 
 use crate::convert::{ToArrow, check_schema};
 use crate::error::{Result, SnapshotError};
-use crate::files::{WrittenFile, check_verified, io_err, read_verified, sync_dir};
+use crate::files::{
+    WrittenFile, check_size, check_verified, crc_mismatch, io_err, read_verified, sync_dir,
+};
 use crate::info::{
     FileKind, Lsn, PublishStep, Published, SkippedSnapshot, SnapshotFile, SnapshotInfo,
     VerifiedSnapshot,
 };
-use crate::ipc::{self, IpcContents, IpcMeta, IpcSink};
+use crate::ipc::{self, IpcContents, IpcMeta, IpcSink, Ranges};
 use crate::manifest::{
     self, MANIFEST_BYTES_MAX, MANIFEST_FILE, MANIFEST_TMP_FILE, parse_snapshot_dir_name,
     snapshot_dir_name,
@@ -218,31 +220,48 @@ impl SnapshotStore {
     }
 
     /// Loads the newest snapshot that verifies, falling back like
-    /// [`SnapshotStore::current`], from its Arrow IPC file read whole into memory.
-    ///
-    /// The IPC file is decoded without copying (arrays over the file's buffer); `T`'s
-    /// `from_record_batch` / `extend_from_record_batch` then build the state. The Parquet
-    /// files are checked (size and CRC) too, so the snapshot returned is whole.
+    /// [`SnapshotStore::current`]; see [`SnapshotStore::load_snapshot`].
     ///
     /// A snapshot whose schema does not match `T`, or holds a value `T` rejects, is an
     /// error naming the column, not a reason to fall back: it is not damage.
     pub fn load<T: ToArrow>(&self) -> Result<Option<(T, VerifiedSnapshot)>> {
-        let found = self.first_valid(|store, info| {
-            for file in info.parquet_files() {
-                check_verified(store.storage.as_ref(), &file.path, file)?;
-            }
-            store.decode_ipc(info)
-        })?;
-        let Some((info, skipped, contents)) = found else {
-            return Ok(None);
-        };
-        check_schema::<T>(&RecordBatch::new_empty(contents.schema.clone()))?;
-        let mut state = T::from_record_batch(&RecordBatch::new_empty(T::arrow_schema()))?;
-        state.reserve_rows(contents.batches.iter().map(RecordBatch::num_rows).sum());
-        for batch in &contents.batches {
-            state.extend_from_record_batch(batch)?;
+        let found = self.first_valid(|store, info| store.load_snapshot::<T>(info))?;
+        Ok(found.map(|(info, skipped, state)| (state, VerifiedSnapshot { info, skipped })))
+    }
+
+    /// Loads the snapshot `info` into a `T`. The Parquet files' sizes and CRCs are checked
+    /// first (so the snapshot is known whole); then the Arrow IPC file is read once, a
+    /// record batch at a time with `pread`, each batch handed to `T`'s
+    /// `extend_from_record_batch` while the file's CRC-32 is computed on the way: memory
+    /// beyond the state stays bounded by one batch. The state is returned only if the CRC
+    /// matches the manifest; on a mismatch it is dropped and the error is damage (even if
+    /// `T` refused a value first: a garbled value is damage, not a schema error).
+    pub fn load_snapshot<T: ToArrow>(&self, info: &SnapshotInfo) -> Result<T> {
+        for file in info.parquet_files() {
+            check_verified(self.storage.as_ref(), &file.path, file)?;
         }
-        Ok(Some((state, VerifiedSnapshot { info, skipped })))
+        let entry = self.ipc_entry(info)?;
+        let path = check_size(self.storage.as_ref(), &entry.path, entry)?;
+        let mut source = Ranges::new(self.storage.as_ref(), &entry.path, &path, entry.bytes)?;
+        let mut state = T::from_record_batch(&RecordBatch::new_empty(T::arrow_schema()))?;
+        // Each row takes bytes in the file: its size bounds what to make room for.
+        state.reserve_rows(usize::try_from(info.rows.min(entry.bytes)).unwrap_or(usize::MAX));
+        let mut checked = false;
+        let decoded = ipc::decode_each(&path, &mut source, &mut |batch| {
+            if !checked {
+                check_schema::<T>(&batch)?;
+                checked = true;
+            }
+            state.extend_from_record_batch(&batch)
+        });
+        let crc = source.finish()?;
+        if crc != entry.crc32 {
+            return Err(crc_mismatch(path, entry, crc));
+        }
+        let summary = decoded?;
+        check_schema::<T>(&RecordBatch::new_empty(summary.schema.clone()))?;
+        check_ipc_meta(&path, info, summary.rows, &summary.metadata, summary.footer_offset)?;
+        Ok(state)
     }
 
     /// The record batches of a snapshot's Arrow IPC file, after checking its size and
@@ -483,37 +502,55 @@ impl SnapshotStore {
     /// Maps, verifies and decodes a snapshot's IPC file, and checks that what it says
     /// about itself matches the manifest.
     fn decode_ipc(&self, info: &SnapshotInfo) -> Result<IpcContents> {
-        let entry = info.ipc_file().ok_or_else(|| SnapshotError::ManifestCorrupt {
-            path: self.path().join(MANIFEST_FILE),
-            offset: manifest::HEADER_BYTES as u64,
-            detail: format!("snapshot {} lists no Arrow IPC file", info.lsn),
-        })?;
+        let entry = self.ipc_entry(info)?;
         let path = self.file_path(entry);
         let contents =
             ipc::decode(&path, read_verified(self.storage.as_ref(), &entry.path, entry)?)?;
         let rows: u64 = contents.batches.iter().map(|b| b.num_rows() as u64).sum();
-        let says = |key: &str| contents.metadata.get(key).map(String::as_str);
-        let lsn = info.lsn.to_string();
-        let expect_rows = info.rows.to_string();
-        if rows != info.rows
-            || says(ipc::META_LSN) != Some(lsn.as_str())
-            || says(ipc::META_ROWS) != Some(expect_rows.as_str())
-        {
-            return Err(SnapshotError::FileCorrupt {
-                path,
-                offset: contents.footer_offset,
-                detail: format!(
-                    "file holds {rows} rows and says LSN {:?}, rows {:?}; the manifest says \
-                     LSN {}, {} rows",
-                    says(ipc::META_LSN),
-                    says(ipc::META_ROWS),
-                    info.lsn,
-                    info.rows
-                ),
-            });
-        }
+        check_ipc_meta(&path, info, rows, &contents.metadata, contents.footer_offset)?;
         Ok(contents)
     }
+
+    /// The manifest's entry for the snapshot's IPC file.
+    fn ipc_entry<'i>(&self, info: &'i SnapshotInfo) -> Result<&'i SnapshotFile> {
+        info.ipc_file().ok_or_else(|| SnapshotError::ManifestCorrupt {
+            path: self.path().join(MANIFEST_FILE),
+            offset: manifest::HEADER_BYTES as u64,
+            detail: format!("snapshot {} lists no Arrow IPC file", info.lsn),
+        })
+    }
+}
+
+/// Checks that what an IPC file holds and says about itself (its rows, the LSN and rows
+/// in its footer) matches the manifest.
+fn check_ipc_meta(
+    path: &Path,
+    info: &SnapshotInfo,
+    rows: u64,
+    metadata: &std::collections::HashMap<String, String>,
+    footer_offset: u64,
+) -> Result<()> {
+    let says = |key: &str| metadata.get(key).map(String::as_str);
+    let lsn = info.lsn.to_string();
+    let expect_rows = info.rows.to_string();
+    if rows != info.rows
+        || says(ipc::META_LSN) != Some(lsn.as_str())
+        || says(ipc::META_ROWS) != Some(expect_rows.as_str())
+    {
+        return Err(SnapshotError::FileCorrupt {
+            path: path.to_path_buf(),
+            offset: footer_offset,
+            detail: format!(
+                "file holds {rows} rows and says LSN {:?}, rows {:?}; the manifest says \
+                 LSN {}, {} rows",
+                says(ipc::META_LSN),
+                says(ipc::META_ROWS),
+                info.lsn,
+                info.rows
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Converts `state` one batch of `opts.batch_rows` rows at a time and writes each batch

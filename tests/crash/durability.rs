@@ -37,14 +37,19 @@ fn store_with_two_generations(disk: &SimStorage) -> (OrderStore, Vec<u64>) {
     (store, acked)
 }
 
+/// Panics unless `store` holds every order in `acked`.
+fn assert_holds(store: &OrderStore, acked: &[u64], what: &str) {
+    for &id in acked {
+        assert!(store.get(id).is_some(), "{what}: acknowledged order {id} lost");
+    }
+}
+
 fn assert_survives_power_cuts(disk: &SimStorage, acked: &[u64], what: &str) {
     for seed in 0..40 {
         let after = disk.crash(seed);
         let store = open(&after)
             .unwrap_or_else(|e| panic!("{what}, seed {seed}: the store cannot open: {e}"));
-        for &id in acked {
-            assert!(store.get(id).is_some(), "{what}, seed {seed}: acknowledged order {id} lost");
-        }
+        assert_holds(&store, acked, &format!("{what}, seed {seed}"));
     }
 }
 
@@ -154,9 +159,7 @@ fn durability_segments_stranded_below_the_snapshot_are_orphans_not_a_gap() {
     let report = store.open_report().wal.clone();
     assert_eq!(report.orphaned_segments.len(), 1, "{report:?}");
     assert!(report.orphaned_segments[0].ends_with(&segments[0]), "{report:?}");
-    for &id in &acked {
-        assert!(store.get(id).is_some(), "order {id} lost");
-    }
+    assert_holds(&store, &acked, "a log with orphans");
     assert!(disk.file_bytes(&segments[0]).is_none(), "the orphan is still there");
 }
 
@@ -192,9 +195,7 @@ fn durability_a_damaged_newest_snapshot_falls_back_with_the_log_to_replay() {
     disk.set_file_bytes(&name, bytes);
     let store = open(&disk).expect("open with the newest snapshot damaged");
     assert_eq!(store.open_report().snapshot_lsn, snapshots[1].lsn, "fell back to the older one");
-    for &id in &acked {
-        assert!(store.get(id).is_some(), "order {id} lost");
-    }
+    assert_holds(&store, &acked, "fallback from a damaged snapshot");
 }
 
 /// An I/O error reading a snapshot file is an error value, and a snapshot that cannot be
@@ -209,9 +210,7 @@ fn durability_an_unreadable_snapshot_file_is_skipped_not_a_crash() {
     disk.make_unreadable(&format!("snapshots/{ipc}"));
     let store = open(&disk).expect("open with the newest snapshot unreadable");
     assert_eq!(store.open_report().snapshot_lsn, snapshots[1].lsn);
-    for &id in &acked {
-        assert!(store.get(id).is_some(), "order {id} lost");
-    }
+    assert_holds(&store, &acked, "fallback from an unreadable snapshot");
 }
 
 /// A new store's directories (the store's own, `wal/`, `snapshots/`) are durable before
