@@ -17,6 +17,7 @@ fn options() -> StoreOptions {
         // Small segments, so crashes also hit segment rolls.
         wal: WalOptions { segment_bytes: 64 << 10, ..WalOptions::default() },
         compaction: CompactionOptions { background: false, ..CompactionOptions::default() },
+        ..StoreOptions::default()
     }
 }
 

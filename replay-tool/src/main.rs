@@ -14,6 +14,7 @@ mod error;
 mod layout;
 mod output;
 mod timefmt;
+mod units;
 mod workload;
 
 use std::path::PathBuf;

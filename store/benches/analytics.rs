@@ -35,6 +35,7 @@ fn build_store(dir: &std::path::Path, n: u64) -> OrderStore {
             ..WalOptions::default()
         },
         compaction: CompactionOptions { background: false, ..CompactionOptions::default() },
+        ..StoreOptions::default()
     };
     let store = OrderStore::open(dir, options).expect("open");
     let ids: Vec<u64> = (1..=n).collect();

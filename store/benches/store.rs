@@ -27,6 +27,7 @@ fn options(policy: SyncPolicy, background: bool) -> StoreOptions {
     StoreOptions {
         wal: WalOptions { sync_policy: policy, ..WalOptions::default() },
         compaction: CompactionOptions { background, ..CompactionOptions::default() },
+        ..StoreOptions::default()
     }
 }
 

@@ -15,6 +15,7 @@
 
 #[cfg(feature = "analytics")]
 pub mod analytics;
+mod analytics_options;
 mod compactor;
 pub mod domain;
 mod error;
@@ -31,6 +32,7 @@ mod store;
 pub use analytics::{
     Analytics, AnalyticsError, AnalyticsInfo, CustomerTotal, MonthTrend, StatusRevenue, ViewKind,
 };
+pub use analytics_options::{AnalyticsOptions, Spill};
 pub use compactor::{CompactionOptions, CompactionReport, STATE_SCHEMA_VERSION};
 pub use domain::{DomainError, Order, OrderSoA, OrderStatus, PaymentMethod, SoaMemoryStats};
 pub use error::{Result, StoreError};

@@ -311,6 +311,7 @@ mod tests {
                 snapshot: orderlog_snapshot::SnapshotOptions { keep_last: 8, ..Default::default() },
                 ..CompactionOptions::default()
             },
+            ..StoreOptions::default()
         }
     }
 

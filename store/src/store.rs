@@ -22,6 +22,9 @@ pub struct StoreOptions {
     pub wal: WalOptions,
     /// When and how the log is folded into snapshots.
     pub compaction: CompactionOptions,
+    /// Limits on the SQL analytics handles the store makes (memory, threads, spilling,
+    /// time per query; used with the cargo feature `analytics`).
+    pub analytics: crate::AnalyticsOptions,
 }
 
 /// What opening the store found and did.
@@ -96,6 +99,8 @@ impl Engine {
 
 struct Inner {
     dir: PathBuf,
+    #[cfg(feature = "analytics")]
+    analytics: crate::analytics::AnalyticsOptions,
     engine: std::sync::Arc<Engine>,
     state: RwLock<OrderState>,
     report: OpenReport,
@@ -144,6 +149,11 @@ impl OrderStore {
     /// disk in crash tests): the log in its `wal/`, the snapshots in its `snapshots/`.
     pub fn open_on(storage: Arc<dyn Storage>, options: StoreOptions) -> Result<OrderStore> {
         let started = Instant::now();
+        #[cfg(feature = "analytics")]
+        options
+            .analytics
+            .validate()
+            .map_err(|reason| crate::AnalyticsError::InvalidOptions { reason })?;
         let dir = storage.path().to_path_buf();
         // The log's lock is the store's; then the snapshot to start from; then the log's
         // recovery, which changes nothing until the store has checked that what it would
@@ -176,6 +186,8 @@ impl OrderStore {
         });
         let inner = Inner {
             dir,
+            #[cfg(feature = "analytics")]
+            analytics: options.analytics,
             engine: Arc::clone(&engine),
             state: RwLock::new(state),
             report,
@@ -300,6 +312,12 @@ impl OrderStore {
     #[cfg(feature = "analytics")]
     pub(crate) fn wal(&self) -> &Wal {
         &self.inner.engine.wal
+    }
+
+    /// The limits of the analytics handles the store makes.
+    #[cfg(feature = "analytics")]
+    pub(crate) fn analytics_options(&self) -> &crate::analytics::AnalyticsOptions {
+        &self.inner.analytics
     }
 
     /// The snapshots (for analytics).

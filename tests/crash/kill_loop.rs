@@ -47,6 +47,7 @@ fn options() -> StoreOptions {
             ..WalOptions::default()
         },
         compaction: CompactionOptions { background: false, ..CompactionOptions::default() },
+        ..StoreOptions::default()
     }
 }
 

@@ -63,6 +63,7 @@ fn options(case: &str) -> StoreOptions {
             ..WalOptions::default()
         },
         compaction: CompactionOptions { background: false, ..CompactionOptions::default() },
+        ..StoreOptions::default()
     }
 }
 

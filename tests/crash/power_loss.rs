@@ -49,6 +49,7 @@ pub(crate) fn options() -> StoreOptions {
             },
             ..CompactionOptions::default()
         },
+        ..StoreOptions::default()
     }
 }
 

@@ -113,6 +113,7 @@ pub fn store_options(policy: SyncPolicy, backend: IoBackend) -> StoreOptions {
     StoreOptions {
         wal: WalOptions { sync_policy: policy, io_backend: backend, ..WalOptions::default() },
         compaction: CompactionOptions { background: false, ..CompactionOptions::default() },
+        ..StoreOptions::default()
     }
 }
 

@@ -163,6 +163,7 @@ fn store_options(args: &Args) -> StoreOptions {
             ..WalOptions::default()
         },
         compaction: CompactionOptions { background: false, ..CompactionOptions::default() },
+        ..StoreOptions::default()
     }
 }
 

@@ -8,19 +8,25 @@
 //! the query sees the orders as they were then. Tables and columns are those of
 //! `orderlog_store::analytics` (`orders`, `orders_raw`, `order_statuses`,
 //! `payment_methods`). DIR is only read: no lock, no file written, and the query itself
-//! must be one query expression (a statement that writes is refused by DuckDB).
+//! must be one query expression (any other statement is refused). DuckDB may read the
+//! snapshot's Parquet files and nothing else: no other file, no URL, no extension.
+//! `--memory-limit`, `--threads`, `--timeout` and `--spill-dir` bound what it may use.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Duration;
 
-use arrow::array::RecordBatch;
-use arrow::util::display::{ArrayFormatter, FormatOptions};
-use orderlog_store::analytics::{Analytics, Tail, ViewKind, batches_to_json};
+use orderlog_store::analytics::{
+    Analytics, AnalyticsOptions, DEFAULT_MEMORY_LIMIT_BYTES, Spill, Tail, ViewKind,
+    batches_to_json, csv_lines, table_lines, text_column_notes,
+};
 use orderlog_store::{FoldTarget, Lsn, OfflineStore, StoreError};
 
 use crate::error::{CliError, Result};
 use crate::layout::existing_store;
 use crate::output::{Out, progress_bar};
 use crate::timefmt::parse_time_ms;
+use crate::units::{parse_duration, parse_size};
 use crate::{DirArg, RecoveryModeArg};
 
 /// Arguments of `sql`.
@@ -51,10 +57,43 @@ pub struct Args {
     /// How damage in the log is treated (as on recovery).
     #[arg(long, value_enum, default_value_t)]
     pub recovery_mode: RecoveryModeArg,
+    /// DuckDB's memory limit (bytes, or with a unit: 512MiB, 2GB, 4GiB); a query that
+    /// needs more fails, unless --spill-dir lets it spill [default: 1GiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory_limit: Option<u64>,
+    /// Threads the query may use [default: half the cores, at least 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub threads: Option<u32>,
+    /// Stop the query after this long (such as 30s, 2m, 1500ms) and fail [default: no limit].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Let a query past the memory limit spill temporary files into DIR (DuckDB removes
+    /// them); by default nothing is written anywhere.
+    #[arg(long, value_name = "DIR")]
+    pub spill_dir: Option<PathBuf>,
 }
 
-/// The analytics view of `offline` at `target` (the newest LSN if `None`).
-pub fn view(offline: &OfflineStore, target: Option<FoldTarget>) -> Result<Analytics> {
+impl Args {
+    /// The limits the flags ask for.
+    pub fn analytics_options(&self) -> AnalyticsOptions {
+        let defaults = AnalyticsOptions::default();
+        AnalyticsOptions {
+            memory_limit_bytes: self.memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT_BYTES),
+            threads: self.threads.map_or(defaults.threads, |n| n as usize),
+            spill: self.spill_dir.clone().map_or(Spill::Never, Spill::To),
+            // The command runs one query for a person at a terminal: no limit unless asked.
+            timeout: self.timeout,
+        }
+    }
+}
+
+/// The analytics view of `offline` at `target` (the newest LSN if `None`), within
+/// `options`' limits.
+pub fn view(
+    offline: &OfflineStore,
+    target: Option<FoldTarget>,
+    options: &AnalyticsOptions,
+) -> Result<Analytics> {
     let (target, kind) = match target {
         Some(t) => (t, ViewKind::AsOf),
         None => (FoldTarget::Lsn(offline.last_lsn()?), ViewKind::Fresh),
@@ -74,7 +113,7 @@ pub fn view(offline: &OfflineStore, target: Option<FoldTarget>) -> Result<Analyt
     let tail = Tail::gather(&fold.state, touched).map_err(StoreError::from)?;
     drop(fold.state);
     let snapshot = snapshot.as_ref().map(|info| (offline.snapshots(), info));
-    Ok(Analytics::over(snapshot, tail, fold.lsn, kind).map_err(StoreError::from)?)
+    Ok(Analytics::over(snapshot, tail, fold.lsn, kind, options).map_err(StoreError::from)?)
 }
 
 /// Runs `sql`.
@@ -89,115 +128,23 @@ pub fn run(args: &Args) -> Result<()> {
             return Err(CliError::Usage("give at most one of --as-of-lsn and --as-of-time".into()));
         }
     };
-    let analytics = view(&offline, target)?;
+    let analytics = view(&offline, target, &args.analytics_options())?;
     let batches = analytics.query_sql(&args.query).map_err(StoreError::from)?;
+    for note in text_column_notes(&batches) {
+        eprintln!("note: {note}");
+    }
     let mut out = Out::new();
-    if args.json {
-        out.line(batches_to_json(&batches).map_err(StoreError::from)?)?;
+    let lines = if args.json {
+        vec![batches_to_json(&batches).map_err(StoreError::from)?.to_string()]
     } else if args.csv {
-        for line in csv_lines(&batches)? {
-            if !out.line(line)? {
-                break;
-            }
-        }
+        csv_lines(&batches).map_err(StoreError::from)?
     } else {
-        for line in table_lines(&batches)? {
-            if !out.line(line)? {
-                break;
-            }
+        table_lines(&batches).map_err(StoreError::from)?
+    };
+    for line in lines {
+        if !out.line(line)? {
+            break;
         }
     }
     Ok(())
-}
-
-/// The column names of a result.
-fn header(batches: &[RecordBatch]) -> Vec<String> {
-    batches
-        .first()
-        .map(|b| b.schema().fields().iter().map(|f| f.name().clone()).collect())
-        .unwrap_or_default()
-}
-
-/// Every row of `batches` as text cells (NULL as `null_text`).
-fn cells(batches: &[RecordBatch], null_text: &str) -> Result<Vec<Vec<String>>> {
-    let options = FormatOptions::default().with_null(null_text);
-    let mut rows = Vec::new();
-    for batch in batches {
-        let formatters: Vec<ArrayFormatter<'_>> = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| CliError::Usage(format!("cannot display the result: {e}")))?;
-        for row in 0..batch.num_rows() {
-            rows.push(formatters.iter().map(|f| f.value(row).to_string()).collect());
-        }
-    }
-    Ok(rows)
-}
-
-/// An aligned text table: header, rule, rows (numbers right-aligned), and a row count.
-fn table_lines(batches: &[RecordBatch]) -> Result<Vec<String>> {
-    let names = header(batches);
-    let numeric: Vec<bool> = batches
-        .first()
-        .map(|b| b.columns().iter().map(|c| c.data_type().is_numeric()).collect())
-        .unwrap_or_default();
-    let rows = cells(batches, "NULL")?;
-    let mut widths: Vec<usize> = names.iter().map(|n| n.chars().count()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |row: &[String], align_numbers: bool| {
-        let parts: Vec<String> =
-            row.iter()
-                .zip(&widths)
-                .zip(&numeric)
-                .map(|((cell, &w), &num)| {
-                    if num && align_numbers { format!("{cell:>w$}") } else { format!("{cell:<w$}") }
-                })
-                .collect();
-        parts.join(" | ").trim_end().to_owned()
-    };
-    let mut lines = vec![line(&names, false)];
-    lines.push(widths.iter().map(|&w| "-".repeat(w)).collect::<Vec<_>>().join("-+-"));
-    for row in &rows {
-        lines.push(line(row, true));
-    }
-    let n = rows.len();
-    lines.push(format!("({n} row{})", if n == 1 { "" } else { "s" }));
-    Ok(lines)
-}
-
-/// A CSV field, quoted when it holds a comma, a quote or a line break.
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
-}
-
-/// CSV (RFC 4180): a header line, then one line per row; NULL is an empty field.
-fn csv_lines(batches: &[RecordBatch]) -> Result<Vec<String>> {
-    let mut lines =
-        vec![header(batches).iter().map(|n| csv_field(n)).collect::<Vec<_>>().join(",")];
-    for row in cells(batches, "")? {
-        lines.push(row.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(","));
-    }
-    Ok(lines)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_fields_are_quoted_only_when_needed() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-    }
 }

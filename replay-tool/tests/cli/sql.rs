@@ -124,12 +124,14 @@ fn sql_refuses_writes_bad_queries_and_non_stores_and_writes_nothing() {
     let before = image(&dir);
     let target = tmp.path().join("leak.csv");
     let copy = format!("COPY orders TO '{}'", target.display());
-    run(&["sql", &arg(&dir), &copy]).fails(2, "syntax error");
+    run(&["sql", &arg(&dir), &copy]).fails(2, "\"COPY\" does not start a query");
     let two = format!("SELECT 1; {copy}");
     run(&["sql", &arg(&dir), &two]).fails(2, "one statement only");
     let attach = format!("ATTACH '{}' AS x", tmp.path().join("x.db").display());
-    run(&["sql", &arg(&dir), &attach]).fails(2, "syntax error");
-    run(&["sql", &arg(&dir), "SELEC count(*) FROM orders"]).fails(2, "Parser Error");
+    run(&["sql", &arg(&dir), &attach]).fails(2, "\"ATTACH\" does not start a query");
+    run(&["sql", &arg(&dir), "SELEC count(*) FROM orders"])
+        .fails(2, "\"SELEC\" does not start a query");
+    run(&["sql", &arg(&dir), "SELECT count(*) FRM orders"]).fails(2, "Parser Error");
     run(&["sql", &arg(&dir), "SELECT nope FROM orders"]).fails(2, "nope");
     run(&["sql", &arg(&dir), "SELECT 1", "--as-of-lsn", "999999999"]).fails(2, "beyond");
     assert!(!target.exists() && !tmp.path().join("x.db").exists());
@@ -172,4 +174,97 @@ fn a_small_demo_runs_the_reports_and_time_travel_and_sql_agrees() {
         .expect("orders");
     let totals = run(&["sql", &arg(&dir), TOTALS, "--json"]).json();
     assert_eq!(totals[0]["n"].as_u64().unwrap(), orders, "{now}");
+}
+
+#[test]
+fn sql_reads_the_stores_files_and_nothing_else_on_the_host() {
+    let tmp = tempfile::tempdir().expect("dir");
+    let dir = store_with_tail(tmp.path());
+    let other = store_with_tail(&tmp.path().join("other"));
+    let other_file = std::fs::read_dir(other.join("snapshots"))
+        .expect("snapshots")
+        .filter_map(|e| e.ok())
+        .find(|e| e.path().is_dir())
+        .map(|e| e.path().join("data.parquet"))
+        .expect("a snapshot of the other store");
+    assert!(other_file.exists(), "{}", other_file.display());
+    let before = image(&dir);
+    for query in [
+        "SELECT * FROM read_csv('/etc/passwd')".to_owned(),
+        "SELECT count(*) FROM glob('/etc/*')".to_owned(),
+        "SELECT * FROM read_text('/etc/hostname')".to_owned(),
+        format!("SELECT count(*) FROM read_parquet('{}')", other_file.display()),
+        "SELECT * FROM read_csv('http://127.0.0.1:9/x.csv')".to_owned(),
+    ] {
+        run(&["sql", &arg(&dir), &query]).fails(2, "refused: the query reaches outside the store");
+    }
+    for statement in ["INSTALL httpfs", "LOAD httpfs", "SET enable_external_access = true"] {
+        run(&["sql", &arg(&dir), statement]).fails(2, "does not start a query");
+    }
+    assert_eq!(image(&dir), before, "sql wrote into the store directory");
+    // The store's own files stay readable.
+    let n = run(&["sql", &arg(&dir), "SELECT count(*) AS n FROM snapshot_orders", "--json"]).json();
+    assert!(n[0]["n"].as_u64().unwrap() > 0, "{n}");
+}
+
+#[test]
+fn sql_limits_memory_threads_and_time() {
+    let tmp = tempfile::tempdir().expect("dir");
+    let dir = store_with_tail(tmp.path());
+    let heavy = "SELECT count(*) FROM (SELECT DISTINCT range * 7 AS k FROM range(50000000))";
+    run(&["sql", &arg(&dir), heavy, "--memory-limit", "64MiB", "--threads", "1"])
+        .fails(2, "memory limit of 67108864 bytes");
+    let endless = "SELECT sum(range % 7) FROM range(10000000000)";
+    run(&["sql", &arg(&dir), endless, "--timeout", "300ms"]).fails(2, "time limit of 300ms");
+    let settings = "SELECT current_setting('threads') AS threads, \
+                    current_setting('memory_limit') AS memory, \
+                    current_setting('temp_directory') AS temp";
+    let json =
+        run(&["sql", &arg(&dir), settings, "--threads", "1", "--memory-limit", "512MiB", "--json"])
+            .json();
+    assert_eq!(json[0]["threads"], 1, "{json}");
+    assert_eq!(json[0]["memory"], "512.0 MiB", "{json}");
+    assert_eq!(json[0]["temp"], "", "nothing spills by default: {json}");
+    let spill = tmp.path().join("spill");
+    let json = run(&["sql", &arg(&dir), settings, "--spill-dir", &arg(&spill), "--json"]).json();
+    assert_eq!(json[0]["temp"], spill.to_string_lossy().as_ref(), "{json}");
+    run(&["sql", &arg(&dir), "SELECT 1", "--memory-limit", "lots"]).fails(2, "bad size");
+    run(&["sql", &arg(&dir), "SELECT 1", "--timeout", "30"]).fails(2, "bad duration");
+    run(&["sql", &arg(&dir), "SELECT 1", "--threads", "0"]).fails(2, "--threads");
+    run(&["sql", &arg(&dir), "SELECT 1", "--memory-limit", "1MiB"]).fails(2, "below the least");
+}
+
+#[test]
+fn sql_shows_times_and_every_type_in_each_format() {
+    let tmp = tempfile::tempdir().expect("dir");
+    let dir = store_with_tail(tmp.path());
+    // The epoch seconds of the orders as times: the most natural query on them.
+    let placed = "SELECT order_id, to_timestamp(order_timestamp) AS placed FROM orders \
+                  ORDER BY order_id LIMIT 2";
+    let table = run(&["sql", &arg(&dir), placed]);
+    assert!(table.ok().lines().nth(2).unwrap().ends_with('Z'), "{}", table.stdout);
+    let json = run(&["sql", &arg(&dir), placed, "--json"]).json();
+    assert!(json[0]["placed"].as_str().unwrap().ends_with('Z'), "{json}");
+    let csv = run(&["sql", &arg(&dir), placed, "--csv"]);
+    assert_eq!(csv.ok().lines().count(), 3, "{}", csv.stdout);
+
+    let many = "SELECT TIMESTAMPTZ '2024-01-02 03:04:05+02' AS tz, INTERVAL 3 DAY AS i, \
+                1.25::DECIMAL(10,2) AS d, [1, 2] AS l, {'a': 1} AS s, MAP {'k': 1} AS m, \
+                uuid() IS NOT NULL AS u, 'ab'::BLOB AS b, 42::VARIANT AS v, NULL AS n";
+    let json = run(&["sql", &arg(&dir), many, "--json"]);
+    assert!(json.stderr.contains("column \"v\" holds VARIANT"), "{}", json.stderr);
+    assert_eq!(
+        json.json(),
+        serde_json::json!([{"tz": "2024-01-02T01:04:05Z", "i": "3 days", "d": 1.25, "l": [1, 2],
+            "s": {"a": 1}, "m": {"k": 1}, "u": true, "b": "6162", "v": "42", "n": null}])
+    );
+    let csv = run(&["sql", &arg(&dir), many, "--csv"]);
+    assert_eq!(
+        csv.ok().lines().nth(1).unwrap(),
+        "2024-01-02T01:04:05Z,3 days,1.25,\"[1, 2]\",{a: 1},{k: 1},true,6162,42,"
+    );
+    let table = run(&["sql", &arg(&dir), many]);
+    assert!(table.ok().lines().nth(2).unwrap().ends_with("| 42 | NULL"), "{}", table.stdout);
+    let settings = run(&["sql", &arg(&dir), "SELECT * FROM duckdb_settings()"]);
+    assert!(settings.ok().lines().count() > 100, "{}", settings.stdout);
 }

@@ -37,6 +37,12 @@ pub(crate) fn quoted_identifier(name: &str) -> Result<String, AnalyticsError> {
     Ok(format!("\"{name}\""))
 }
 
+/// Any name as a quoted identifier (double quotes doubled), for names DuckDB itself
+/// gave (a result's columns).
+pub(crate) fn quoted_name(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// A string literal holding `text` (single quotes doubled).
 pub(crate) fn string_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
@@ -46,10 +52,11 @@ pub(crate) fn string_literal(text: &str) -> String {
 ///
 /// The text must be one statement: a `;` anywhere but at the end is refused (even
 /// inside a string literal: refusing is simpler to trust than lexing DuckDB's every
-/// literal form). The statement is then run as a subquery, `SELECT * FROM (<query>)`,
-/// which DuckDB accepts only for query expressions (`SELECT`, `WITH`, `FROM`-first,
-/// `VALUES`, `DESCRIBE`, `SUMMARIZE`, ...): `COPY`, `ATTACH`, `INSERT`, `CREATE`, `SET`,
-/// `INSTALL` and the like are syntax errors there, so nothing can be written.
+/// literal form). It must start (after comments and parentheses) with a word that opens
+/// a query (`SELECT`, `WITH`, `FROM`, `VALUES`, `DESCRIBE`, `SUMMARIZE`, ...), so
+/// `COPY`, `ATTACH`, `INSERT`, `CREATE`, `SET`, `INSTALL` and the like are refused with
+/// the reason. The statement then runs as a subquery, `SELECT * FROM (<query>)`, which
+/// DuckDB parses only for query expressions: a second line of defence.
 pub(crate) fn read_only_query(sql: &str) -> Result<String, AnalyticsError> {
     let body = sql.trim_end_matches(|c: char| c == ';' || c.is_whitespace());
     if body.trim().is_empty() {
@@ -64,9 +71,54 @@ pub(crate) fn read_only_query(sql: &str) -> Result<String, AnalyticsError> {
             reason: format!("one statement only: ';' at byte {at}"),
         });
     }
+    let keyword = first_keyword(body);
+    if !QUERY_KEYWORDS.iter().any(|k| keyword.eq_ignore_ascii_case(k)) {
+        return Err(AnalyticsError::NotAQuery {
+            sql: sql.to_owned(),
+            reason: format!(
+                "{keyword:?} does not start a query; a query starts with one of {}",
+                QUERY_KEYWORDS.join(", ")
+            ),
+        });
+    }
     // The body sits on its own lines, so a trailing `--` comment cannot swallow the
     // closing parenthesis.
     Ok(format!("SELECT * FROM (\n{body}\n)"))
+}
+
+/// The words a query expression may start with (in DuckDB's grammar, what may stand in
+/// `SELECT * FROM (...)`).
+const QUERY_KEYWORDS: [&str; 10] = [
+    "SELECT",
+    "WITH",
+    "FROM",
+    "VALUES",
+    "TABLE",
+    "DESCRIBE",
+    "SHOW",
+    "SUMMARIZE",
+    "PIVOT",
+    "UNPIVOT",
+];
+
+/// The first word of `sql` after white space, comments and opening parentheses (empty if
+/// there is none): `ATTACH`, `COPY`, `SET` and every other statement that is not a query
+/// is refused on it, before DuckDB sees the text.
+fn first_keyword(sql: &str) -> &str {
+    let mut rest = sql;
+    loop {
+        let trimmed = rest.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
+        if let Some(comment) = trimmed.strip_prefix("--") {
+            rest = comment.split_once('\n').map_or("", |(_, after)| after);
+        } else if let Some(comment) = trimmed.strip_prefix("/*") {
+            rest = comment.split_once("*/").map_or("", |(_, after)| after);
+        } else {
+            rest = trimmed;
+            break;
+        }
+    }
+    let end = rest.find(|c: char| !c.is_ascii_alphanumeric() && c != '_').unwrap_or(rest.len());
+    &rest[..end]
 }
 
 #[cfg(test)]
@@ -113,7 +165,24 @@ mod tests {
             "SELECT * FROM (\nSELECT 1\n)"
         );
         assert!(read_only_query("SELECT 1 -- note").expect("comment").ends_with("-- note\n)"));
-        for bad in ["", "  ;; ", "SELECT 1; COPY orders TO 'x'", "SELECT ';'"] {
+        for good in
+            ["select 1", "  (SELECT 1)", "-- c\nWITH t AS (SELECT 1) FROM t", "/* x */ from orders"]
+        {
+            assert!(read_only_query(good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "",
+            "  ;; ",
+            "SELECT 1; COPY orders TO 'x'",
+            "SELECT ';'",
+            "ATTACH 'x.db'",
+            "-- hidden\nINSTALL httpfs",
+            "/* a */ (LOAD httpfs)",
+            "SET threads = 64",
+            "COPY orders TO '/tmp/x.csv'",
+            "PRAGMA version",
+            "CALL duckdb_settings()",
+        ] {
             assert!(
                 matches!(read_only_query(bad), Err(AnalyticsError::NotAQuery { .. })),
                 "{bad:?}"

@@ -31,6 +31,17 @@
 //! values are bound as parameters. A bad query is an [`AnalyticsError::Query`] carrying
 //! DuckDB's message; the store is never affected.
 //!
+//! Reach: each handle's DuckDB reads the Parquet files of its own snapshot and nothing
+//! else. External access is off (no other file, directory listing, URL, `ATTACH`,
+//! `COPY`, extension install or load), the files the views read are the only allowed
+//! paths, and the configuration is locked; the tail reaches DuckDB as Arrow, through no
+//! file. A query naming any other path is [`AnalyticsError::Denied`].
+//!
+//! Limits ([`AnalyticsOptions`], in `StoreOptions::analytics`): a memory limit (1 GiB by
+//! default; past it a query fails with [`AnalyticsError::OutOfMemory`]), threads (half
+//! the cores), spilling (never, by default: DuckDB writes no file), and a time limit per
+//! query (60 s; past it DuckDB is interrupted and [`AnalyticsError::Timeout`] returned).
+//!
 //! Columns (all non-null): `order_id`, `customer_id`, `product_id` (UBIGINT),
 //! `quantity` (UINTEGER), `unit_price`, `total_amount` (DOUBLE), `status`
 //! (`order_status` ENUM in `orders`, UTINYINT in `orders_raw`), `payment_method`
@@ -38,7 +49,9 @@
 //! Unix epoch, UTC), `shipping_address_hash` (UBIGINT), `version` (UINTEGER). Lookup
 //! tables `order_statuses(code, name)` and `payment_methods(code, name)` map the codes.
 
+mod display;
 mod guard;
+mod limits;
 mod reports;
 mod store_views;
 mod tail;
@@ -53,8 +66,13 @@ use duckdb::vtab::arrow::{ArrowBatchRegistration, ArrowVTab};
 use orderlog_snapshot::{SnapshotInfo, SnapshotStore};
 use orderlog_wal::Lsn;
 
+pub use display::{SHOWN_AS_TEXT, batches_to_json, csv_lines, table_lines, text_column_notes};
 pub use guard::{IDENTIFIER_MAX, validate_identifier};
 pub(crate) use guard::{quoted_identifier, string_literal};
+pub use limits::{
+    AnalyticsOptions, DEFAULT_MEMORY_LIMIT_BYTES, DEFAULT_TIMEOUT, MEMORY_LIMIT_MIN, Spill,
+    WATCHDOG_THREAD,
+};
 pub use reports::{CustomerTotal, MonthTrend, StatusRevenue};
 pub(crate) use reports::{monthly_trends_sql, revenue_by_status_sql, top_customers_sql};
 pub use tail::Tail;
@@ -81,6 +99,41 @@ pub enum AnalyticsError {
         /// The text given.
         sql: String,
         /// Why it was refused.
+        reason: String,
+    },
+    /// The query reached for something outside the store's own snapshot files (another
+    /// file, a directory listing, a URL, a database to attach) or a setting; the message
+    /// is DuckDB's.
+    #[error("refused: the query reaches outside the store ({message}): {sql}")]
+    Denied {
+        /// The statement (as sent, after wrapping).
+        sql: String,
+        /// DuckDB's message.
+        message: String,
+    },
+    /// The query needed more memory than the handle's limit (and spilling was off or
+    /// not enough).
+    #[error("the query needs more than the memory limit of {limit_bytes} bytes ({message}): {sql}")]
+    OutOfMemory {
+        /// The statement (as sent, after wrapping).
+        sql: String,
+        /// The limit ([`AnalyticsOptions::memory_limit_bytes`]).
+        limit_bytes: u64,
+        /// DuckDB's message.
+        message: String,
+    },
+    /// The query ran past the handle's time limit and was interrupted.
+    #[error("the query ran past its time limit of {limit:?} and was stopped: {sql}")]
+    Timeout {
+        /// The statement (as sent, after wrapping).
+        sql: String,
+        /// The limit ([`AnalyticsOptions::timeout`]).
+        limit: std::time::Duration,
+    },
+    /// [`AnalyticsOptions`] that cannot be used.
+    #[error("invalid analytics options: {reason}")]
+    InvalidOptions {
+        /// What is wrong.
         reason: String,
     },
     /// A table or column name is not a plain identifier.
@@ -170,6 +223,7 @@ pub struct AnalyticsInfo {
 pub struct Analytics {
     conn: Mutex<Connection>,
     info: AnalyticsInfo,
+    options: AnalyticsOptions,
 }
 
 impl std::fmt::Debug for Analytics {
@@ -190,12 +244,15 @@ impl Analytics {
     ///
     /// `tail` must be the current rows (at `lsn`) of every order a mutation touched after
     /// the snapshot; [`Tail::gather`] makes it from a state. The snapshot's Parquet files
-    /// are checked for presence and size, not read: DuckDB reads them at query time.
+    /// are checked for presence and size, not read: DuckDB reads them at query time, and
+    /// they are the only files it may read. `options` bound its memory, threads, spilling
+    /// and time per query.
     pub fn over(
         snapshot: Option<(&SnapshotStore, &SnapshotInfo)>,
         tail: Tail,
         lsn: Lsn,
         kind: ViewKind,
+        options: &AnalyticsOptions,
     ) -> Result<Analytics, AnalyticsError> {
         let (snapshot_lsn, snapshot_rows, snapshot_files) = match snapshot {
             Some((store, info)) => {
@@ -229,8 +286,8 @@ impl Analytics {
             touched: tail.touched.len(),
             tail_rows: tail.rows.num_rows(),
         };
-        let conn = Connection::open_in_memory().map_err(|e| AnalyticsError::query("open", &e))?;
-        let analytics = Analytics { conn: Mutex::new(conn), info };
+        let conn = limits::open(options)?;
+        let analytics = Analytics { conn: Mutex::new(conn), info, options: options.clone() };
         analytics.create_views(tail, in_memory)?;
         Ok(analytics)
     }
@@ -238,6 +295,11 @@ impl Analytics {
     /// What the handle sees.
     pub fn info(&self) -> &AnalyticsInfo {
         &self.info
+    }
+
+    /// The handle's limits.
+    pub fn options(&self) -> &AnalyticsOptions {
+        &self.options
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -338,66 +400,68 @@ impl Analytics {
                      ({statuses})[status + 1]::order_status AS status,
                      ({methods})[payment_method + 1]::payment_method AS payment_method,
                      order_timestamp, shipping_address_hash, version
-                 FROM orders_raw;
-                 SET lock_configuration = true;"
+                 FROM orders_raw;"
             ),
-        )
+        )?;
+        limits::seal(&conn, &self.info.snapshot_files)
     }
 
     /// Runs one read-only query and returns every result batch (at least one: a query
     /// with no rows returns one empty batch carrying the result's schema).
     ///
     /// The text must be a single query expression (`SELECT`, `WITH ...`, `FROM ...`,
-    /// `VALUES`, `DESCRIBE`, `SUMMARIZE`): it runs as `SELECT * FROM (<query>)`, so a
-    /// statement that writes (`COPY`, `ATTACH`, `INSERT`, `CREATE`, `SET`, ...) is a
-    /// syntax error, and a `;` before the end is refused ([`AnalyticsError::NotAQuery`]).
+    /// `VALUES`, `DESCRIBE`, `SUMMARIZE`, ...): any other statement (`COPY`, `ATTACH`,
+    /// `INSERT`, `CREATE`, `SET`, `INSTALL`, ...) and a `;` before the end are refused
+    /// ([`AnalyticsError::NotAQuery`]), and the query runs as `SELECT * FROM (<query>)`,
+    /// where only a query expression parses. A query reaching for a file other than the
+    /// snapshot's, or for a URL, is [`AnalyticsError::Denied`]; one past the memory limit
+    /// [`AnalyticsError::OutOfMemory`]; one past the time limit
+    /// [`AnalyticsError::Timeout`].
+    ///
+    /// Every DuckDB type comes back: a column of a type Arrow cannot carry faithfully
+    /// (`VARIANT`, `TIMETZ`, `UHUGEINT`, `BIT`, `BIGNUM`, `GEOMETRY`, or a nested type
+    /// holding one) arrives as text, its field marked with [`SHOWN_AS_TEXT`].
     pub fn query_sql(&self, sql: &str) -> Result<Vec<RecordBatch>, AnalyticsError> {
         let wrapped = guard::read_only_query(sql)?;
-        self.run(&wrapped, [])
+        let conn = self.conn();
+        let memory_limit = Some(self.options.memory_limit_bytes);
+        limits::with_timeout(&conn, &wrapped, self.options.timeout, || {
+            let fail = |e: duckdb::Error| limits::classify(&wrapped, &e, memory_limit);
+            let text = display::text_columns(&conn, &wrapped, &fail)?;
+            let sql = text.sql.as_deref().unwrap_or(&wrapped);
+            let batches = limits::query_batches(&conn, sql, [], memory_limit)?;
+            display::mark_text_columns(batches, &text.columns)
+        })
     }
 
     /// [`Analytics::query_sql`] as JSON: an array with one object per row, keyed by
-    /// column name (ENUM columns as their names, timestamps as ISO 8601 text).
+    /// column name (ENUM columns as their names, timestamps in RFC 3339; see
+    /// [`batches_to_json`] for every type).
     pub fn analytics_query(&self, sql: &str) -> Result<serde_json::Value, AnalyticsError> {
         batches_to_json(&self.query_sql(sql)?)
     }
 
-    /// Runs a statement of the store's own with bound parameters.
+    /// Runs a statement with bound parameters, under the handle's limits.
     pub(crate) fn run<P: duckdb::Params>(
         &self,
         sql: &str,
         params: P,
     ) -> Result<Vec<RecordBatch>, AnalyticsError> {
-        query_batches(&self.conn(), sql, params)
+        let conn = self.conn();
+        let memory_limit = Some(self.options.memory_limit_bytes);
+        limits::with_timeout(&conn, sql, self.options.timeout, || {
+            limits::query_batches(&conn, sql, params, memory_limit)
+        })
     }
 }
 
-/// Runs `sql` with `params` on `conn` and returns every batch (at least one, empty with
-/// the result's schema if there is no row).
+/// Runs `sql` with `params` on a connection of the caller's own (no limits of a handle)
+/// and returns every batch (at least one, empty with the result's schema if there is no
+/// row).
 pub(crate) fn query_batches<P: duckdb::Params>(
     conn: &Connection,
     sql: &str,
     params: P,
 ) -> Result<Vec<RecordBatch>, AnalyticsError> {
-    let mut stmt = conn.prepare(sql).map_err(|e| AnalyticsError::query(sql, &e))?;
-    let arrow = stmt.query_arrow(params).map_err(|e| AnalyticsError::query(sql, &e))?;
-    let schema = arrow.get_schema();
-    let mut batches: Vec<RecordBatch> = arrow.collect();
-    if batches.is_empty() {
-        batches.push(RecordBatch::new_empty(schema));
-    }
-    Ok(batches)
-}
-
-/// Record batches as a JSON array of row objects (arrow-json's writer).
-pub fn batches_to_json(batches: &[RecordBatch]) -> Result<serde_json::Value, AnalyticsError> {
-    let mut writer = arrow::json::ArrayWriter::new(Vec::new());
-    let refs: Vec<&RecordBatch> = batches.iter().collect();
-    writer.write_batches(&refs).map_err(|e| AnalyticsError::Result(e.to_string()))?;
-    writer.finish().map_err(|e| AnalyticsError::Result(e.to_string()))?;
-    let bytes = writer.into_inner();
-    if bytes.is_empty() {
-        return Ok(serde_json::Value::Array(Vec::new()));
-    }
-    serde_json::from_slice(&bytes).map_err(|e| AnalyticsError::Result(e.to_string()))
+    limits::query_batches(conn, sql, params, None)
 }

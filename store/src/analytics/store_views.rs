@@ -3,7 +3,7 @@
 use std::ops::ControlFlow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use orderlog_snapshot::{SnapshotInfo, SnapshotStore, ToArrow};
+use orderlog_snapshot::{SnapshotInfo, SnapshotStore};
 use orderlog_wal::{Lsn, Wal};
 
 use super::tail::{IdSet, collect_touched};
@@ -22,15 +22,9 @@ fn log_first(wal: &Wal) -> Lsn {
     wal.stats().first_lsn
 }
 
-/// Loads a snapshot's state from its Arrow IPC file (size and CRC checked).
+/// Loads a snapshot's state from its Arrow IPC file (every file's size and CRC checked).
 fn load_snapshot(store: &SnapshotStore, info: &SnapshotInfo) -> Result<OrderState> {
-    let batches = store.read_ipc_batches(info)?;
-    let mut state = OrderState::new();
-    state.reserve_rows(batches.iter().map(|b| b.num_rows()).sum());
-    for batch in &batches {
-        state.extend_from_record_batch(batch)?;
-    }
-    Ok(state)
+    Ok(store.load_snapshot::<OrderState>(info)?)
 }
 
 impl OrderStore {
@@ -73,7 +67,7 @@ impl OrderStore {
             (Tail::gather(&state, touched)?, lsn)
         };
         let snapshot = base.as_ref().map(|info| (self.snapshots(), info));
-        Ok(Analytics::over(snapshot, tail, lsn, ViewKind::Fresh)?)
+        Ok(Analytics::over(snapshot, tail, lsn, ViewKind::Fresh, self.analytics_options())?)
     }
 
     /// A DuckDB view of the newest snapshot alone (mutations since are not seen). With no
@@ -83,7 +77,13 @@ impl OrderStore {
         let base = self.newest_readable_snapshot()?;
         let lsn = base.as_ref().map_or(0, |i| i.lsn);
         let snapshot = base.as_ref().map(|info| (self.snapshots(), info));
-        Ok(Analytics::over(snapshot, Tail::empty(), lsn, ViewKind::Snapshot)?)
+        Ok(Analytics::over(
+            snapshot,
+            Tail::empty(),
+            lsn,
+            ViewKind::Snapshot,
+            self.analytics_options(),
+        )?)
     }
 
     /// A DuckDB view of the orders as they were right after LSN `lsn` (time travel),
@@ -135,7 +135,7 @@ impl OrderStore {
         let tail = Tail::gather(&state, touched)?;
         drop(state);
         let snapshot = info.map(|info| (self.snapshots(), info));
-        Ok(Analytics::over(snapshot, tail, lsn, ViewKind::AsOf)?)
+        Ok(Analytics::over(snapshot, tail, lsn, ViewKind::AsOf, self.analytics_options())?)
     }
 
     /// The LSN of the last logged batch at or before `time`: the log is read from its

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Float64Type, Int64Type, UInt8Type, UInt32Type, UInt64Type};
-use orderlog_store::analytics::{Tail, validate_identifier};
+use orderlog_store::analytics::{AnalyticsOptions, Tail, validate_identifier};
 use orderlog_store::{
     Analytics, AnalyticsError, CompactionOptions, Event, Lsn, Order, OrderState, OrderStatus,
     OrderStore, PaymentMethod, StoreError, StoreOptions, ViewKind, WalOptions,
@@ -23,6 +23,7 @@ fn options() -> StoreOptions {
             retain_segments: 1_000,
             ..CompactionOptions::default()
         },
+        ..StoreOptions::default()
     }
 }
 
@@ -356,9 +357,9 @@ fn analytics_over_a_state_without_a_store() {
     let batch: Vec<Event> =
         (1..=50).map(|id| Event::create(Order::new(id, id % 3, 1, 1, id as f64))).collect();
     state.apply_batch(&batch).expect("fold");
+    let tail = Tail::gather(&state, 1..=60).expect("tail");
     let view =
-        Analytics::over(None, Tail::gather(&state, 1..=60).expect("tail"), 1, ViewKind::AsOf)
-            .expect("view");
+        Analytics::over(None, tail, 1, ViewKind::AsOf, &AnalyticsOptions::default()).expect("view");
     assert_eq!(view.info().tail_rows, 50);
     assert_eq!(view.info().touched, 60);
     assert_matches(&view, &state);

@@ -16,6 +16,7 @@ fn options(background: bool) -> StoreOptions {
             ..WalOptions::default()
         },
         compaction: CompactionOptions { background, ..CompactionOptions::default() },
+        ..StoreOptions::default()
     }
 }
 

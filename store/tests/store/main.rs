@@ -12,3 +12,7 @@ mod parquet_duckdb;
 mod seed_api;
 #[cfg(feature = "analytics")]
 mod seed_duckdb;
+#[cfg(feature = "analytics")]
+mod sql_limits;
+#[cfg(feature = "analytics")]
+mod sql_types;

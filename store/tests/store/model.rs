@@ -119,6 +119,7 @@ fn options() -> StoreOptions {
             ..WalOptions::default()
         },
         compaction: CompactionOptions { background: false, ..CompactionOptions::default() },
+        ..StoreOptions::default()
     }
 }
 

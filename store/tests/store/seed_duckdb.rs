@@ -144,6 +144,7 @@ fn store_snapshot_reads_in_a_duckdb_file_database_through_attach() {
             ..WalOptions::default()
         },
         compaction: CompactionOptions { background: false, ..CompactionOptions::default() },
+        ..StoreOptions::default()
     };
     let store = OrderStore::open(dir.path().join("store"), options).expect("open");
     for chunk in (1..=3000u64).collect::<Vec<_>>().chunks(50) {
