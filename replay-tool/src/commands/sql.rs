@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use orderlog_store::analytics::{
     Analytics, AnalyticsOptions, DEFAULT_MEMORY_LIMIT_BYTES, Spill, Tail, ViewKind,
-    batches_to_json, csv_lines, table_lines, text_column_notes,
+    batches_to_json, text_column_notes, write_csv, write_table,
 };
 use orderlog_store::{FoldTarget, Lsn, OfflineStore, StoreError};
 
@@ -71,6 +71,13 @@ pub struct Args {
     /// them); by default nothing is written anywhere.
     #[arg(long, value_name = "DIR")]
     pub spill_dir: Option<PathBuf>,
+    /// The most the files in --spill-dir may hold at once.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "10GiB", requires = "spill_dir")]
+    pub spill_limit: u64,
+    /// The most a result may hold once out of DuckDB (its Arrow buffers); past it the
+    /// query stops with an error (use LIMIT, or aggregate) [default: 1GiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_result: Option<u64>,
 }
 
 impl Args {
@@ -80,9 +87,14 @@ impl Args {
         AnalyticsOptions {
             memory_limit_bytes: self.memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT_BYTES),
             threads: self.threads.map_or(defaults.threads, |n| n as usize),
-            spill: self.spill_dir.clone().map_or(Spill::Never, Spill::To),
-            // The command runs one query for a person at a terminal: no limit unless asked.
+            spill: match &self.spill_dir {
+                None => Spill::Never,
+                Some(dir) => Spill::To { dir: dir.clone(), max_bytes: self.spill_limit },
+            },
+            // The command runs one query for a person at a terminal: no time limit unless
+            // asked, and results up to 1 GiB (printed a row at a time).
             timeout: self.timeout,
+            max_result_bytes: self.max_result.unwrap_or(1 << 30),
         }
     }
 }
@@ -134,17 +146,25 @@ pub fn run(args: &Args) -> Result<()> {
         eprintln!("note: {note}");
     }
     let mut out = Out::new();
-    let lines = if args.json {
-        vec![batches_to_json(&batches).map_err(StoreError::from)?.to_string()]
-    } else if args.csv {
-        csv_lines(&batches).map_err(StoreError::from)?
-    } else {
-        table_lines(&batches).map_err(StoreError::from)?
-    };
-    for line in lines {
-        if !out.line(line)? {
-            break;
-        }
+    if args.json {
+        // One JSON document: the rows as values, whole (see --max-result).
+        out.line(batches_to_json(&batches).map_err(StoreError::from)?)?;
+        return Ok(());
     }
-    Ok(())
+    // Tables and CSV go out a line at a time; a closed pipe stops them, a write error is
+    // kept and returned.
+    let mut failed = None;
+    let mut sink = |line: String| match out.line(line) {
+        Ok(open) => open,
+        Err(e) => {
+            failed = Some(e);
+            false
+        }
+    };
+    if args.csv {
+        write_csv(&batches, &mut sink).map_err(StoreError::from)?;
+    } else {
+        write_table(&batches, &mut sink).map_err(StoreError::from)?;
+    }
+    failed.map_or(Ok(()), Err)
 }

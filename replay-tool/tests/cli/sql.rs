@@ -226,8 +226,21 @@ fn sql_limits_memory_threads_and_time() {
     assert_eq!(json[0]["memory"], "512.0 MiB", "{json}");
     assert_eq!(json[0]["temp"], "", "nothing spills by default: {json}");
     let spill = tmp.path().join("spill");
-    let json = run(&["sql", &arg(&dir), settings, "--spill-dir", &arg(&spill), "--json"]).json();
+    let spill_settings = "SELECT current_setting('temp_directory') AS temp, \
+                          current_setting('max_temp_directory_size') AS room";
+    let json =
+        run(&["sql", &arg(&dir), spill_settings, "--spill-dir", &arg(&spill), "--json"]).json();
     assert_eq!(json[0]["temp"], spill.to_string_lossy().as_ref(), "{json}");
+    assert_eq!(json[0]["room"], "10.0 GiB", "{json}");
+    let args = ["--spill-dir", &arg(&spill), "--spill-limit", "2GiB", "--json"];
+    let json = run(&[&["sql", &arg(&dir), spill_settings][..], &args[..]].concat()).json();
+    assert_eq!(json[0]["room"], "2.0 GiB", "{json}");
+    run(&["sql", &arg(&dir), "SELECT 1", "--spill-limit", "2GiB"]).fails(2, "--spill-dir");
+    // A result past --max-result stops with an error; an aggregate of the same rows fits.
+    run(&["sql", &arg(&dir), "SELECT range FROM range(1000000)", "--max-result", "1MiB"])
+        .fails(2, "the bound for one result");
+    let n = run(&["sql", &arg(&dir), "SELECT count(*) AS n FROM range(1000000)", "--json"]).json();
+    assert_eq!(n[0]["n"], 1_000_000);
     run(&["sql", &arg(&dir), "SELECT 1", "--memory-limit", "lots"]).fails(2, "bad size");
     run(&["sql", &arg(&dir), "SELECT 1", "--timeout", "30"]).fails(2, "bad duration");
     run(&["sql", &arg(&dir), "SELECT 1", "--threads", "0"]).fails(2, "--threads");

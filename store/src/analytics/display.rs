@@ -19,11 +19,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, RecordBatch, StringBuilder};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringBuilder};
+use arrow::datatypes::{DataType, Field, Float16Type, Float32Type, Float64Type, Schema};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use duckdb::Connection;
-use duckdb::core::{LogicalTypeHandle, LogicalTypeId};
 
 use super::AnalyticsError;
 use super::guard::quoted_name;
@@ -35,30 +34,47 @@ pub const SHOWN_AS_TEXT: &str = "orderlog.shown_as_text";
 /// Decimals up to this many digits are JSON numbers (an `f64` holds 15 digits exactly).
 const JSON_EXACT_DIGITS: u8 = 15;
 
-/// The DuckDB type in `ty` that has no faithful Arrow form, if any (the outermost one
-/// found, depth first).
-fn without_arrow_form(ty: &LogicalTypeHandle) -> Option<String> {
-    let id = match ty.try_id() {
-        Ok(id) => id,
-        Err(raw) => return Some(format!("type id {raw}")),
-    };
-    let name = match id {
-        LogicalTypeId::Variant => "VARIANT",
-        LogicalTypeId::TimeTZ => "TIMETZ",
-        LogicalTypeId::UHugeint => "UHUGEINT",
-        LogicalTypeId::Bit => "BIT",
-        LogicalTypeId::Bignum => "BIGNUM",
-        LogicalTypeId::Geometry => "GEOMETRY",
-        LogicalTypeId::List
-        | LogicalTypeId::Array
-        | LogicalTypeId::Map
-        | LogicalTypeId::Struct
-        | LogicalTypeId::Union => {
-            return (0..ty.num_children()).find_map(|i| without_arrow_form(&ty.child(i)));
+/// The words of a DuckDB type as DESCRIBE writes it (`STRUCT("bit" VARIANT)[]`), upper
+/// case, without the quoted field names.
+fn type_words(ty: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    for c in ty.chars() {
+        if c == '"' {
+            // `""` inside quotes toggles twice: still quoted.
+            quoted = !quoted;
+        } else if !quoted && (c.is_ascii_alphanumeric() || c == '_') {
+            word.push(c.to_ascii_uppercase());
+            continue;
         }
-        _ => return None,
-    };
-    Some(name.to_owned())
+        if !word.is_empty() {
+            words.push(std::mem::take(&mut word));
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+/// The DuckDB type in the type `ty` (as DESCRIBE writes it) that has no faithful Arrow
+/// form, if any, at any depth.
+fn without_arrow_form(ty: &str) -> Option<&'static str> {
+    let words = type_words(ty);
+    for (i, word) in words.iter().enumerate() {
+        let found = match word.as_str() {
+            "VARIANT" => "VARIANT",
+            "UHUGEINT" => "UHUGEINT",
+            "BIT" => "BIT",
+            "BIGNUM" => "BIGNUM",
+            "GEOMETRY" => "GEOMETRY",
+            "TIME" if words.get(i + 1).is_some_and(|w| w == "WITH") => "TIMETZ",
+            _ => continue,
+        };
+        return Some(found);
+    }
+    None
 }
 
 /// A query rewritten so that every column without a faithful Arrow form arrives as text.
@@ -70,33 +86,33 @@ pub(crate) struct TextColumns {
     pub(crate) columns: HashMap<usize, String>,
 }
 
-/// Finds the columns of `sql` (a query expression) that must arrive as text, and the
-/// statement that casts them (by position, keeping every column's name).
+/// Finds the columns of `sql` (a query expression) that must arrive as text, from
+/// DuckDB's own description of the result (binding only, no rows), and the statement that
+/// casts them (by position, keeping every column's name).
 pub(crate) fn text_columns(
     conn: &Connection,
     sql: &str,
     fail: &dyn Fn(duckdb::Error) -> AnalyticsError,
 ) -> Result<TextColumns, AnalyticsError> {
-    let stmt = conn.prepare(sql).map_err(fail)?;
-    let columns: HashMap<usize, String> = (0..stmt.column_count())
-        .filter_map(|i| without_arrow_form(&stmt.column_logical_type(i)).map(|t| (i, t)))
-        .collect();
-    drop(stmt);
-    if columns.is_empty() {
-        return Ok(TextColumns::default());
-    }
-    // The names, from DuckDB's own description of the result (binding only, no rows).
     let describe = format!("DESCRIBE {sql}");
     let mut stmt = conn.prepare(&describe).map_err(fail)?;
-    let names: Vec<String> = stmt
-        .query_map([], |row| row.get::<_, String>(0))
+    let described: Vec<(String, String)> = stmt
+        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
         .map_err(fail)?
         .collect::<Result<_, _>>()
         .map_err(fail)?;
-    let select: Vec<String> = names
+    let columns: HashMap<usize, String> = described
         .iter()
         .enumerate()
-        .map(|(i, name)| {
+        .filter_map(|(i, (_, ty))| without_arrow_form(ty).map(|t| (i, t.to_owned())))
+        .collect();
+    if columns.is_empty() {
+        return Ok(TextColumns::default());
+    }
+    let select: Vec<String> = described
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| {
             let at = i + 1;
             if columns.contains_key(&i) {
                 format!("CAST(#{at} AS VARCHAR) AS {}", quoted_name(name))
@@ -167,11 +183,16 @@ fn header(batches: &[RecordBatch]) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Every row of `batches` as text cells: a NULL cell as `null_text`, a NULL inside a
-/// list, struct or map as `NULL`.
-fn cells(batches: &[RecordBatch], null_text: &str) -> Result<Vec<Vec<String>>, AnalyticsError> {
+/// Hands every row of `batches` to `row` as text cells, one row at a time (no result is
+/// held as text whole): a NULL cell as `null_text`, a NULL inside a list, struct or map as
+/// `NULL`. Stops early when `row` returns false.
+fn each_row(
+    batches: &[RecordBatch],
+    null_text: &str,
+    row: &mut dyn FnMut(&[String]) -> bool,
+) -> Result<(), AnalyticsError> {
     let options = FormatOptions::default().with_null("NULL");
-    let mut rows = Vec::new();
+    let mut cells = Vec::new();
     for batch in batches {
         let formatters: Vec<ArrayFormatter<'_>> = batch
             .columns()
@@ -181,39 +202,44 @@ fn cells(batches: &[RecordBatch], null_text: &str) -> Result<Vec<Vec<String>>, A
             .map_err(display_error)?;
         // Logical nulls: a column of DuckDB's NULL type has no validity buffer.
         let nulls: Vec<_> = batch.columns().iter().map(|c| c.logical_nulls()).collect();
-        for row in 0..batch.num_rows() {
-            let cells: Vec<String> = formatters
-                .iter()
-                .zip(&nulls)
-                .map(|(f, nulls)| {
-                    if nulls.as_ref().is_some_and(|n| n.is_null(row)) {
-                        Ok(null_text.to_owned())
-                    } else {
-                        f.value(row).try_to_string()
-                    }
-                })
-                .collect::<Result<_, _>>()
-                .map_err(display_error)?;
-            rows.push(cells);
+        for at in 0..batch.num_rows() {
+            cells.clear();
+            for (f, nulls) in formatters.iter().zip(&nulls) {
+                if nulls.as_ref().is_some_and(|n| n.is_null(at)) {
+                    cells.push(null_text.to_owned());
+                } else {
+                    cells.push(f.value(at).try_to_string().map_err(display_error)?);
+                }
+            }
+            if !row(&cells) {
+                return Ok(());
+            }
         }
     }
-    Ok(rows)
+    Ok(())
 }
 
-/// An aligned text table: header, rule, rows (numbers right-aligned), and a row count.
-pub fn table_lines(batches: &[RecordBatch]) -> Result<Vec<String>, AnalyticsError> {
+/// An aligned text table, a line at a time to `out` (which returns false to stop):
+/// header, rule, rows (numbers right-aligned), and a row count. The cells are formatted
+/// twice (once for the widths), so no result is held as text whole.
+pub fn write_table(
+    batches: &[RecordBatch],
+    out: &mut dyn FnMut(String) -> bool,
+) -> Result<(), AnalyticsError> {
     let names = header(batches);
     let numeric: Vec<bool> = batches
         .first()
         .map(|b| b.columns().iter().map(|c| c.data_type().is_numeric()).collect())
         .unwrap_or_default();
-    let rows = cells(batches, "NULL")?;
     let mut widths: Vec<usize> = names.iter().map(|n| n.chars().count()).collect();
-    for row in &rows {
+    let mut rows = 0usize;
+    each_row(batches, "NULL", &mut |row| {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
-    }
+        rows += 1;
+        true
+    })?;
     let line = |row: &[String], align_numbers: bool| {
         let parts: Vec<String> =
             row.iter()
@@ -225,13 +251,29 @@ pub fn table_lines(batches: &[RecordBatch]) -> Result<Vec<String>, AnalyticsErro
                 .collect();
         parts.join(" | ").trim_end().to_owned()
     };
-    let mut lines = vec![line(&names, false)];
-    lines.push(widths.iter().map(|&w| "-".repeat(w)).collect::<Vec<_>>().join("-+-"));
-    for row in &rows {
-        lines.push(line(row, true));
+    if !out(line(&names, false))
+        || !out(widths.iter().map(|&w| "-".repeat(w)).collect::<Vec<_>>().join("-+-"))
+    {
+        return Ok(());
     }
-    let n = rows.len();
-    lines.push(format!("({n} row{})", if n == 1 { "" } else { "s" }));
+    let mut open = true;
+    each_row(batches, "NULL", &mut |row| {
+        open = out(line(row, true));
+        open
+    })?;
+    if open {
+        out(format!("({rows} row{})", if rows == 1 { "" } else { "s" }));
+    }
+    Ok(())
+}
+
+/// [`write_table`] into lines.
+pub fn table_lines(batches: &[RecordBatch]) -> Result<Vec<String>, AnalyticsError> {
+    let mut lines = Vec::new();
+    write_table(batches, &mut |line| {
+        lines.push(line);
+        true
+    })?;
     Ok(lines)
 }
 
@@ -244,13 +286,27 @@ fn csv_field(text: &str) -> String {
     }
 }
 
-/// CSV (RFC 4180): a header line, then one line per row; NULL is an empty field.
-pub fn csv_lines(batches: &[RecordBatch]) -> Result<Vec<String>, AnalyticsError> {
-    let mut lines =
-        vec![header(batches).iter().map(|n| csv_field(n)).collect::<Vec<_>>().join(",")];
-    for row in cells(batches, "")? {
-        lines.push(row.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(","));
+/// CSV (RFC 4180), a line at a time to `out` (which returns false to stop): a header
+/// line, then one line per row; NULL is an empty field.
+pub fn write_csv(
+    batches: &[RecordBatch],
+    out: &mut dyn FnMut(String) -> bool,
+) -> Result<(), AnalyticsError> {
+    if !out(header(batches).iter().map(|n| csv_field(n)).collect::<Vec<_>>().join(",")) {
+        return Ok(());
     }
+    each_row(batches, "", &mut |row| {
+        out(row.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(","))
+    })
+}
+
+/// [`write_csv`] into lines.
+pub fn csv_lines(batches: &[RecordBatch]) -> Result<Vec<String>, AnalyticsError> {
+    let mut lines = Vec::new();
+    write_csv(batches, &mut |line| {
+        lines.push(line);
+        true
+    })?;
     Ok(lines)
 }
 
@@ -299,29 +355,41 @@ fn json_exact(ty: &DataType) -> bool {
     }
 }
 
-/// A float column as JSON values: finite numbers as numbers, NaN and the infinities as
-/// strings, NULL as `null`.
+/// A float column as JSON values: finite numbers as numbers (a `REAL` as the shortest
+/// decimal that reads back as it, `0.1` and not its `f64` widening), NaN and the
+/// infinities as strings, NULL as `null`.
 fn float_json(array: &dyn Array) -> Result<Vec<serde_json::Value>, AnalyticsError> {
-    let as_f64 = arrow::compute::cast(array, &DataType::Float64).map_err(display_error)?;
-    let values = as_f64
-        .as_any()
-        .downcast_ref::<arrow::array::Float64Array>()
-        .ok_or_else(|| AnalyticsError::Result("a float column did not cast to Float64".into()))?;
-    Ok(values
-        .iter()
-        .map(|v| match v {
-            None => serde_json::Value::Null,
-            Some(x) if x.is_nan() => "NaN".into(),
-            Some(x) if x.is_infinite() => {
-                if x > 0.0 {
-                    "Infinity".into()
-                } else {
-                    "-Infinity".into()
-                }
-            }
-            Some(x) => serde_json::Number::from_f64(x).map_or(serde_json::Value::Null, Into::into),
-        })
-        .collect())
+    let number = |x: f64, shortest: String| -> serde_json::Value {
+        if x.is_nan() {
+            "NaN".into()
+        } else if x.is_infinite() {
+            if x > 0.0 { "Infinity".into() } else { "-Infinity".into() }
+        } else {
+            let exact = shortest.parse::<f64>().unwrap_or(x);
+            serde_json::Number::from_f64(exact).map_or(serde_json::Value::Null, Into::into)
+        }
+    };
+    let values: Vec<serde_json::Value> = match array.data_type() {
+        DataType::Float16 => array
+            .as_primitive::<Float16Type>()
+            .iter()
+            .map(|v| v.map_or(serde_json::Value::Null, |x| number(x.to_f64(), x.to_string())))
+            .collect(),
+        DataType::Float32 => array
+            .as_primitive::<Float32Type>()
+            .iter()
+            .map(|v| v.map_or(serde_json::Value::Null, |x| number(f64::from(x), x.to_string())))
+            .collect(),
+        _ => {
+            let as_f64 = arrow::compute::cast(array, &DataType::Float64).map_err(display_error)?;
+            as_f64
+                .as_primitive::<Float64Type>()
+                .iter()
+                .map(|v| v.map_or(serde_json::Value::Null, |x| number(x, x.to_string())))
+                .collect()
+        }
+    };
+    Ok(values)
 }
 
 /// Record batches as a JSON array of row objects keyed by column name; see the module
@@ -386,6 +454,25 @@ mod tests {
         assert_eq!(csv_field("plain"), "plain");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+
+    #[test]
+    fn types_without_an_arrow_form_are_found_at_any_depth_and_not_in_names() {
+        assert_eq!(without_arrow_form("VARIANT"), Some("VARIANT"));
+        assert_eq!(without_arrow_form("STRUCT(\"bit\" VARIANT)[]"), Some("VARIANT"));
+        assert_eq!(without_arrow_form("TIME WITH TIME ZONE"), Some("TIMETZ"));
+        assert_eq!(without_arrow_form("MAP(VARCHAR, UHUGEINT)"), Some("UHUGEINT"));
+        assert_eq!(without_arrow_form("STRUCT(\"bit\" INTEGER, \"a\"\"b\" BIT)"), Some("BIT"));
+        for fine in [
+            "STRUCT(\"bit\" INTEGER)",
+            "STRUCT(\"variant \"\" geometry\" INTEGER)",
+            "TIMESTAMP WITH TIME ZONE",
+            "TIME",
+            "HUGEINT",
+            "INTEGER[3]",
+        ] {
+            assert_eq!(without_arrow_form(fine), None, "{fine}");
+        }
     }
 
     #[test]

@@ -34,13 +34,16 @@
 //! Reach: each handle's DuckDB reads the Parquet files of its own snapshot and nothing
 //! else. External access is off (no other file, directory listing, URL, `ATTACH`,
 //! `COPY`, extension install or load), the files the views read are the only allowed
-//! paths, and the configuration is locked; the tail reaches DuckDB as Arrow, through no
-//! file. A query naming any other path is [`AnalyticsError::Denied`].
+//! paths, and the configuration is locked; the tail is copied in through DuckDB's Arrow
+//! appender, so no table function that reads Arrow stays callable. A query naming any
+//! other path is [`AnalyticsError::Denied`].
 //!
 //! Limits ([`AnalyticsOptions`], in `StoreOptions::analytics`): a memory limit (1 GiB by
 //! default; past it a query fails with [`AnalyticsError::OutOfMemory`]), threads (half
-//! the cores), spilling (never, by default: DuckDB writes no file), and a time limit per
-//! query (60 s; past it DuckDB is interrupted and [`AnalyticsError::Timeout`] returned).
+//! the cores), spilling (never, by default: DuckDB writes no file), a time limit per
+//! query (60 s; past it DuckDB is interrupted and [`AnalyticsError::Timeout`] returned;
+//! DuckDB notices while it executes, not while it plans), and a bound on a result once
+//! out of DuckDB (256 MiB; [`AnalyticsError::ResultTooLarge`]).
 //!
 //! Columns (all non-null): `order_id`, `customer_id`, `product_id` (UBIGINT),
 //! `quantity` (UINTEGER), `unit_price`, `total_amount` (DOUBLE), `status`
@@ -54,6 +57,7 @@ mod guard;
 mod limits;
 mod reports;
 mod store_views;
+mod tables;
 mod tail;
 
 use std::path::PathBuf;
@@ -62,19 +66,23 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use arrow::array::{RecordBatch, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use duckdb::Connection;
-use duckdb::vtab::arrow::{ArrowBatchRegistration, ArrowVTab};
 use orderlog_snapshot::{SnapshotInfo, SnapshotStore};
 use orderlog_wal::Lsn;
 
-pub use display::{SHOWN_AS_TEXT, batches_to_json, csv_lines, table_lines, text_column_notes};
+pub use display::{
+    SHOWN_AS_TEXT, batches_to_json, csv_lines, table_lines, text_column_notes, write_csv,
+    write_table,
+};
 pub use guard::{IDENTIFIER_MAX, validate_identifier};
 pub(crate) use guard::{quoted_identifier, string_literal};
 pub use limits::{
-    AnalyticsOptions, DEFAULT_MEMORY_LIMIT_BYTES, DEFAULT_TIMEOUT, MEMORY_LIMIT_MIN, Spill,
-    WATCHDOG_THREAD,
+    AnalyticsOptions, DEFAULT_MAX_RESULT_BYTES, DEFAULT_MEMORY_LIMIT_BYTES, DEFAULT_TIMEOUT,
+    MEMORY_LIMIT_MAX, MEMORY_LIMIT_MIN, Spill, THREADS_MAX, WATCHDOG_THREAD,
 };
 pub use reports::{CustomerTotal, MonthTrend, StatusRevenue};
 pub(crate) use reports::{monthly_trends_sql, revenue_by_status_sql, top_customers_sql};
+pub use tables::sql_type as duckdb_sql_type;
+pub(crate) use tables::{append as append_batch, create_sql as create_table_sql};
 pub use tail::Tail;
 
 use crate::domain::{OrderStatus, PaymentMethod};
@@ -129,6 +137,14 @@ pub enum AnalyticsError {
         sql: String,
         /// The limit ([`AnalyticsOptions::timeout`]).
         limit: std::time::Duration,
+    },
+    /// The result held more than the handle's bound once out of DuckDB.
+    #[error("the result holds more than {limit_bytes} bytes, the bound for one result: {sql}")]
+    ResultTooLarge {
+        /// The statement (as sent, after wrapping).
+        sql: String,
+        /// The bound ([`AnalyticsOptions::max_result_bytes`]).
+        limit_bytes: u64,
     },
     /// [`AnalyticsOptions`] that cannot be used.
     #[error("invalid analytics options: {reason}")]
@@ -312,28 +328,12 @@ impl Analytics {
         conn.execute_batch(sql).map_err(|e| AnalyticsError::query(sql, &e))
     }
 
-    /// Loads an Arrow batch into a temporary table (copied into DuckDB's own format, so
-    /// later scans are parallel).
-    fn load_table(
-        &self,
-        conn: &Connection,
-        table: &str,
-        batch: RecordBatch,
-    ) -> Result<(), AnalyticsError> {
-        let sql = format!("CREATE TEMP TABLE {table} AS SELECT * FROM arrow(?)");
-        let registration = ArrowBatchRegistration::new(batch);
-        conn.execute(&sql, [&registration]).map_err(|e| AnalyticsError::query(&sql, &e))?;
-        Ok(())
-    }
-
     fn create_views(
         &self,
         tail: Tail,
         snapshot_rows: Option<RecordBatch>,
     ) -> Result<(), AnalyticsError> {
         let conn = self.conn();
-        conn.register_table_function::<ArrowVTab>("arrow")
-            .map_err(|e| AnalyticsError::query("register arrow()", &e))?;
         let statuses = names_list(OrderStatus::ALL.iter().map(|s| s.name()));
         let methods = names_list(PaymentMethod::ALL.iter().map(|m| m.name()));
         self.execute(
@@ -358,11 +358,12 @@ impl Analytics {
             Arc::new(Schema::new(vec![Field::new("order_id", DataType::UInt64, false)]));
         let ids = RecordBatch::try_new(ids_schema, vec![Arc::new(ids)])
             .map_err(|e| AnalyticsError::Result(e.to_string()))?;
-        self.load_table(&conn, "touched", ids)?;
-        self.load_table(&conn, "tail", tail.rows)?;
+        tables::load(&conn, "touched", ids)?;
+        tables::load(&conn, "tail", tail.rows)?;
 
+        let reads_files = snapshot_rows.is_none();
         let snapshot = if let Some(rows) = snapshot_rows {
-            self.load_table(&conn, "snapshot_rows", rows)?;
+            tables::load(&conn, "snapshot_rows", rows)?;
             "SELECT * FROM snapshot_rows".to_owned()
         } else if self.info.snapshot_files.is_empty() {
             // No snapshot: an empty relation with the tail's columns.
@@ -403,7 +404,9 @@ impl Analytics {
                  FROM orders_raw;"
             ),
         )?;
-        limits::seal(&conn, &self.info.snapshot_files)
+        // The only files DuckDB may open are the ones its views read, if it reads any.
+        let allowed = if reads_files { self.info.snapshot_files.as_slice() } else { &[] };
+        limits::seal(&conn, allowed)
     }
 
     /// Runs one read-only query and returns every result batch (at least one: a query
@@ -424,14 +427,24 @@ impl Analytics {
     pub fn query_sql(&self, sql: &str) -> Result<Vec<RecordBatch>, AnalyticsError> {
         let wrapped = guard::read_only_query(sql)?;
         let conn = self.conn();
-        let memory_limit = Some(self.options.memory_limit_bytes);
-        limits::with_timeout(&conn, &wrapped, self.options.timeout, || {
-            let fail = |e: duckdb::Error| limits::classify(&wrapped, &e, memory_limit);
+        limits::with_timeout(&conn, &wrapped, self.options.timeout, |deadline| {
+            let fetch = self.fetch(deadline);
+            let fail = |e: duckdb::Error| limits::classify(&wrapped, &e, fetch.memory_limit);
             let text = display::text_columns(&conn, &wrapped, &fail)?;
+            deadline.check()?;
             let sql = text.sql.as_deref().unwrap_or(&wrapped);
-            let batches = limits::query_batches(&conn, sql, [], memory_limit)?;
+            let batches = limits::query_batches(&conn, sql, [], &fetch)?;
             display::mark_text_columns(batches, &text.columns)
         })
+    }
+
+    /// The handle's limits on one result.
+    fn fetch<'a>(&self, deadline: &'a limits::Deadline<'a>) -> limits::Fetch<'a> {
+        limits::Fetch {
+            memory_limit: Some(self.options.memory_limit_bytes),
+            max_result_bytes: self.options.max_result_bytes,
+            deadline: Some(deadline),
+        }
     }
 
     /// [`Analytics::query_sql`] as JSON: an array with one object per row, keyed by
@@ -448,9 +461,8 @@ impl Analytics {
         params: P,
     ) -> Result<Vec<RecordBatch>, AnalyticsError> {
         let conn = self.conn();
-        let memory_limit = Some(self.options.memory_limit_bytes);
-        limits::with_timeout(&conn, sql, self.options.timeout, || {
-            limits::query_batches(&conn, sql, params, memory_limit)
+        limits::with_timeout(&conn, sql, self.options.timeout, |deadline| {
+            limits::query_batches(&conn, sql, params, &self.fetch(deadline))
         })
     }
 }
@@ -463,5 +475,5 @@ pub(crate) fn query_batches<P: duckdb::Params>(
     sql: &str,
     params: P,
 ) -> Result<Vec<RecordBatch>, AnalyticsError> {
-    limits::query_batches(conn, sql, params, None)
+    limits::query_batches(conn, sql, params, &limits::Fetch::UNBOUNDED)
 }

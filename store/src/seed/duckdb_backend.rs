@@ -15,14 +15,13 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::DataType;
 use duckdb::Connection;
 
 use super::persistence::{Gather, Matches, MemoryStats, SoAPersistence, SoaRows, run_blocking};
 use super::{PersistenceError, PersistentOrderStore, Result};
 use crate::analytics::{
-    AnalyticsError, batches_to_json, monthly_trends_sql, query_batches, quoted_identifier,
-    revenue_by_status_sql, top_customers_sql,
+    AnalyticsError, append_batch, batches_to_json, create_table_sql, monthly_trends_sql,
+    query_batches, quoted_identifier, revenue_by_status_sql, top_customers_sql,
 };
 use crate::domain::{Order, OrderSoA};
 
@@ -45,24 +44,7 @@ impl<T> std::fmt::Debug for DuckDBPersistence<T> {
     }
 }
 
-/// DuckDB's column type for an Arrow type the backend stores (`None`: not one it stores).
-pub fn sql_type(data_type: &DataType) -> Option<&'static str> {
-    Some(match data_type {
-        DataType::UInt8 => "UTINYINT",
-        DataType::UInt16 => "USMALLINT",
-        DataType::UInt32 => "UINTEGER",
-        DataType::UInt64 => "UBIGINT",
-        DataType::Int8 => "TINYINT",
-        DataType::Int16 => "SMALLINT",
-        DataType::Int32 => "INTEGER",
-        DataType::Int64 => "BIGINT",
-        DataType::Float32 => "FLOAT",
-        DataType::Float64 => "DOUBLE",
-        DataType::Boolean => "BOOLEAN",
-        DataType::Utf8 => "VARCHAR",
-        _ => return None,
-    })
-}
+pub use crate::analytics::duckdb_sql_type as sql_type;
 
 fn db_err(sql: &str, e: &duckdb::Error) -> PersistenceError {
     AnalyticsError::query(sql, e).into()
@@ -100,30 +82,14 @@ impl<T: SoaRows> DuckDBPersistence<T> {
     }
 
     fn create_table(&self) -> Result<()> {
-        let schema = T::arrow_schema();
-        let mut columns = Vec::with_capacity(schema.fields().len());
-        for field in schema.fields() {
-            let ty = sql_type(field.data_type()).ok_or_else(|| {
-                PersistenceError::from(AnalyticsError::Result(format!(
-                    "column {} has type {}, which the DuckDB backend does not store",
-                    field.name(),
-                    field.data_type()
-                )))
-            })?;
-            let null = if field.is_nullable() { "" } else { " NOT NULL" };
-            columns.push(format!("{} {ty}{null}", quoted_identifier(field.name())?));
-        }
-        let sql = format!("CREATE TABLE IF NOT EXISTS {} ({})", self.quoted, columns.join(", "));
+        let sql = create_table_sql(&self.table, &T::arrow_schema(), true)?;
         self.conn().execute_batch(&sql).map_err(|e| db_err(&sql, &e))
     }
 
     /// Appends every row of `data` through the Arrow appender, in one transaction.
     fn append_rows(&self, conn: &Connection, data: &T) -> Result<()> {
         for batch in data.record_batches(DUCKDB_APPEND_ROWS) {
-            let batch = batch?;
-            let mut appender = conn.appender(&self.table).map_err(|e| db_err("appender", &e))?;
-            appender.append_record_batch(batch).map_err(|e| db_err("append", &e))?;
-            appender.flush().map_err(|e| db_err("append", &e))?;
+            append_batch(conn, &self.table, batch?)?;
         }
         Ok(())
     }

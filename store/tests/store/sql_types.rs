@@ -58,6 +58,8 @@ fn cases() -> Vec<Case> {
             "UHUGEINT",
         ),
         case("1.5::FLOAT", "1.5", "1.5", json!(1.5)),
+        // A REAL as the decimal it was written as, not its widening to a double.
+        case("0.1::REAL", "0.1", "0.1", json!(0.1)),
         case("0.1::DOUBLE", "0.1", "0.1", json!(0.1)),
         case("'nan'::DOUBLE", "NaN", "NaN", json!("NaN")),
         case("'inf'::DOUBLE", "inf", "inf", json!("Infinity")),
