@@ -19,7 +19,7 @@ use common::{bench_dir, order};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use orderlog_store::seed::{DuckDBPersistence, SQLOrderStore, SoAPersistence};
 use orderlog_store::{
-    Analytics, CompactionOptions, Event, Order, OrderSoA, OrderStatus, OrderStore, StoreOptions,
+    Analytics, AnalyticsOptions, CompactionOptions, Event, Order, OrderSoA, OrderStatus, OrderStore, StoreOptions,
     SyncPolicy, WalOptions,
 };
 
@@ -35,6 +35,13 @@ fn build_store(dir: &std::path::Path, n: u64) -> OrderStore {
             ..WalOptions::default()
         },
         compaction: CompactionOptions { background: false, ..CompactionOptions::default() },
+        // Every core and no time limit, as the plain DuckDB connection it is compared with
+        // has (the store's default is half the cores, for writers' sake).
+        analytics: AnalyticsOptions {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            timeout: None,
+            ..AnalyticsOptions::default()
+        },
         ..StoreOptions::default()
     };
     let store = OrderStore::open(dir, options).expect("open");
