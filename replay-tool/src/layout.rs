@@ -3,19 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+pub use orderlog_store::layout::{snapshot_dir, wal_dir};
 use orderlog_wal::{LockState, writer_lock_state};
 
 use crate::error::{CliError, Result};
-
-/// `DIR/wal`: the log.
-pub fn wal_dir(dir: &Path) -> PathBuf {
-    dir.join("wal")
-}
-
-/// `DIR/snapshots`: the snapshot store.
-pub fn snapshot_dir(dir: &Path) -> PathBuf {
-    dir.join("snapshots")
-}
 
 /// Checks that `dir` is an existing store directory (holding `wal/`).
 pub fn existing_store(dir: &Path) -> Result<PathBuf> {

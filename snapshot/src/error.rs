@@ -148,3 +148,25 @@ fn first(skipped: &[SkippedSnapshot]) -> String {
 
 /// Result alias for the crate.
 pub type Result<T, E = SnapshotError> = std::result::Result<T, E>;
+
+impl SnapshotError {
+    /// Whether the error means "this snapshot is damaged, gone or unreadable": a reader
+    /// skips such a snapshot for an older one (and says so). A file the device cannot
+    /// read (`EIO`) is as lost as a damaged one. Anything else (a schema the caller's
+    /// type does not match, a value it refuses, a lock, bad options) is not damage.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            SnapshotError::FileCorrupt { .. } => true,
+            SnapshotError::Io { source, .. } => {
+                matches!(
+                    source.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::UnexpectedEof
+                ) || source.raw_os_error() == Some(EIO)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Linux's `EIO`: the device could not read (or write) the data.
+const EIO: i32 = 5;

@@ -205,8 +205,8 @@ mod tests {
 
     #[test]
     fn a_body_behind_a_valid_header_reaches_the_meaning_checks() {
-        let body = br#"{"version": 1, "snapshots": [{"lsn": 3, "rows": 0, "schema_version": 1,
-            "created_unix_ms": 0, "dir": "snap-00000000000000000003", "compression": "none",
+        let body = br#"{"version": 2, "snapshots": [{"lsn": 3, "rows": 0, "schema_version": 1,
+            "created_unix_ms": 0, "newest_event_ms": 0, "dir": "snap-00000000000000000003", "compression": "none",
             "row_group_rows": 1, "partition_by": null, "files": [
             {"kind": "arrow_ipc", "path": "snap-00000000000000000003/data.arrow", "bytes": 1, "crc32": 2},
             {"kind": "parquet", "path": "snap-00000000000000000003/data.parquet", "bytes": 3, "crc32": 4}

@@ -21,6 +21,10 @@ pub struct SnapshotInfo {
     pub schema_version: u32,
     /// When the snapshot was published, in milliseconds since the Unix epoch.
     pub created_unix_ms: u64,
+    /// The newest event time the snapshot covers (ms since the Unix epoch), as its
+    /// publisher gave it: every event folded into it was stamped at or before this.
+    /// `None` if not known (a manifest of version 1, or a publisher that gave none).
+    pub newest_event_ms: Option<u64>,
     /// The snapshot's directory, relative to the store: `snap-<lsn, 20 digits>`.
     pub dir: String,
     /// Compression of the Parquet files.
@@ -31,6 +35,18 @@ pub struct SnapshotInfo {
     pub partition_by: Option<String>,
     /// Every file of the snapshot: the Arrow IPC file first, then the Parquet files.
     pub files: Vec<SnapshotFile>,
+}
+
+/// What a snapshot covers, as its publisher states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Covers {
+    /// The state is the fold of every log frame up to and including this LSN.
+    pub lsn: Lsn,
+    /// The caller's schema version, recorded as given.
+    pub schema_version: u32,
+    /// The newest event time folded in (ms since the Unix epoch), if the publisher knows
+    /// it; readers use it to find the snapshot to start a fold to a point in time from.
+    pub newest_event_ms: Option<u64>,
 }
 
 impl SnapshotInfo {

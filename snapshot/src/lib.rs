@@ -95,7 +95,7 @@ mod store;
 pub use convert::{ArrowSchemaGen, ToArrow, check_schema};
 pub use error::{Result, SnapshotError};
 pub use info::{
-    FileKind, Lsn, PublishStep, Published, SkippedSnapshot, SnapshotFile, SnapshotInfo,
+    Covers, FileKind, Lsn, PublishStep, Published, SkippedSnapshot, SnapshotFile, SnapshotInfo,
     VerifiedSnapshot,
 };
 pub use manifest::MANIFEST_VERSION;

@@ -1,7 +1,8 @@
 //! The `MANIFEST` file: which snapshots exist, newest first, and what each file's size
 //! and CRC-32 must be.
 //!
-//! Layout (version 1): a 64-byte ASCII header line, then a JSON body the header checksums.
+//! Layout (version 2; version 1 is still read): a 64-byte ASCII header line, then a JSON
+//! body the header checksums. Version 2 adds each snapshot's `newest_event_ms`.
 //!
 //! ```text
 //! offset size  content
@@ -32,8 +33,12 @@ pub(crate) const MANIFEST_FILE: &str = "MANIFEST";
 /// The new manifest's name until it is renamed over [`MANIFEST_FILE`].
 pub(crate) const MANIFEST_TMP_FILE: &str = "MANIFEST.tmp";
 
-/// The format version this build writes and reads.
-pub const MANIFEST_VERSION: u32 = 1;
+/// The format version this build writes. It reads this one and
+/// [`MANIFEST_VERSION_OLDEST`].
+pub const MANIFEST_VERSION: u32 = 2;
+/// The oldest format version this build reads: version 1, whose entries have no
+/// `newest_event_ms`.
+pub const MANIFEST_VERSION_OLDEST: u32 = 1;
 
 const MAGIC: &[u8] = b"orderlog-manifest v";
 const VERSION_OFFSET: usize = MAGIC.len();
@@ -69,30 +74,35 @@ pub(crate) fn parse_snapshot_dir_name(name: &str) -> Option<Lsn> {
     digits.parse().ok()
 }
 
+/// The body of versions 1 and 2 (version 1 entries have no `newest_event_ms`).
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BodyV1 {
+struct Body {
     version: u32,
-    snapshots: Vec<EntryV1>,
+    snapshots: Vec<Entry>,
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EntryV1 {
+struct Entry {
     lsn: u64,
     rows: u64,
     schema_version: u32,
     created_unix_ms: u64,
+    /// Version 2: the newest event time the snapshot covers (ms since the epoch), if
+    /// known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    newest_event_ms: Option<u64>,
     dir: String,
     compression: String,
     row_group_rows: u64,
     partition_by: Option<String>,
-    files: Vec<FileV1>,
+    files: Vec<File>,
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileV1 {
+struct File {
     kind: String,
     path: String,
     bytes: u64,
@@ -101,15 +111,16 @@ struct FileV1 {
 
 /// Encodes a manifest listing `snapshots` (newest first).
 pub(crate) fn encode(snapshots: &[SnapshotInfo]) -> Result<Vec<u8>> {
-    let body = BodyV1 {
+    let body = Body {
         version: MANIFEST_VERSION,
         snapshots: snapshots
             .iter()
-            .map(|s| EntryV1 {
+            .map(|s| Entry {
                 lsn: s.lsn,
                 rows: s.rows,
                 schema_version: s.schema_version,
                 created_unix_ms: s.created_unix_ms,
+                newest_event_ms: s.newest_event_ms,
                 dir: s.dir.clone(),
                 compression: s.compression.as_str().into(),
                 row_group_rows: s.row_group_rows,
@@ -117,7 +128,7 @@ pub(crate) fn encode(snapshots: &[SnapshotInfo]) -> Result<Vec<u8>> {
                 files: s
                     .files
                     .iter()
-                    .map(|f| FileV1 {
+                    .map(|f| File {
                         kind: f.kind.as_str().into(),
                         path: f.path.clone(),
                         bytes: f.bytes,
@@ -167,7 +178,7 @@ pub(crate) fn decode(path: &Path, bytes: &[u8]) -> Result<Vec<SnapshotInfo>> {
     expect_bytes(bytes, 0, MAGIC).map_err(|at| corrupt(at, "bad magic".into()))?;
     let version = decimal(bytes, VERSION_OFFSET, VERSION_DIGITS)
         .ok_or_else(|| corrupt(VERSION_OFFSET, "version is not 5 decimal digits".into()))?;
-    if version != u64::from(MANIFEST_VERSION) {
+    if !(u64::from(MANIFEST_VERSION_OLDEST)..=u64::from(MANIFEST_VERSION)).contains(&version) {
         return Err(SnapshotError::UnsupportedVersion {
             path: path.to_path_buf(),
             found: u32::try_from(version).unwrap_or(u32::MAX),
@@ -199,10 +210,12 @@ pub(crate) fn decode(path: &Path, bytes: &[u8]) -> Result<Vec<SnapshotInfo>> {
             format!("CRC-32 of the body is {actual:08x}, the header says {crc:08x}"),
         ));
     }
-    let parsed: BodyV1 = serde_json::from_slice(body).map_err(|e| {
+    let parsed: Body = serde_json::from_slice(body).map_err(|e| {
         corrupt(HEADER_BYTES + offset_of(body, e.line(), e.column()), format!("JSON: {e}"))
     })?;
-    check_body(parsed).map_err(|detail| corrupt(HEADER_BYTES, detail))
+    // Checked above: 1 or 2.
+    let version = u32::try_from(version).unwrap_or(MANIFEST_VERSION);
+    check_body(parsed, version).map_err(|detail| corrupt(HEADER_BYTES, detail))
 }
 
 /// `Err(offset)` of the first byte of `bytes[at..]` that differs from `want`.
@@ -235,10 +248,16 @@ fn offset_of(body: &[u8], line: usize, column: usize) -> usize {
     (line_start + column.saturating_sub(1)).min(body.len())
 }
 
-/// Checks what the body means: version, order, names, paths, limits.
-fn check_body(body: BodyV1) -> std::result::Result<Vec<SnapshotInfo>, String> {
-    if body.version != MANIFEST_VERSION {
+/// Checks what the body of a `version` manifest means: version, order, names, paths,
+/// limits.
+fn check_body(body: Body, version: u32) -> std::result::Result<Vec<SnapshotInfo>, String> {
+    if body.version != version {
         return Err(format!("body version {} differs from the header's", body.version));
+    }
+    if version < 2
+        && let Some(i) = body.snapshots.iter().position(|e| e.newest_event_ms.is_some())
+    {
+        return Err(format!("snapshot {i}: newest_event_ms is not part of version {version}"));
     }
     if body.snapshots.is_empty() || body.snapshots.len() > SNAPSHOTS_MAX {
         return Err(format!(
@@ -262,7 +281,7 @@ fn check_body(body: BodyV1) -> std::result::Result<Vec<SnapshotInfo>, String> {
     Ok(out)
 }
 
-fn check_entry(e: EntryV1) -> std::result::Result<SnapshotInfo, String> {
+fn check_entry(e: Entry) -> std::result::Result<SnapshotInfo, String> {
     if e.lsn == u64::MAX {
         // No log can follow it: the LSN after a snapshot's is where replay starts.
         return Err(format!("LSN {} leaves no LSN after it", e.lsn));
@@ -318,6 +337,7 @@ fn check_entry(e: EntryV1) -> std::result::Result<SnapshotInfo, String> {
         rows: e.rows,
         schema_version: e.schema_version,
         created_unix_ms: e.created_unix_ms,
+        newest_event_ms: e.newest_event_ms,
         dir: e.dir,
         compression,
         row_group_rows: e.row_group_rows,
@@ -386,6 +406,7 @@ mod tests {
             rows: 10 * lsn,
             schema_version: 3,
             created_unix_ms: 1_700_000_000_000,
+            newest_event_ms: lsn.is_multiple_of(2).then_some(1_699_999_999_000 + lsn),
             dir,
             compression: ParquetCompression::Snappy,
             row_group_rows: 1_000_000,
@@ -403,7 +424,7 @@ mod tests {
         let list = vec![info(9, Some("kind")), info(5, None)];
         let bytes = encode(&list).unwrap();
         assert_eq!(&bytes[..VERSION_OFFSET], MAGIC);
-        assert_eq!(&bytes[VERSION_OFFSET..CRC_TAG_OFFSET], b"00001");
+        assert_eq!(&bytes[VERSION_OFFSET..CRC_TAG_OFFSET], b"00002");
         assert_eq!(bytes[HEADER_BYTES - 1], b'\n');
         assert_eq!(
             decimal(&bytes, LEN_OFFSET, LEN_DIGITS),
@@ -435,16 +456,45 @@ mod tests {
         }
     }
 
-    /// Re-encodes a body with a valid header, as a hand edit would.
-    fn with_body(body: &str) -> Vec<u8> {
+    /// Re-encodes a body with a valid header of `version`, as a hand edit would.
+    fn with_body_of(version: u32, body: &str) -> Vec<u8> {
         let mut out = format!(
-            "orderlog-manifest v00001 crc32={:08x} bytes={:017}\n",
+            "orderlog-manifest v{version:05} crc32={:08x} bytes={:017}\n",
             crc32fast::hash(body.as_bytes()),
             body.len()
         )
         .into_bytes();
         out.extend_from_slice(body.as_bytes());
         out
+    }
+
+    fn with_body(body: &str) -> Vec<u8> {
+        with_body_of(MANIFEST_VERSION, body)
+    }
+
+    #[test]
+    fn version_1_is_read_without_event_times_and_refuses_them() {
+        let good = String::from_utf8(encode(&[info(3, None)]).unwrap()).unwrap();
+        let v1 = good[HEADER_BYTES..].replace("\"version\": 2", "\"version\": 1");
+        assert!(!v1.contains("newest_event_ms"), "odd LSNs carry none");
+        let decoded = decode(path(), &with_body_of(1, &v1)).unwrap();
+        assert_eq!(decoded, [info(3, None)]);
+        assert_eq!(decoded[0].newest_event_ms, None);
+        // A version 1 body naming an event time was not written by version 1.
+        let good = String::from_utf8(encode(&[info(4, None)]).unwrap()).unwrap();
+        let v1 = good[HEADER_BYTES..].replace("\"version\": 2", "\"version\": 1");
+        assert!(v1.contains("newest_event_ms"));
+        match decode(path(), &with_body_of(1, &v1)) {
+            Err(SnapshotError::ManifestCorrupt { detail, .. }) => {
+                assert!(detail.contains("not part of version 1"), "{detail}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Version 3 is not this build's.
+        assert!(matches!(
+            decode(path(), &with_body_of(3, &good[HEADER_BYTES..])),
+            Err(SnapshotError::UnsupportedVersion { found: 3, supported: 2, .. })
+        ));
     }
 
     #[test]
@@ -458,7 +508,8 @@ mod tests {
             ("\"snappy\"", "\"gzip\""),
             ("\"lsn\": 2", "\"lsn\": 3"),
             ("\"arrow_ipc\"", "\"parquet\""),
-            ("\"version\": 1", "\"version\": 2"),
+            ("\"version\": 2", "\"version\": 1"),
+            ("\"newest_event_ms\": 1699999999002", "\"newest_event_ms\": \"x\""),
             ("\"rows\"", "\"rowz\""),
         ] {
             let edited = body.replacen(from, to, 1);
@@ -470,7 +521,7 @@ mod tests {
                 other => panic!("{from} -> {to}: {other:?}"),
             }
         }
-        assert!(decode(path(), &with_body("{\"version\": 1, \"snapshots\": []}")).is_err());
+        assert!(decode(path(), &with_body("{\"version\": 2, \"snapshots\": []}")).is_err());
         assert!(decode(path(), &with_body("not json")).is_err());
     }
 

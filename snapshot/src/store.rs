@@ -15,7 +15,7 @@ use crate::files::{
     WrittenFile, check_size, check_verified, crc_mismatch, io_err, read_verified, sync_dir,
 };
 use crate::info::{
-    FileKind, Lsn, PublishStep, Published, SkippedSnapshot, SnapshotFile, SnapshotInfo,
+    Covers, FileKind, Lsn, PublishStep, Published, SkippedSnapshot, SnapshotFile, SnapshotInfo,
     VerifiedSnapshot,
 };
 use crate::ipc::{self, IpcContents, IpcMeta, IpcSink, Ranges};
@@ -318,6 +318,20 @@ impl SnapshotStore {
         opts: &SnapshotOptions,
         hook: &mut dyn FnMut(PublishStep) -> Result<()>,
     ) -> Result<Published> {
+        let covers = Covers { lsn, schema_version, newest_event_ms: None };
+        self.publish_covering(state, covers, opts, hook)
+    }
+
+    /// [`SnapshotStore::publish_with_hook`] with everything the snapshot records about
+    /// what it covers ([`Covers`]: its LSN, schema version and newest event time).
+    pub fn publish_covering<T: ToArrow>(
+        &self,
+        state: &T,
+        covers: Covers,
+        opts: &SnapshotOptions,
+        hook: &mut dyn FnMut(PublishStep) -> Result<()>,
+    ) -> Result<Published> {
+        let Covers { lsn, schema_version, newest_event_ms } = covers;
         if self.lock.is_none() {
             return Err(SnapshotError::ReadOnly { path: self.path().to_path_buf() });
         }
@@ -330,7 +344,8 @@ impl SnapshotStore {
             return Err(SnapshotError::StaleLsn { lsn, newest: newest.lsn });
         }
         let meta = IpcMeta { lsn, rows: state.num_rows() as u64, schema_version };
-        let info = self.write_snapshot_dir(state, meta, opts, hook)?;
+        let mut info = self.write_snapshot_dir(state, meta, opts, hook)?;
+        info.newest_event_ms = newest_event_ms;
 
         let mut listed = Vec::with_capacity(opts.keep_last);
         listed.push(info.clone());
@@ -401,6 +416,7 @@ impl SnapshotStore {
             rows: meta.rows,
             schema_version: meta.schema_version,
             created_unix_ms: now_unix_ms(),
+            newest_event_ms: None,
             dir: name,
             compression: opts.compression,
             row_group_rows: opts.row_group_rows as u64,
@@ -490,7 +506,7 @@ impl SnapshotStore {
         for info in listed {
             match check(self, &info) {
                 Ok(r) => return Ok(Some((info, skipped, r))),
-                Err(error) if is_damage(&error) => {
+                Err(error) if error.is_damage() => {
                     skipped.push(SkippedSnapshot { lsn: info.lsn, error })
                 }
                 Err(error) => return Err(error),
@@ -584,22 +600,6 @@ fn write_files<T: ToArrow>(
     }
     Ok((ipc_sink.finish(meta)?, parquet_sink.finish()?))
 }
-
-/// Errors that mean "this snapshot is damaged, gone or unreadable": a reader skips it
-/// (and says so). A file the device cannot read (`EIO`) is as lost as a damaged one.
-fn is_damage(error: &SnapshotError) -> bool {
-    match error {
-        SnapshotError::FileCorrupt { .. } => true,
-        SnapshotError::Io { source, .. } => {
-            matches!(source.kind(), io::ErrorKind::NotFound | io::ErrorKind::UnexpectedEof)
-                || source.raw_os_error() == Some(EIO)
-        }
-        _ => false,
-    }
-}
-
-/// Linux's `EIO`: the device could not read (or write) the data.
-const EIO: i32 = 5;
 
 fn now_unix_ms() -> u64 {
     SystemTime::now()

@@ -19,8 +19,8 @@ use common::{bench_dir, order};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use orderlog_store::seed::{DuckDBPersistence, SQLOrderStore, SoAPersistence};
 use orderlog_store::{
-    Analytics, AnalyticsOptions, CompactionOptions, Event, Order, OrderSoA, OrderStatus, OrderStore, StoreOptions,
-    SyncPolicy, WalOptions,
+    Analytics, AnalyticsOptions, CompactionOptions, Event, Order, OrderSoA, OrderStatus,
+    OrderStore, StoreOptions, SyncPolicy, WalOptions,
 };
 
 const TAIL: u64 = 1_000_000;
@@ -42,7 +42,6 @@ fn build_store(dir: &std::path::Path, n: u64) -> OrderStore {
             timeout: None,
             ..AnalyticsOptions::default()
         },
-        ..StoreOptions::default()
     };
     let store = OrderStore::open(dir, options).expect("open");
     let ids: Vec<u64> = (1..=n).collect();

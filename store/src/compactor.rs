@@ -7,15 +7,15 @@
 //! sealed segments, then `truncate_before`) and the snapshot directory (its own lock).
 //! The cost is memory: a compaction holds a second copy of the state.
 
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use orderlog_snapshot::{PublishStep, SnapshotOptions, SnapshotStore};
+use orderlog_snapshot::{Covers, PublishStep, SnapshotOptions, SnapshotStore};
 use orderlog_wal::{KillPoint, Lsn, Wal};
 
 use crate::error::Result;
+use crate::fold::apply_range;
 use crate::state::OrderState;
-use crate::store::replay_range;
 
 /// Schema version recorded in snapshots of [`OrderState`].
 pub const STATE_SCHEMA_VERSION: u32 = 1;
@@ -82,10 +82,11 @@ pub(crate) fn compact_once(
     hook: &mut dyn FnMut(PublishStep) -> orderlog_snapshot::Result<()>,
 ) -> Result<CompactionReport> {
     let started = Instant::now();
-    let (mut state, from_lsn) = match snapshots.load::<OrderState>()? {
-        Some((state, verified)) => (state, verified.info.lsn),
-        None => (OrderState::new(), 0),
+    let (mut state, base) = match snapshots.load::<OrderState>()? {
+        Some((state, verified)) => (state, Some(verified.info)),
+        None => (OrderState::new(), None),
     };
+    let from_lsn = base.as_ref().map_or(0, |b| b.lsn);
     let target = wal.sealed_lsn();
     let mut report = CompactionReport {
         from_lsn,
@@ -96,22 +97,25 @@ pub(crate) fn compact_once(
         elapsed: Duration::ZERO,
     };
     if target > from_lsn {
-        let (batches, _) = replay_range(wal, from_lsn + 1, target, &mut state)?;
+        let applied = apply_range(wal, from_lsn + 1, target, &mut state, &mut |_, _| {})?;
+        // The newest event it covers: the newest folded now, or the base's, whichever is
+        // later; unknown if the base's is (a snapshot of an older manifest).
+        let newest_event_ms = match &base {
+            None => applied.newest_event_ms,
+            Some(b) => {
+                b.newest_event_ms.map(|ms| applied.newest_event_ms.map_or(ms, |n| n.max(ms)))
+            }
+        };
         // Each step is also a named kill point of the log's storage (crash tests).
         let mut steps = |step: PublishStep| {
             wal.kill_point(publish_kill_point(step))
                 .map_err(|_| orderlog_snapshot::SnapshotError::Stopped { step })?;
             hook(step)
         };
-        snapshots.publish_with_hook(
-            &state,
-            target,
-            STATE_SCHEMA_VERSION,
-            &opts.snapshot,
-            &mut steps,
-        )?;
+        let covers = Covers { lsn: target, schema_version: STATE_SCHEMA_VERSION, newest_event_ms };
+        snapshots.publish_covering(&state, covers, &opts.snapshot, &mut steps)?;
         report.to_lsn = target;
-        report.batches = batches;
+        report.batches = applied.batches;
         report.orders = state.len() as u64;
     }
     // Only below the oldest listed snapshot: an older one stands in for a newer one found
@@ -154,6 +158,110 @@ fn truncate_covered(wal: &Wal, snapshot_lsn: Lsn, retain: usize) -> Result<usize
     match bases.get(keep_from) {
         Some(&base) if keep_from > 0 => Ok(wal.truncate_before(base)?),
         _ => Ok(0),
+    }
+}
+
+/// Compactions run and failed since the store opened.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct CompactionStats {
+    /// Compactions that completed (on demand and in the background).
+    pub completed: u64,
+    /// Compactions that failed; each leaves the previous snapshot current and the log
+    /// whole, and the background compactor tries again at its next trigger.
+    pub failed: u64,
+    /// The last failure's message, if any failed.
+    pub last_error: Option<String>,
+    /// The last completed compaction.
+    pub last: Option<CompactionReport>,
+}
+
+/// What the store and its compactor share: the log and the snapshots, not the state.
+pub(crate) struct Engine {
+    pub(crate) wal: Wal,
+    pub(crate) snapshots: SnapshotStore,
+    compaction: CompactionOptions,
+    /// Serialises compactions (background and on demand); analytics holds it while it
+    /// reads snapshots and log, so nothing it reads is pruned meanwhile.
+    compacting: Mutex<()>,
+    stats: Mutex<CompactionStats>,
+}
+
+impl Engine {
+    pub(crate) fn new(wal: Wal, snapshots: SnapshotStore, compaction: CompactionOptions) -> Engine {
+        Engine {
+            wal,
+            snapshots,
+            compaction,
+            compacting: Mutex::new(()),
+            stats: Mutex::new(CompactionStats::default()),
+        }
+    }
+
+    /// Whether the background compactor should run.
+    pub(crate) fn background(&self) -> bool {
+        self.compaction.background
+    }
+
+    /// Holds compactions off while the guard lives.
+    pub(crate) fn hold_compactions(&self) -> MutexGuard<'_, ()> {
+        self.compacting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Compactions run and failed so far.
+    pub(crate) fn stats(&self) -> CompactionStats {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Runs one compaction (one at a time), counting and logging its outcome.
+    pub(crate) fn compact(
+        &self,
+        hook: &mut dyn FnMut(PublishStep) -> orderlog_snapshot::Result<()>,
+    ) -> Result<CompactionReport> {
+        let _one_at_a_time = self.hold_compactions();
+        let outcome = compact_once(&self.wal, &self.snapshots, &self.compaction, hook);
+        let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        match &outcome {
+            Ok(report) => {
+                stats.completed += 1;
+                stats.last = Some(report.clone());
+                tracing::info!(
+                    from_lsn = report.from_lsn,
+                    to_lsn = report.to_lsn,
+                    batches = report.batches,
+                    orders = report.orders,
+                    segments_removed = report.segments_removed,
+                    elapsed_ms = report.elapsed.as_millis() as u64,
+                    "compaction done"
+                );
+            }
+            Err(e) => {
+                stats.failed += 1;
+                stats.last_error = Some(e.to_string());
+                tracing::error!(error = %e, failed = stats.failed, "compaction failed");
+            }
+        }
+        outcome
+    }
+
+    /// The background compactor's loop: checks the triggers every second until
+    /// `signal` says stop.
+    pub(crate) fn run_compactor(&self, signal: &CompactorSignal) {
+        let mut last = Instant::now();
+        let mut last_lsn = self.snapshots.current().ok().flatten().map_or(0, |v| v.info.lsn);
+        while !signal.sleep(Duration::from_secs(1)) {
+            let due = self.wal.stats().bytes >= self.compaction.wal_bytes_trigger
+                || last.elapsed() >= self.compaction.interval;
+            if !due || self.wal.sealed_lsn() <= last_lsn {
+                continue;
+            }
+            // A failed compaction (counted and logged by `compact`) leaves the previous
+            // snapshot current and the log whole; the next trigger tries again.
+            if let Ok(report) = self.compact(&mut |_| Ok(())) {
+                last_lsn = report.to_lsn;
+            }
+            last = Instant::now();
+        }
     }
 }
 

@@ -4,7 +4,8 @@ use orderlog_snapshot::SnapshotError;
 use orderlog_wal::{Lsn, WalError};
 
 use crate::events::DecodeError;
-use crate::state::MutationError;
+use crate::point::{FoldTarget, Unreachable};
+use crate::state::{MutationError, ReserveError};
 
 /// Errors from the order store.
 #[derive(Debug, thiserror::Error)]
@@ -56,16 +57,17 @@ pub enum StoreError {
         /// Segments the log's recovery set aside (`PointInTime`).
         discarded_segments: Vec<std::path::PathBuf>,
     },
-    /// A point-in-time fold cannot reach its target with the snapshots and log the
-    /// directory retains.
+    /// A point (an LSN or a time) that the retained snapshots and log cannot reach:
+    /// beyond the newest LSN held, or before what the directory keeps. The store, its
+    /// analytics and the offline tool all answer with this one error.
     #[error(
-        "cannot fold to {target}: {why} (log holds LSNs {log_first_lsn}..={log_last_lsn}, snapshots at LSNs {snapshot_lsns:?})"
+        "cannot reach {target}: {why} (the log holds LSNs {log_first_lsn}..={log_last_lsn}, snapshots at LSNs {snapshot_lsns:?})"
     )]
-    FoldTargetUnreachable {
-        /// The target asked for.
-        target: crate::offline::FoldTarget,
+    Unreachable {
+        /// The point asked for.
+        target: FoldTarget,
         /// Why it cannot be reached.
-        why: &'static str,
+        why: Unreachable,
         /// The log's first retained LSN.
         log_first_lsn: Lsn,
         /// The log's last LSN.
@@ -73,34 +75,12 @@ pub enum StoreError {
         /// The LSNs of the snapshots the manifest lists, newest first.
         snapshot_lsns: Vec<Lsn>,
     },
-    /// Room for more orders was asked for beyond what the state can ever hold; nothing
-    /// changed.
-    #[error("cannot make room for {additional} more orders beside the {held} held: at most {max}")]
-    ReserveTooLarge {
-        /// The orders asked room for.
-        additional: usize,
-        /// The orders held.
-        held: usize,
-        /// The most orders the state can hold.
-        max: usize,
-    },
-    /// Room for more orders could not be allocated; the orders are unchanged.
-    #[error("cannot make room for {additional} more orders beside the {held} held: {source}")]
-    ReserveFailed {
-        /// The orders asked room for.
-        additional: usize,
-        /// The orders held.
-        held: usize,
-        /// The allocator's refusal.
-        #[source]
-        source: std::collections::TryReserveError,
-    },
+    /// Room for more orders was refused; nothing changed.
+    #[error(transparent)]
+    Reserve(#[from] ReserveError),
     /// A background thread could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(String),
-    /// The store was closed.
-    #[error("the store is closed")]
-    Closed,
     /// An analytics query or view failed; the store is unaffected.
     #[cfg(feature = "analytics")]
     #[error(transparent)]

@@ -20,31 +20,38 @@ mod compactor;
 pub mod domain;
 mod error;
 pub mod events;
+mod fold;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod layout;
 mod offline;
+mod point;
 pub mod seed;
 pub mod state;
 mod state_arrow;
 mod store;
+#[cfg(feature = "analytics")]
+mod views;
 
 #[cfg(feature = "analytics")]
 pub use analytics::{
     Analytics, AnalyticsError, AnalyticsInfo, CustomerTotal, MonthTrend, StatusRevenue, ViewKind,
 };
 pub use analytics_options::{AnalyticsOptions, Spill};
-pub use compactor::{CompactionOptions, CompactionReport, STATE_SCHEMA_VERSION};
+pub use compactor::{CompactionOptions, CompactionReport, CompactionStats, STATE_SCHEMA_VERSION};
 pub use domain::{DomainError, Order, OrderSoA, OrderStatus, PaymentMethod, SoaMemoryStats};
 pub use error::{Result, StoreError};
 pub use events::{DecodeError, Event, EventKind};
-pub use offline::{Fold, FoldTarget, OfflineStore};
+pub use fold::Fold;
+pub use offline::OfflineStore;
 pub use orderlog_snapshot::{ParquetCompression, PublishStep, SnapshotOptions};
 pub use orderlog_wal::{Lsn, RecoveryMode, SyncPolicy, WalError, WalOptions};
+pub use point::{FoldTarget, Unreachable};
 pub use seed::{
     ArrowPersistence, EventSourcedPersistence, InMemoryOrderStore, MemoryStats, ParquetPersistence,
     PartitionedParquetPersistence, PersistenceError, PersistentOrderStore, SoAPersistence, SoaRows,
 };
 #[cfg(feature = "analytics")]
 pub use seed::{DuckDBPersistence, SQLOrderStore, sql_type as duckdb_sql_type};
-pub use state::{MutationError, OrderState};
-pub use store::{OpenReport, OrderStore, StoreOptions};
+pub use state::{MutationError, OrderState, ReserveError};
+pub use store::{OpenReport, OrderStore, StoreOptions, StoreStats};

@@ -14,56 +14,15 @@
 
 use std::path::{Path, PathBuf};
 
-use arrow::array::RecordBatch;
-use orderlog_snapshot::{
-    ArrowSchemaGen, SkippedSnapshot, SnapshotError, SnapshotInfo, SnapshotStore, ToArrow,
-};
+use orderlog_snapshot::{SnapshotInfo, SnapshotStore};
 use orderlog_wal::{Frame, LogReader, Lsn, RecoveryMode};
 
 use crate::error::{Result, StoreError};
 use crate::events::{Event, decode_batch};
+use crate::fold::{Fold, fold_to};
+use crate::layout::{snapshot_dir, wal_dir};
+use crate::point::FoldTarget;
 use crate::state::OrderState;
-use crate::store::{snapshot_dir, wal_dir};
-
-/// The point a fold stops at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FoldTarget {
-    /// Every frame up to and including this LSN (0: the empty state).
-    Lsn(Lsn),
-    /// Every frame before the first retained frame holding an event stamped later than
-    /// this time (milliseconds since the Unix epoch). Frames are atomic batches and
-    /// concurrent writers stamp events before they are ordered, so the fold is the
-    /// longest log prefix with no event after the time.
-    TimeMs(u64),
-}
-
-impl std::fmt::Display for FoldTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FoldTarget::Lsn(lsn) => write!(f, "LSN {lsn}"),
-            FoldTarget::TimeMs(ms) => write!(f, "time {ms} ms since the epoch"),
-        }
-    }
-}
-
-/// A state folded to a point, and how it was reached.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct Fold {
-    /// The state after every frame up to `lsn`.
-    pub state: OrderState,
-    /// The last frame folded in (or the snapshot's LSN, if no frame was needed).
-    pub lsn: Lsn,
-    /// The snapshot the fold started from (`None`: the empty state at LSN 0).
-    pub snapshot_lsn: Option<Lsn>,
-    /// Newer snapshots at or below the target that were damaged and skipped.
-    pub skipped: Vec<SkippedSnapshot>,
-    /// Log frames (batches) folded on top of the starting state.
-    pub batches: u64,
-    /// Events in those batches.
-    pub events: u64,
-}
 
 /// A store directory, read-only.
 #[derive(Debug)]
@@ -132,9 +91,9 @@ impl OfflineStore {
     /// still begins at LSN 1, and applies the logged batches up to the target with the
     /// store's fold. `progress` sees each LSN applied.
     ///
-    /// [`StoreError::FoldTargetUnreachable`] if the retained snapshots and log cannot
-    /// reach the target (it lies beyond the log's end, or before every retained snapshot
-    /// with the log truncated past it).
+    /// [`StoreError::Unreachable`] if the retained snapshots and log cannot reach the
+    /// target (it lies beyond the log's end, or before every retained snapshot with the
+    /// log truncated past it).
     pub fn fold_until_with(
         &self,
         target: FoldTarget,
@@ -146,111 +105,14 @@ impl OfflineStore {
     /// [`OfflineStore::fold_until_with`], with `observe` seeing every batch folded on
     /// top of the starting snapshot (after it is applied): for example to collect the
     /// orders the fold touched, which is what an analytics view over that snapshot's
-    /// Parquet files needs (`analytics::Tail::gather`).
+    /// Parquet files needs (`analytics::Tail::gather`). The fold is the store's own
+    /// ([`crate::fold`]), so the state equals what the store's `as_of` sees.
     pub fn fold_until_observing(
         &self,
         target: FoldTarget,
         observe: &mut dyn FnMut(Lsn, &[Event]),
     ) -> Result<Fold> {
-        let listed = self.snapshot_list()?;
-        let target_lsn = match target {
-            FoldTarget::Lsn(lsn) => lsn,
-            FoldTarget::TimeMs(ms) => self.lsn_at_time(ms, target, &listed)?,
-        };
-        let (first, last) = (self.log.first_lsn(), self.log.last_lsn());
-        let unreachable = |why: &'static str| StoreError::FoldTargetUnreachable {
-            target,
-            why,
-            log_first_lsn: first,
-            log_last_lsn: last,
-            snapshot_lsns: listed.iter().map(|s| s.lsn).collect(),
-        };
-        let newest = listed.first().map_or(0, |s| s.lsn);
-        if target_lsn > last.max(newest) {
-            return Err(unreachable("it lies beyond the end of the log"));
-        }
-        let log_covers =
-            |from: Lsn| from == target_lsn || (first <= from + 1 && last >= target_lsn);
-        let mut skipped = Vec::new();
-        for info in listed.iter().filter(|s| s.lsn <= target_lsn && log_covers(s.lsn)) {
-            match load_snapshot(&self.snapshots, info) {
-                Ok(state) => {
-                    return self.fold_from(state, Some(info.lsn), target_lsn, skipped, observe);
-                }
-                Err(error) if is_damage(&error) => {
-                    skipped.push(SkippedSnapshot { lsn: info.lsn, error })
-                }
-                Err(error) => return Err(error.into()),
-            }
-        }
-        if target_lsn == 0 || log_covers(0) {
-            return self.fold_from(OrderState::new(), None, target_lsn, skipped, observe);
-        }
-        Err(unreachable("no retained snapshot at or below it is followed by the log up to it"))
-    }
-
-    fn fold_from(
-        &self,
-        mut state: OrderState,
-        snapshot_lsn: Option<Lsn>,
-        target: Lsn,
-        skipped: Vec<SkippedSnapshot>,
-        observe: &mut dyn FnMut(Lsn, &[Event]),
-    ) -> Result<Fold> {
-        let from = snapshot_lsn.unwrap_or(0);
-        let mut fold = Fold {
-            state: OrderState::new(),
-            lsn: from,
-            snapshot_lsn,
-            skipped,
-            batches: 0,
-            events: 0,
-        };
-        if target > from {
-            for frame in self.log.iter_from(from + 1)? {
-                let (lsn, batch) = decode_frame(&frame?)?;
-                if lsn > target {
-                    break;
-                }
-                state.apply_batch(&batch).map_err(|source| StoreError::Replay { lsn, source })?;
-                fold.batches += 1;
-                fold.events += batch.len() as u64;
-                fold.lsn = lsn;
-                observe(lsn, &batch);
-            }
-        }
-        fold.state = state;
-        Ok(fold)
-    }
-
-    /// The last LSN of the longest retained log prefix with no event after `ms`.
-    ///
-    /// Before the retained log, only snapshots remain, and they do not record event
-    /// times; but every event in a snapshot was stamped before the snapshot was
-    /// published, so a snapshot created at or before `ms` is wholly at or before it.
-    fn lsn_at_time(&self, ms: u64, target: FoldTarget, listed: &[SnapshotInfo]) -> Result<Lsn> {
-        let (first, last) = (self.log.first_lsn(), self.log.last_lsn());
-        let mut prefix_end = first - 1;
-        for item in self.batches_from(first)? {
-            let (lsn, batch) = item?;
-            if batch.iter().any(|e| e.timestamp_ms > ms) {
-                break;
-            }
-            prefix_end = lsn;
-        }
-        let before_log_known =
-            first == 1 || listed.iter().any(|s| s.lsn == first - 1 && s.created_unix_ms <= ms);
-        if prefix_end >= first || before_log_known {
-            return Ok(prefix_end.min(last.max(first - 1)));
-        }
-        Err(StoreError::FoldTargetUnreachable {
-            target,
-            why: "the retained log begins after that time, and no snapshot before it is known \
-                  to be older (snapshots do not record event times)",
-            log_first_lsn: first,
-            log_last_lsn: last,
-            snapshot_lsns: listed.iter().map(|s| s.lsn).collect(),
-        })
+        fold_to(&self.log, &self.snapshots, target, observe)
     }
 }
 
@@ -259,33 +121,6 @@ fn decode_frame(frame: &Frame) -> Result<(Lsn, Vec<Event>)> {
     let batch =
         decode_batch(frame.payload()).map_err(|source| StoreError::Decode { lsn, source })?;
     Ok((lsn, batch))
-}
-
-/// Loads one listed snapshot (not only the newest), after checking every file's size and
-/// CRC, from its Arrow IPC file.
-fn load_snapshot(
-    snapshots: &SnapshotStore,
-    info: &SnapshotInfo,
-) -> orderlog_snapshot::Result<OrderState> {
-    snapshots.verify(info)?;
-    let batches = snapshots.read_ipc_batches(info)?;
-    let mut state =
-        OrderState::from_record_batch(&RecordBatch::new_empty(OrderState::arrow_schema()))?;
-    state.reserve_rows(batches.iter().map(RecordBatch::num_rows).sum());
-    for batch in &batches {
-        orderlog_snapshot::check_schema::<OrderState>(batch)?;
-        state.extend_from_record_batch(batch)?;
-    }
-    Ok(state)
-}
-
-/// Damage is a reason to fall back to an older snapshot; other errors are returned.
-fn is_damage(error: &SnapshotError) -> bool {
-    match error {
-        SnapshotError::FileCorrupt { .. } => true,
-        SnapshotError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
-        _ => false,
-    }
 }
 
 #[cfg(test)]
@@ -435,7 +270,7 @@ mod tests {
         for target in [FoldTarget::Lsn(1), FoldTarget::Lsn(300 + 1), FoldTarget::TimeMs(5)] {
             let err = offline.fold_until(target).expect_err("unreachable");
             assert!(
-                matches!(err, StoreError::FoldTargetUnreachable { target: t, .. } if t == target),
+                matches!(err, StoreError::Unreachable { target: t, .. } if t == target),
                 "{err}"
             );
         }

@@ -19,8 +19,34 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::domain::index::{MAX_ROWS, RowIndex};
 use crate::domain::{DomainError, Order, OrderSoA, OrderStatus};
-use crate::error::StoreError;
 use crate::events::{BATCH_EVENTS_MAX, Event, EventKind};
+
+/// Why room for more orders was refused; the orders are unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReserveError {
+    /// Room was asked for beyond what the state can ever hold.
+    #[error("cannot make room for {additional} more orders beside the {held} held: at most {max}")]
+    TooLarge {
+        /// The orders asked room for.
+        additional: usize,
+        /// The orders held.
+        held: usize,
+        /// The most orders the state can hold.
+        max: usize,
+    },
+    /// The memory could not be allocated.
+    #[error("cannot make room for {additional} more orders beside the {held} held: {source}")]
+    Failed {
+        /// The orders asked room for.
+        additional: usize,
+        /// The orders held.
+        held: usize,
+        /// The allocator's refusal.
+        #[source]
+        source: std::collections::TryReserveError,
+    },
+}
 
 /// Why a mutation was refused. Nothing was written and the state is unchanged.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -244,12 +270,12 @@ impl OrderState {
     /// Makes room for `additional` more orders (columns, index and versions), so that
     /// growing to that size copies nothing and rebuilds nothing. Refused, with the
     /// orders unchanged, past [`MAX_ROWS`] or when memory cannot be had.
-    pub fn reserve(&mut self, additional: usize) -> crate::Result<()> {
+    pub fn reserve(&mut self, additional: usize) -> Result<(), ReserveError> {
         let held = self.len();
         if held.saturating_add(additional) > MAX_ROWS {
-            return Err(StoreError::ReserveTooLarge { additional, held, max: MAX_ROWS });
+            return Err(ReserveError::TooLarge { additional, held, max: MAX_ROWS });
         }
-        let failed = |source| StoreError::ReserveFailed { additional, held, source };
+        let failed = |source| ReserveError::Failed { additional, held, source };
         self.orders.try_reserve(additional).map_err(failed)?;
         self.versions.try_reserve_exact(additional).map_err(failed)
     }

@@ -1,6 +1,5 @@
 //! `OrderStore`: validated, logged, durable mutations over the in-memory state.
 
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
@@ -9,10 +8,14 @@ use orderlog_snapshot::SnapshotStore;
 use orderlog_wal::storage::{FsStorage, Storage};
 use orderlog_wal::{Lsn, RecoveryReport, SyncPolicy, Wal, WalOptions};
 
-use crate::compactor::{CompactionOptions, CompactionReport, CompactorSignal, compact_once};
+use crate::compactor::{
+    CompactionOptions, CompactionReport, CompactionStats, CompactorSignal, Engine,
+};
 use crate::domain::{Order, SoaMemoryStats};
 use crate::error::{Result, StoreError};
-use crate::events::{Event, decode_batch, encode_batch};
+use crate::events::{Event, encode_batch};
+use crate::fold::apply_range;
+use crate::layout::{SNAPSHOT_DIR, WAL_DIR};
 use crate::state::OrderState;
 
 /// Options for [`OrderStore::open`].
@@ -42,59 +45,6 @@ pub struct OpenReport {
     pub wal: RecoveryReport,
     /// Time taken, end to end.
     pub elapsed: Duration,
-}
-
-/// The directory layout of a store: `wal/` holds the log, `snapshots/` the snapshots.
-pub(crate) const WAL_DIR: &str = "wal";
-/// Where a store keeps its snapshots.
-pub(crate) const SNAPSHOT_DIR: &str = "snapshots";
-
-/// The directory of a store's log.
-pub(crate) fn wal_dir(dir: &Path) -> PathBuf {
-    dir.join(WAL_DIR)
-}
-
-/// Where a store keeps its snapshots.
-pub(crate) fn snapshot_dir(dir: &Path) -> PathBuf {
-    dir.join(SNAPSHOT_DIR)
-}
-
-/// What the store and its compactor share: the log and the snapshots, not the state.
-struct Engine {
-    wal: Wal,
-    snapshots: SnapshotStore,
-    compaction: CompactionOptions,
-    /// Serialises compactions (background and on demand).
-    compacting: std::sync::Mutex<()>,
-}
-
-impl Engine {
-    fn compact(
-        &self,
-        hook: &mut dyn FnMut(orderlog_snapshot::PublishStep) -> orderlog_snapshot::Result<()>,
-    ) -> Result<CompactionReport> {
-        let _one_at_a_time = self.compacting.lock().unwrap_or_else(|p| p.into_inner());
-        compact_once(&self.wal, &self.snapshots, &self.compaction, hook)
-    }
-
-    /// The background compactor's loop: checks the triggers every second.
-    fn run_compactor(&self, signal: &CompactorSignal) {
-        let mut last = Instant::now();
-        let mut last_lsn = self.snapshots.current().ok().flatten().map_or(0, |v| v.info.lsn);
-        while !signal.sleep(Duration::from_secs(1)) {
-            let due = self.wal.stats().bytes >= self.compaction.wal_bytes_trigger
-                || last.elapsed() >= self.compaction.interval;
-            if !due || self.wal.sealed_lsn() <= last_lsn {
-                continue;
-            }
-            // A failed compaction leaves the previous snapshot current and the log
-            // whole; the next trigger tries again.
-            if let Ok(report) = self.compact(&mut |_| Ok(())) {
-                last_lsn = report.to_lsn;
-            }
-            last = Instant::now();
-        }
-    }
 }
 
 struct Inner {
@@ -168,22 +118,19 @@ impl OrderStore {
         let recovered = locked.recover(snapshot_lsn)?;
         check_log_continues(recovered.report(), snapshot_lsn)?;
         let wal = recovered.open()?;
-        let (batches, events) = replay_range(&wal, snapshot_lsn + 1, wal.last_lsn(), &mut state)?;
+        let applied =
+            apply_range(&wal, snapshot_lsn + 1, wal.last_lsn(), &mut state, &mut |_, _| {})?;
         let report = OpenReport {
             snapshot_lsn,
             snapshot_orders,
-            batches_replayed: batches,
-            events_replayed: events,
+            batches_replayed: applied.batches,
+            events_replayed: applied.events,
             wal: wal.recovery_report().clone(),
             elapsed: started.elapsed(),
         };
-        let background = options.compaction.background;
-        let engine = Arc::new(Engine {
-            wal,
-            snapshots,
-            compaction: options.compaction,
-            compacting: std::sync::Mutex::new(()),
-        });
+        log_open(&dir, &report);
+        let engine = Arc::new(Engine::new(wal, snapshots, options.compaction));
+        let background = engine.background();
         let inner = Inner {
             dir,
             #[cfg(feature = "analytics")]
@@ -308,35 +255,17 @@ impl OrderStore {
         Ok(lsn)
     }
 
-    /// The log (for analytics: the tail after a snapshot).
+    /// What analytics reads of the store, with compactions held off while the view
+    /// lives (no snapshot is published or pruned and no log segment removed meanwhile).
     #[cfg(feature = "analytics")]
-    pub(crate) fn wal(&self) -> &Wal {
-        &self.inner.engine.wal
-    }
-
-    /// The limits of the analytics handles the store makes.
-    #[cfg(feature = "analytics")]
-    pub(crate) fn analytics_options(&self) -> &crate::analytics::AnalyticsOptions {
-        &self.inner.analytics
-    }
-
-    /// The snapshots (for analytics).
-    #[cfg(feature = "analytics")]
-    pub(crate) fn snapshots(&self) -> &SnapshotStore {
-        &self.inner.engine.snapshots
-    }
-
-    /// Holds compactions off: while held, no snapshot is published or pruned and no log
-    /// segment is removed.
-    #[cfg(feature = "analytics")]
-    pub(crate) fn hold_compactions(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.inner.engine.compacting.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The state under a read lock (writers wait while it is held).
-    #[cfg(feature = "analytics")]
-    pub(crate) fn read_state(&self) -> RwLockReadGuard<'_, OrderState> {
-        self.read()
+    pub(crate) fn read_view(&self) -> ReadView<'_> {
+        ReadView {
+            wal: &self.inner.engine.wal,
+            snapshots: &self.inner.engine.snapshots,
+            analytics: &self.inner.analytics,
+            state: &self.inner.state,
+            _no_compaction: self.inner.engine.hold_compactions(),
+        }
     }
 
     /// An order, if present.
@@ -387,7 +316,7 @@ impl OrderStore {
     /// a reopened store starts sized to what it holds. Refused, with the orders
     /// unchanged, beyond the most orders a store can hold or when memory cannot be had.
     pub fn reserve(&self, additional: usize) -> Result<()> {
-        self.write().reserve(additional)
+        Ok(self.write().reserve(additional)?)
     }
 
     /// Memory held by the state.
@@ -403,6 +332,12 @@ impl OrderStore {
     /// LSN of the last mutation known durable.
     pub fn durable_lsn(&self) -> Lsn {
         self.inner.engine.wal.durable_lsn()
+    }
+
+    /// What the store has done since it opened: the log's counters and the
+    /// compactions run and failed.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats { wal: self.inner.engine.wal.stats(), compaction: self.inner.engine.stats() }
     }
 
     /// Makes every logged mutation durable (whatever the policy).
@@ -436,58 +371,56 @@ fn check_log_continues(report: &RecoveryReport, snapshot_lsn: Lsn) -> Result<()>
     Ok(())
 }
 
-/// Applies every logged batch with an LSN in `from..=to` to `state`; returns
-/// (batches, events). This is the fold shared by recovery, compaction and replay.
-pub(crate) fn replay_range(
-    wal: &Wal,
-    from: Lsn,
-    to: Lsn,
-    state: &mut OrderState,
-) -> Result<(u64, u64)> {
-    replay_range_with(wal, from, to, state, |_| {})
+/// What a store has done since it opened ([`OrderStore::stats`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// The log's counters (LSNs, segments, bytes, syncs).
+    pub wal: orderlog_wal::WalStats,
+    /// Compactions completed and failed, the last failure and the last report.
+    pub compaction: CompactionStats,
 }
 
-/// [`replay_range`], showing each batch to `seen` once it has been applied.
-pub(crate) fn replay_range_with(
-    wal: &Wal,
-    from: Lsn,
-    to: Lsn,
-    state: &mut OrderState,
-    mut seen: impl FnMut(&[crate::events::Event]),
-) -> Result<(u64, u64)> {
-    let (mut batches, mut events) = (0u64, 0u64);
-    each_batch(wal, from, to, |lsn, batch| {
-        state.apply_batch(&batch).map_err(|source| StoreError::Replay { lsn, source })?;
-        seen(&batch);
-        batches += 1;
-        events += batch.len() as u64;
-        Ok(ControlFlow::Continue(()))
-    })?;
-    Ok((batches, events))
+/// What analytics reads of a store ([`OrderStore::read_view`]): the log, the snapshots
+/// and the state, with compactions held off while it lives.
+#[cfg(feature = "analytics")]
+pub(crate) struct ReadView<'a> {
+    pub(crate) wal: &'a Wal,
+    pub(crate) snapshots: &'a SnapshotStore,
+    pub(crate) analytics: &'a crate::analytics::AnalyticsOptions,
+    state: &'a RwLock<OrderState>,
+    _no_compaction: std::sync::MutexGuard<'a, ()>,
 }
 
-/// Decodes every logged batch with an LSN in `from..=to`, in order, and hands it to `f`
-/// until `f` breaks.
-pub(crate) fn each_batch(
-    wal: &Wal,
-    from: Lsn,
-    to: Lsn,
-    mut f: impl FnMut(Lsn, Vec<crate::events::Event>) -> Result<ControlFlow<()>>,
-) -> Result<()> {
-    if from > to {
-        return Ok(());
+#[cfg(feature = "analytics")]
+impl ReadView<'_> {
+    /// The state under a read lock (writers wait while it is held).
+    pub(crate) fn state(&self) -> RwLockReadGuard<'_, OrderState> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
     }
-    for frame in wal.iter_from(from)? {
-        let frame = frame?;
-        let lsn = frame.lsn();
-        if lsn > to {
-            break;
-        }
-        let batch =
-            decode_batch(frame.payload()).map_err(|source| StoreError::Decode { lsn, source })?;
-        if f(lsn, batch)?.is_break() {
-            break;
-        }
+}
+
+/// Tells an operator what opening found and did.
+fn log_open(dir: &Path, report: &OpenReport) {
+    let wal = &report.wal;
+    tracing::info!(
+        dir = %dir.display(),
+        snapshot_lsn = report.snapshot_lsn,
+        snapshot_orders = report.snapshot_orders,
+        batches_replayed = report.batches_replayed,
+        events_replayed = report.events_replayed,
+        elapsed_ms = report.elapsed.as_millis() as u64,
+        "store opened"
+    );
+    if let Some(cut) = &wal.truncated {
+        tracing::warn!(
+            file = %cut.file.display(),
+            offset = cut.offset,
+            reason = %cut.reason,
+            "recovery cut the log's unfinished tail"
+        );
     }
-    Ok(())
+    for segment in &wal.discarded_segments {
+        tracing::warn!(segment = %segment.display(), "recovery set a damaged segment aside");
+    }
 }

@@ -178,3 +178,38 @@ impl Iterator for WalIter {
         None
     }
 }
+
+/// A log that can be read: the live [`crate::Wal`] and the offline [`crate::LogReader`]
+/// both are, so one fold serves the store, its compactor, analytics and the tool.
+pub trait ReadLog {
+    /// LSN of the first frame held (the next LSN if none is).
+    fn first_lsn(&self) -> Lsn;
+    /// LSN of the last frame held (0 if none).
+    fn last_lsn(&self) -> Lsn;
+    /// Frames from `from` to [`ReadLog::last_lsn`] as it was when the iterator was made.
+    fn iter_from(&self, from: Lsn) -> Result<WalIter>;
+}
+
+impl ReadLog for crate::Wal {
+    fn first_lsn(&self) -> Lsn {
+        crate::Wal::first_lsn(self)
+    }
+    fn last_lsn(&self) -> Lsn {
+        crate::Wal::last_lsn(self)
+    }
+    fn iter_from(&self, from: Lsn) -> Result<WalIter> {
+        crate::Wal::iter_from(self, from)
+    }
+}
+
+impl ReadLog for crate::LogReader {
+    fn first_lsn(&self) -> Lsn {
+        crate::LogReader::first_lsn(self)
+    }
+    fn last_lsn(&self) -> Lsn {
+        crate::LogReader::last_lsn(self)
+    }
+    fn iter_from(&self, from: Lsn) -> Result<WalIter> {
+        crate::LogReader::iter_from(self, from)
+    }
+}

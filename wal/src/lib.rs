@@ -55,7 +55,7 @@ mod wal;
 pub type Lsn = u64;
 
 pub use error::{CorruptionKind, Result, WalError};
-pub use iter::{Frame, WalIter};
+pub use iter::{Frame, ReadLog, WalIter};
 pub use killpoint::KillPoint;
 pub use options::{IoBackend, RecoveryMode, SyncPolicy, WalOptions};
 pub use reader::{

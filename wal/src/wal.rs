@@ -310,6 +310,12 @@ impl Wal {
         }
     }
 
+    /// LSN of the first frame still in the log (the next LSN if it holds none).
+    pub fn first_lsn(&self) -> Lsn {
+        let w = self.shared.lock_writer();
+        w.segments.first().map_or(w.next_lsn, |s| s.0)
+    }
+
     /// LSN of the last frame written (durable or not); 0 if none.
     pub fn last_lsn(&self) -> Lsn {
         self.shared.written_lsn.load(Ordering::Acquire)

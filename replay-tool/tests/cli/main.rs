@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod kill;
+mod points;
 mod replay;
 mod sql;
 mod subcommands;

@@ -74,7 +74,7 @@ fn replay_refuses_out_inside_dir_non_empty_out_and_unreachable_targets() {
     run(&["replay", &d, "--until-lsn", "3", "--out", &arg(&dir.join("wal"))]).fails(2, "not empty");
     let out = tmp.path().join("out");
     run(&["replay", &d, "--until-lsn", "999999", "--out", &arg(&out)])
-        .fails(2, "beyond the end of the log");
+        .fails(2, "beyond the newest LSN held");
     assert!(!out.exists(), "a failed replay left OUT behind");
     run(&["replay", &d, "--out", &arg(&out)]).fails(2, "--until-lsn");
     run(&["replay", &d, "--until-lsn", "1", "--until-time", "5", "--out", &arg(&out)])

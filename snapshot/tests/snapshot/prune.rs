@@ -1,6 +1,6 @@
 //! Keep-last-K pruning, LSN order, the writer lock and read-only stores.
 
-use orderlog_snapshot::{SnapshotError, SnapshotOptions, SnapshotStore};
+use orderlog_snapshot::{Covers, SnapshotError, SnapshotOptions, SnapshotStore};
 
 use crate::support::{Sample, names_in, small_options};
 
@@ -93,7 +93,7 @@ fn the_manifest_is_readable_json_after_its_header() {
     let info = store.publish(&Sample::generate(3, 1), 7, 4, &small_options()).unwrap().info;
     let text = std::fs::read_to_string(dir.path().join("MANIFEST")).unwrap();
     let (header, body) = text.split_once('\n').unwrap();
-    assert!(header.starts_with("orderlog-manifest v00001 crc32="), "{header}");
+    assert!(header.starts_with("orderlog-manifest v00002 crc32="), "{header}");
     let json: serde_json::Value = serde_json::from_str(body).unwrap();
     let snap = &json["snapshots"][0];
     assert_eq!(snap["lsn"], 7);
@@ -102,4 +102,17 @@ fn the_manifest_is_readable_json_after_its_header() {
     assert_eq!(snap["files"][0]["kind"], "arrow_ipc");
     assert_eq!(snap["files"][0]["crc32"], info.files[0].crc32);
     assert_eq!(snap["files"][1]["path"], "snap-00000000000000000007/data.parquet");
+    assert!(snap.get("newest_event_ms").is_none(), "none given, none written: {snap}");
+
+    // A publisher that knows its newest event time records it; a reader gets it back.
+    let covers = Covers { lsn: 9, schema_version: 4, newest_event_ms: Some(1_700_000_000_123) };
+    store
+        .publish_covering(&Sample::generate(4, 2), covers, &small_options(), &mut |_| Ok(()))
+        .unwrap();
+    let text = std::fs::read_to_string(dir.path().join("MANIFEST")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(text.split_once('\n').unwrap().1).unwrap();
+    assert_eq!(json["snapshots"][0]["newest_event_ms"], 1_700_000_000_123u64);
+    let listed = SnapshotStore::open_read_only(dir.path()).list().unwrap();
+    assert_eq!(listed[0].newest_event_ms, Some(1_700_000_000_123));
+    assert_eq!(listed[1].newest_event_ms, None);
 }

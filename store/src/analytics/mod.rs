@@ -56,7 +56,6 @@ mod display;
 mod guard;
 mod limits;
 mod reports;
-mod store_views;
 mod tables;
 mod tail;
 
@@ -83,6 +82,7 @@ pub use reports::{CustomerTotal, MonthTrend, StatusRevenue};
 pub(crate) use reports::{monthly_trends_sql, revenue_by_status_sql, top_customers_sql};
 pub use tables::sql_type as duckdb_sql_type;
 pub(crate) use tables::{append as append_batch, create_sql as create_table_sql};
+pub(crate) use tail::IdSet;
 pub use tail::Tail;
 
 use crate::domain::{OrderStatus, PaymentMethod};
@@ -163,27 +163,6 @@ pub enum AnalyticsError {
     /// A result does not have the shape the report expects (a value out of range).
     #[error("unexpected result from DuckDB: {0}")]
     Result(String),
-    /// No retained snapshot and log together reach back to the LSN asked for.
-    #[error(
-        "cannot rebuild the orders at LSN {target}: the oldest retained snapshot is at LSN \
-         {oldest_snapshot:?} and the log starts at LSN {log_first}"
-    )]
-    Unreachable {
-        /// The LSN asked for.
-        target: Lsn,
-        /// The oldest snapshot's LSN, if any is retained.
-        oldest_snapshot: Option<Lsn>,
-        /// The first LSN the log still holds.
-        log_first: Lsn,
-    },
-    /// The LSN asked for has not been written yet.
-    #[error("LSN {target} is beyond the last logged LSN {last}")]
-    Future {
-        /// The LSN asked for.
-        target: Lsn,
-        /// The last LSN logged.
-        last: Lsn,
-    },
     /// The snapshot chosen for the view lacks a Parquet file (for example pruned after
     /// newer snapshots were published).
     #[error("snapshot file {} is missing or has the wrong size", path.display())]

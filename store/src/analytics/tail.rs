@@ -2,17 +2,12 @@
 
 use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
-use std::ops::ControlFlow;
 
 use arrow::array::RecordBatch;
 use orderlog_snapshot::ArrowSchemaGen;
-use orderlog_wal::{Lsn, Wal};
 
 use super::AnalyticsError;
-use crate::error::Result;
-use crate::events::Event;
 use crate::state::{IdHasher, OrderState};
-use crate::store::each_batch;
 
 /// A set of order ids (hashed cheaply: ids are already well spread).
 pub(crate) type IdSet = HashSet<u64, BuildHasherDefault<IdHasher>>;
@@ -48,12 +43,4 @@ impl Tail {
             state.gather_record_batch(&rows).map_err(|e| AnalyticsError::Result(e.to_string()))?;
         Ok(Tail { rows, touched })
     }
-}
-
-/// Adds to `ids` every order touched by the logged batches with LSNs in `from..=to`.
-pub(crate) fn collect_touched(wal: &Wal, from: Lsn, to: Lsn, ids: &mut IdSet) -> Result<()> {
-    each_batch(wal, from, to, |_, batch| {
-        ids.extend(batch.iter().map(|e: &Event| e.order_id));
-        Ok(ControlFlow::Continue(()))
-    })
 }

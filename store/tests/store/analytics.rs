@@ -8,8 +8,9 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Float64Type, Int64Type, UInt8Type, UInt32Type, UInt64Type};
 use orderlog_store::analytics::{AnalyticsOptions, Tail, validate_identifier};
 use orderlog_store::{
-    Analytics, AnalyticsError, CompactionOptions, Event, Lsn, Order, OrderState, OrderStatus,
-    OrderStore, PaymentMethod, StoreError, StoreOptions, ViewKind, WalOptions,
+    Analytics, AnalyticsError, CompactionOptions, Event, FoldTarget, Lsn, Order, OrderState,
+    OrderStatus, OrderStore, PaymentMethod, StoreError, StoreOptions, Unreachable, ViewKind,
+    WalOptions,
 };
 
 fn options() -> StoreOptions {
@@ -249,7 +250,11 @@ fn analytics_as_of_equals_the_log_replayed_to_that_lsn() {
     }
     assert!(matches!(
         store.as_of(last + 1),
-        Err(StoreError::Analytics(AnalyticsError::Future { target, last: l })) if target == last + 1 && l == last
+        Err(StoreError::Unreachable {
+            target: FoldTarget::Lsn(target),
+            why: Unreachable::Future { last: l },
+            ..
+        }) if target == last + 1 && l == last
     ));
 
     // Time travel by event time: every event so far is older than now.
@@ -272,10 +277,13 @@ fn analytics_as_of_before_the_retained_log_is_a_clear_error() {
     assert!(report.segments_removed > 0, "{report:?}");
     mutate(&mut history, &store, 1..50);
     match store.as_of(1) {
-        Err(StoreError::Analytics(AnalyticsError::Unreachable {
-            target: 1, log_first, ..
-        })) => {
-            assert!(log_first > 2)
+        Err(StoreError::Unreachable {
+            target: FoldTarget::Lsn(1),
+            why: Unreachable::NoBase,
+            log_first_lsn,
+            ..
+        }) => {
+            assert!(log_first_lsn > 2)
         }
         other => panic!("expected Unreachable, got {other:?}"),
     }

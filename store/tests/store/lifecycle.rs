@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use orderlog_store::{
-    Event, MutationError, Order, OrderStatus, OrderStore, PaymentMethod, StoreError, StoreOptions,
+    Event, MutationError, Order, OrderStatus, OrderStore, PaymentMethod, ReserveError, StoreError,
+    StoreOptions,
 };
 
 fn order(id: u64) -> Order {
@@ -149,7 +150,14 @@ fn store_reserve_makes_room_once() {
     let state = store.state();
     let err = store.reserve(usize::MAX).expect_err("more than a store can hold");
     assert!(
-        matches!(err, StoreError::ReserveTooLarge { additional: usize::MAX, held: 20_001, .. }),
+        matches!(
+            err,
+            StoreError::Reserve(ReserveError::TooLarge {
+                additional: usize::MAX,
+                held: 20_001,
+                ..
+            })
+        ),
         "unexpected {err}"
     );
     assert_eq!(store.state(), state);
