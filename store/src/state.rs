@@ -329,7 +329,13 @@ impl OrderState {
             _ => self.orders.row_of(e.order_id),
         };
         let current = row.and_then(|r| Some((self.orders.order_at(r)?, self.versions[r])));
-        let Ok(next) = next_state(current, e) else { return };
+        let next = match next_state(current, e) {
+            Ok(next) => next,
+            // `check_batch` ran `next_state` on this same order and event, under the same
+            // write lock, and it succeeded: a refusal here is a bug in this file, and
+            // going on would apply a batch only in part.
+            Err(refusal) => unreachable!("a checked event was refused: {e:?}: {refusal}"),
+        };
         match (row, next) {
             (Some(row), Some((order, version))) => self.overwrite(row, order, version),
             (Some(row), None) => {

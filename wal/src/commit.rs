@@ -18,6 +18,9 @@ use tokio::sync::watch;
 use crate::Lsn;
 use crate::error::{Result, WalError};
 
+/// A sync that takes at least this long is reported through `tracing`: a disk this slow
+/// holds every waiting writer.
+const SLOW_SYNC: std::time::Duration = std::time::Duration::from_millis(500);
 /// What the commit protocol knows, guarded by one mutex.
 #[derive(Debug, Default)]
 pub(crate) struct SyncState {
@@ -125,7 +128,16 @@ impl Committer {
             }
             st.syncing = true;
             drop(st);
+            let started = std::time::Instant::now();
             let outcome = sync();
+            let took = started.elapsed();
+            if took >= SLOW_SYNC {
+                tracing::warn!(
+                    took_ms = took.as_millis() as u64,
+                    "a sync of the log took longer than {} ms",
+                    SLOW_SYNC.as_millis()
+                );
+            }
             st = self.lock();
             st.syncing = false;
             self.finish(&mut st, &outcome);
@@ -141,6 +153,7 @@ impl Committer {
             Ok(covered) => st.durable_lsn = st.durable_lsn.max(*covered),
             Err(e) => {
                 if st.poisoned.is_none() {
+                    tracing::error!(error = %e, "a sync of the log failed: the log is poisoned and refuses every write until it is reopened");
                     st.poisoned = Some(e.to_string());
                 }
             }
@@ -180,6 +193,7 @@ impl Committer {
     pub fn poison(&self, cause: &WalError) {
         let mut st = self.lock();
         if st.poisoned.is_none() {
+            tracing::error!(error = %cause, "a write to the log failed: the log is poisoned and refuses every write until it is reopened");
             st.poisoned = Some(cause.to_string());
         }
         self.publish(&st);

@@ -157,3 +157,24 @@ fn compaction_runs_in_the_background_when_the_log_grows() {
     assert!(store.open_report().snapshot_lsn > 0);
     assert_eq!(store.state(), model);
 }
+
+#[test]
+fn compaction_failures_are_counted_in_the_stores_stats() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut model = OrderState::new();
+    let store = OrderStore::open(dir.path(), options(false)).expect("open");
+    assert_eq!(store.stats().compaction, Default::default());
+    workload(&store, &mut model, 1..80);
+    let stopped = store.compact_with_hook(&mut |step| {
+        if step == PublishStep::FilesSynced { Err(SnapshotError::Stopped { step }) } else { Ok(()) }
+    });
+    assert!(stopped.is_err());
+    let stats = store.stats().compaction;
+    assert_eq!((stats.completed, stats.failed), (0, 1), "{stats:?}");
+    assert!(stats.last_error.as_deref().is_some_and(|e| e.contains("stopped")), "{stats:?}");
+    let report = store.compact().expect("compaction");
+    let stats = store.stats();
+    assert_eq!((stats.compaction.completed, stats.compaction.failed), (1, 1));
+    assert_eq!(stats.compaction.last, Some(report));
+    assert_eq!(stats.wal.last_lsn, store.last_lsn());
+}
