@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use arrow::buffer::Buffer;
-use orderlog_wal::storage::{Storage, WriteFile};
+use orderlog_storage::{Storage, WriteFile};
 
 use crate::error::{Result, SnapshotError};
 use crate::info::SnapshotFile;
@@ -234,7 +234,7 @@ mod tests {
     fn reads_check_size_then_crc() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("f"), b"snapshot bytes").unwrap();
-        let storage = orderlog_wal::storage::FsStorage::new(dir.path());
+        let storage = orderlog_storage::FsStorage::new(dir.path());
         let entry = SnapshotFile {
             kind: crate::info::FileKind::Parquet,
             path: "f".into(),

@@ -8,7 +8,7 @@ use crate::options::ParquetCompression;
 
 /// A log sequence number: the snapshot holds the state after applying every frame up to
 /// and including this one.
-pub type Lsn = orderlog_wal::Lsn;
+pub type Lsn = u64;
 
 /// One published snapshot, as its manifest entry records it.
 #[derive(Debug, Clone, PartialEq, Eq)]

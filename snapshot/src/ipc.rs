@@ -25,7 +25,7 @@ use arrow::ipc::convert::try_fb_to_schema;
 use arrow::ipc::reader::{FileDecoder, read_footer_length};
 use arrow::ipc::writer::FileWriter;
 use arrow::ipc::{Block, MessageHeader, MetadataVersion, root_as_footer, root_as_message};
-use orderlog_wal::storage::Storage;
+use orderlog_storage::Storage;
 
 use crate::error::{Result, SnapshotError};
 use crate::files::{CrcWriter, WritebackFile, WrittenFile, io_err, join};

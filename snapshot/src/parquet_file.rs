@@ -18,7 +18,7 @@ use arrow::datatypes::{
     DataType, Int8Type, Int16Type, Int32Type, Int64Type, SchemaRef, UInt8Type, UInt16Type,
     UInt32Type, UInt64Type,
 };
-use orderlog_wal::storage::Storage;
+use orderlog_storage::Storage;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,

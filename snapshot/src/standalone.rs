@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use orderlog_wal::storage::{FsStorage, Storage};
+use orderlog_storage::{FsStorage, Storage};
 
 use crate::convert::{ToArrow, check_schema};
 use crate::error::Result;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arrow::array::RecordBatch;
-use orderlog_wal::storage::{FsStorage, LockGuard, Storage};
+use orderlog_storage::{FsStorage, LockGuard, Storage};
 
 use crate::convert::{ToArrow, check_schema};
 use crate::error::{Result, SnapshotError};

@@ -43,12 +43,10 @@ pub mod format;
 #[doc(hidden)]
 pub mod fuzzing;
 mod iter;
-pub mod killpoint;
 pub mod options;
 pub mod reader;
 mod recovery;
 mod scan;
-pub mod storage;
 mod wal;
 
 /// A log sequence number: the position of a frame in the log, starting at 1.
@@ -56,8 +54,10 @@ pub type Lsn = u64;
 
 pub use error::{CorruptionKind, Result, WalError};
 pub use iter::{Frame, ReadLog, WalIter};
-pub use killpoint::KillPoint;
 pub use options::{IoBackend, RecoveryMode, SyncPolicy, WalOptions};
+/// The storage door the log writes through (the `orderlog-storage` crate).
+pub use orderlog_storage as storage;
+pub use orderlog_storage::killpoint::{self, KillPoint};
 pub use reader::{
     Finding, FindingKind, LockState, LogReader, LogTail, LogVerification, SegmentSummary, Severity,
     verify_log, writer_lock_state,

@@ -36,25 +36,7 @@ pub enum RecoveryMode {
     PointInTime,
 }
 
-/// How frames reach the segment files on the real file system.
-///
-/// Both keep the same files, byte for byte; a log written with one opens with the other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum IoBackend {
-    /// Segments are preallocated with `fallocate` and mapped shared; frames are copied
-    /// into the mapping (no system call per append) and made durable with
-    /// `msync(MS_SYNC)` of their range. Fastest when syncs are rare (`Never`, `Interval`).
-    #[default]
-    Mmap,
-    /// Segments are preallocated by writing zeros (so no sync has to convert unwritten
-    /// extents); frames are written with `pwrite` and made durable with `fdatasync`.
-    /// Lower commit latency under `Always` on file systems where the first sync of an
-    /// unwritten (fallocated) block also writes metadata (ext4: the extent conversion is
-    /// a journal commit, or without a journal a synchronous inode write), and no mapped
-    /// page to write-protect at each sync; one system call per append.
-    Pwrite,
-}
+pub use orderlog_storage::IoBackend;
 
 /// Options for [`crate::Wal::open`].
 #[derive(Debug, Clone)]

@@ -1,5 +1,9 @@
-//! The storage layer: the one door to the disk, under the log's and the snapshots' file
-//! I/O.
+//! `orderlog-storage`: the one door to the disk, under the log's and the snapshots' file
+//! I/O, and the platform layer under it (file mapping, `madvise`, `fallocate`,
+//! `sync_file_range`, `posix_fadvise`): the only crate of the workspace with `unsafe`
+//! code, all of it in `mmap.rs`, each block with its `SAFETY` argument. Nothing it hands
+//! out lets safe code reach a mapping another process could truncate: segment mappings
+//! stay inside [`FsStorage`], and every other file is read with `pread`.
 //!
 //! Neither the log nor the snapshot store calls the file system directly: both go through
 //! [`Storage`] (a directory tree), [`SegmentFile`] (one preallocated segment) and
@@ -11,6 +15,7 @@
 //! paths.
 
 mod fs;
+pub mod killpoint;
 mod mmap;
 pub mod sim;
 
@@ -18,8 +23,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub(crate) use fs::LOCK_FILE;
-pub use fs::{FsStorage, create_dir_durable};
+pub use fs::{FsStorage, LOCK_FILE, create_dir_durable};
+pub use killpoint::KillPoint;
 pub use mmap::start_writeback;
 pub use sim::SimStorage;
 
@@ -128,10 +133,10 @@ pub trait Storage: Send + Sync {
         let _ = name;
         None
     }
-    /// Called at each named kill point (see [`crate::killpoint`]): a crash test's storage
+    /// Called at each named kill point (see [`killpoint`]): a crash test's storage
     /// may end the process, or fail this and every later operation, there. The default
     /// does nothing.
-    fn kill_point(&self, point: crate::KillPoint) -> io::Result<()> {
+    fn kill_point(&self, point: KillPoint) -> io::Result<()> {
         let _ = point;
         Ok(())
     }
@@ -142,3 +147,23 @@ pub trait LockGuard: Send + Sync {}
 
 /// Shared handle to a storage implementation.
 pub type SharedStorage = Arc<dyn Storage>;
+
+/// How frames reach the segment files on the real file system.
+///
+/// Both keep the same files, byte for byte; a log written with one opens with the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum IoBackend {
+    /// Segments are preallocated with `fallocate` and mapped shared; frames are copied
+    /// into the mapping (no system call per append) and made durable with
+    /// `msync(MS_SYNC)` of their range. Fastest when syncs are rare (`Never`, `Interval`).
+    #[default]
+    Mmap,
+    /// Segments are preallocated by writing zeros (so no sync has to convert unwritten
+    /// extents); frames are written with `pwrite` and made durable with `fdatasync`.
+    /// Lower commit latency under `Always` on file systems where the first sync of an
+    /// unwritten (fallocated) block also writes metadata (ext4: the extent conversion is
+    /// a journal commit, or without a journal a synchronous inode write), and no mapped
+    /// page to write-protect at each sync; one system call per append.
+    Pwrite,
+}

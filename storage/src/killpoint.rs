@@ -1,15 +1,15 @@
 //! Named kill points: moments inside a write, a sync, a segment roll, a truncation or a
 //! compaction at which a crash test can stop the store, by name.
 //!
-//! The log (and the store's compactor, through [`crate::Wal::kill_point`]) passes each
-//! point to its [`Storage`](crate::storage::Storage):
+//! The log (and the store's compactor, through the log's `Wal::kill_point`) passes each
+//! point to its [`Storage`](crate::Storage):
 //! - the real storage kills the process there (`abort`, no unwinding, no destructors)
 //!   when the environment variable `ORDERLOG_KILL_POINT` names the point: `<name>` at
 //!   its first passage, `<name>@<n>` at its n-th (from 1). A name that is not a kill
 //!   point aborts at the first point passed, with the list of names, so a misspelt
 //!   crash test fails loudly instead of passing without crashing;
 //! - the simulated disk "dies" there when armed with
-//!   [`SimStorage::crash_at`](crate::storage::SimStorage::crash_at): that operation and
+//!   [`SimStorage::crash_at`](crate::SimStorage::crash_at): that operation and
 //!   every later one fail, as after a crash.
 //!
 //! Passing a kill point costs one relaxed atomic load when none is armed.

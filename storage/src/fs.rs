@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::mmap::{self, MappedFile};
 use super::{LockGuard, SegmentFile, Storage, WriteFile};
-use crate::options::IoBackend;
+use crate::IoBackend;
 
 /// Name of the lock file inside a log directory.
 pub const LOCK_FILE: &str = "LOCK";
