@@ -12,9 +12,9 @@ pub use orderlog_snapshot as snapshot;
 pub use orderlog_store as store;
 pub use orderlog_wal as wal;
 
-pub use orderlog_store::seed;
 pub use orderlog_store::{
     CompactionOptions, CompactionReport, Event, EventKind, MutationError, OpenReport, Order,
     OrderSoA, OrderState, OrderStatus, OrderStore, PaymentMethod, StoreError, StoreOptions,
 };
 pub use orderlog_wal::{Lsn, RecoveryMode, SyncPolicy, Wal, WalError, WalOptions};
+pub use soa_persistence;

@@ -89,6 +89,7 @@ mod ipc;
 mod manifest;
 mod options;
 mod parquet_file;
+mod staged;
 mod standalone;
 mod store;
 
@@ -100,8 +101,9 @@ pub use info::{
 };
 pub use manifest::MANIFEST_VERSION;
 pub use options::{PARTITIONS_LIMIT, ParquetCompression, SNAPSHOTS_MAX, SnapshotOptions};
+pub use staged::{StagedDir, StagedFile};
 pub use standalone::{
-    WrittenFileInfo, read_ipc_file, read_parquet_file, write_ipc_batches, write_ipc_file,
-    write_parquet_files,
+    WrittenFileInfo, decode_parquet, read_ipc_file, read_parquet_file, write_ipc_batches,
+    write_ipc_file, write_parquet_files,
 };
 pub use store::SnapshotStore;

@@ -118,6 +118,12 @@ pub fn read_parquet_file(path: &Path) -> Result<Vec<RecordBatch>> {
     parquet_file::read(path, read_file(path, "read Parquet file")?)
 }
 
+/// Decodes a Parquet file already read into `bytes` (its size and checksum checked by
+/// the caller); `path` names it in errors.
+pub fn decode_parquet(path: &Path, bytes: Vec<u8>) -> Result<Vec<RecordBatch>> {
+    parquet_file::read(path, arrow::buffer::Buffer::from_vec(bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,9 +11,7 @@ use orderlog_storage::{FsStorage, LockGuard, Storage};
 
 use crate::convert::{ToArrow, check_schema};
 use crate::error::{Result, SnapshotError};
-use crate::files::{
-    WrittenFile, check_size, check_verified, crc_mismatch, io_err, read_verified, sync_dir,
-};
+use crate::files::{check_size, check_verified, crc_mismatch, io_err, read_verified, sync_dir};
 use crate::info::{
     Covers, FileKind, Lsn, PublishStep, Published, SkippedSnapshot, SnapshotFile, SnapshotInfo,
     VerifiedSnapshot,
@@ -24,7 +22,8 @@ use crate::manifest::{
     snapshot_dir_name,
 };
 use crate::options::SnapshotOptions;
-use crate::parquet_file::{self, ParquetOutput, ParquetSink};
+use crate::parquet_file::{self, ParquetSink};
+use crate::staged::StagedDir;
 
 /// The writer lock's file name in the store directory (taken by `Storage::try_lock`).
 const LOCK_FILE: &str = "LOCK";
@@ -367,39 +366,17 @@ impl SnapshotStore {
         opts: &SnapshotOptions,
         hook: &mut dyn FnMut(PublishStep) -> Result<()>,
     ) -> Result<SnapshotInfo> {
-        let storage = self.storage.as_ref();
         let name = snapshot_dir_name(meta.lsn);
-        let tmp_dir = format!("{name}{TMP_SUFFIX}");
-        self.remove_dir_if_exists(&tmp_dir)?;
-        storage
-            .make_dir(&tmp_dir)
-            .map_err(io_err("create directory", &storage.path().join(&tmp_dir)))?;
-
-        let (ipc_file, parquet) = write_files(&self.storage, &tmp_dir, state, opts, meta)?;
+        // A directory of the final name is not in the manifest (its LSN is above the
+        // newest listed): a leftover of a publish that crashed before its manifest; the
+        // commit replaces it.
+        let mut staged =
+            StagedDir::create(Arc::clone(&self.storage), &format!("{name}{TMP_SUFFIX}"))?;
+        write_files(&mut staged, state, opts, meta)?;
         hook(PublishStep::FilesWritten)?;
-
-        let mut written: Vec<WrittenFile> =
-            std::iter::once(ipc_file).chain(parquet.files).collect();
-        for file in &mut written {
-            file.sync()?;
-        }
-        for dir in parquet.dirs.iter().map(String::as_str).chain(std::iter::once(tmp_dir.as_str()))
-        {
-            sync_dir(storage, dir)?;
-        }
-        hook(PublishStep::FilesSynced)?;
-
-        // A directory of this name is not in the manifest (its LSN is above the newest
-        // listed): a leftover of a publish that crashed before its manifest. Replace it.
-        self.remove_dir_if_exists(&name)?;
-        storage
-            .rename(&tmp_dir, &name)
-            .map_err(io_err("rename snapshot", &storage.path().join(&tmp_dir)))?;
-        sync_dir(storage, "")?;
-        hook(PublishStep::DirRenamed)?;
-
-        let files = written
-            .iter()
+        let files = staged
+            .commit(&name, hook)?
+            .into_iter()
             .map(|f| SnapshotFile {
                 kind: if f.rel_path == ipc::IPC_FILE {
                     FileKind::ArrowIpc
@@ -483,15 +460,6 @@ impl SnapshotStore {
         (pruned, errors)
     }
 
-    /// Removes directory `name` and everything in it, if it exists.
-    fn remove_dir_if_exists(&self, name: &str) -> Result<()> {
-        match self.storage.remove_dir_all(name) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err("remove leftover directory", &self.storage.path().join(name))(e)),
-        }
-    }
-
     /// Tries the listed snapshots newest first; returns the first that `check` accepts
     /// (with its result) and those skipped before it.
     fn first_valid<R>(
@@ -572,16 +540,19 @@ fn check_ipc_meta(
 /// Converts `state` one batch of `opts.batch_rows` rows at a time and writes each batch
 /// to the IPC file and to the Parquet output: one pass, memory bounded by a batch (plus
 /// the Parquet row groups being built).
+/// Writes `state` into `staged`: the Arrow IPC file and the Parquet files, one batch of
+/// `opts.batch_rows` rows at a time into both.
 fn write_files<T: ToArrow>(
-    storage: &Arc<dyn Storage>,
-    dir: &str,
+    staged: &mut StagedDir,
     state: &T,
     opts: &SnapshotOptions,
     meta: IpcMeta,
-) -> Result<(WrittenFile, ParquetOutput)> {
+) -> Result<()> {
     let schema = T::arrow_schema();
-    let mut ipc_sink = IpcSink::create(storage.as_ref(), dir, &schema, opts.early_writeback)?;
-    let mut parquet_sink = ParquetSink::create(storage, dir, schema, opts, meta)?;
+    let storage = Arc::clone(staged.storage());
+    let dir = staged.tmp_name().to_owned();
+    let mut ipc_sink = IpcSink::create(storage.as_ref(), &dir, &schema, opts.early_writeback)?;
+    let mut parquet_sink = ParquetSink::create(&storage, &dir, schema, opts, meta)?;
     let mut rows = 0u64;
     for batch in state.record_batches(opts.batch_rows) {
         let batch = batch?;
@@ -598,7 +569,13 @@ fn write_files<T: ToArrow>(
             detail: format!("record_batches yielded {rows} rows, num_rows says {}", meta.rows),
         });
     }
-    Ok((ipc_sink.finish(meta)?, parquet_sink.finish()?))
+    staged.push(ipc_sink.finish(meta)?);
+    let parquet = parquet_sink.finish()?;
+    for file in parquet.files {
+        staged.push(file);
+    }
+    staged.push_dirs(parquet.dirs);
+    Ok(())
 }
 
 fn now_unix_ms() -> u64 {

@@ -1,8 +1,7 @@
-//! DuckDB analytics: the seed's `revenue_by_status` and `top_customers(10)` over stores
+//! DuckDB analytics: the reports `revenue_by_status` and `top_customers(10)` over stores
 //! of 1M and 10M orders, from the snapshot alone and fresh (snapshot + a 1M-row tail),
 //! each against DuckDB's own `read_parquet` query on the same files in the same
-//! process; and the DuckDB backend's Arrow append against the seed's row-by-row
-//! `SQLOrderStore::add`.
+//! process. (The DuckDB persistence backend's append is benched in `soa-persistence`.)
 //!
 //! `cargo bench -p orderlog-store --bench analytics` (about 5 minutes). Files go to
 //! `ORDERLOG_BENCH_DIR` (default: the system temp dir); `ORDERLOG_BENCH_MAX_ORDERS`
@@ -16,11 +15,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{bench_dir, order};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use orderlog_store::seed::{DuckDBPersistence, SQLOrderStore, SoAPersistence};
+use criterion::{Criterion, criterion_group, criterion_main};
 use orderlog_store::{
-    Analytics, AnalyticsOptions, CompactionOptions, Event, Order, OrderSoA, OrderStatus,
-    OrderStore, StoreOptions, SyncPolicy, WalOptions,
+    Analytics, AnalyticsOptions, CompactionOptions, Event, OrderStatus, OrderStore, StoreOptions,
+    SyncPolicy, WalOptions,
 };
 
 const TAIL: u64 = 1_000_000;
@@ -228,43 +226,5 @@ fn queries(c: &mut Criterion) {
     }
 }
 
-fn soa(range: std::ops::Range<u64>) -> OrderSoA {
-    let mut soa = OrderSoA::with_capacity((range.end - range.start) as usize);
-    for id in range {
-        soa.push(order(id)).expect("valid");
-    }
-    soa
-}
-
-fn append(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-    let mut group = c.benchmark_group("duckdb_append");
-    group.sample_size(10).measurement_time(Duration::from_secs(5));
-    let n = 1_000_000u64;
-    let data = soa(1..n + 1);
-    group.throughput(Throughput::Elements(n));
-    group.bench_function(BenchmarkId::new("arrow_appender", n), |b| {
-        b.iter(|| {
-            let mut p = DuckDBPersistence::<OrderSoA>::new(None, "orders").expect("open");
-            rt.block_on(p.append(&data)).expect("append");
-        })
-    });
-    // The seed's way: one order per call. Fewer rows, same per-row rate.
-    let rows = 2_000u64;
-    let orders: Vec<Order> = (1..=rows).map(order).collect();
-    group.throughput(Throughput::Elements(rows));
-    group.bench_function(BenchmarkId::new("seed_add_row_by_row", rows), |b| {
-        b.iter(|| {
-            let mut s = SQLOrderStore::new(None).expect("open");
-            rt.block_on(async {
-                for o in &orders {
-                    s.add(*o).await.expect("add");
-                }
-            });
-        })
-    });
-    group.finish();
-}
-
-criterion_group!(benches, queries, append);
+criterion_group!(benches, queries);
 criterion_main!(benches);

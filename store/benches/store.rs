@@ -1,6 +1,7 @@
 //! The order store end to end: durable ingest against the log's own frame rate, open
 //! (recovery) time for 1M and 10M orders with a 1M-event tail, compaction time and its
-//! effect on writers' commit latency, and the seed's naive persistence as a baseline.
+//! effect on writers' commit latency, and naive persistence (the whole state rewritten as
+//! one Parquet file after each add) as a baseline.
 //!
 //! `cargo bench -p orderlog-store --bench store` (about 70 seconds). Files go to
 //! `ORDERLOG_BENCH_DIR` (default: the system temp dir). `ORDERLOG_BENCH_MAX_ORDERS`
@@ -280,7 +281,7 @@ fn compaction_latency_report(_c: &mut Criterion) {
     println!("compaction under load: median p99 ratio {:.2} over {ROUNDS} rounds", median(ratios));
 }
 
-/// The seed's approach: after each add, save the whole state as one Parquet file.
+/// Naive persistence: after each add, save the whole state as one Parquet file.
 fn naive_report(_c: &mut Criterion) {
     let dir = bench_dir();
     let n = 2_000u64;

@@ -8,10 +8,9 @@
 //! - [`OrderStore`]: validated, logged, durable mutations (blocking and async), recovery
 //!   from the newest snapshot plus the log tail, and a compactor ([`OrderStore::compact`],
 //!   or in the background) that folds the log into Arrow IPC + Parquet snapshots.
-//! - [`seed`]: the seed guide's `SoAPersistence` API and `PersistentOrderStore`.
 //!
 //! - [`analytics`] (cargo feature `analytics`, on by default): SQL in DuckDB over the
-//!   snapshots and the live tail, time travel, and the seed's reports.
+//!   snapshots and the live tail, time travel, and the three standard reports.
 
 #[cfg(feature = "analytics")]
 pub mod analytics;
@@ -26,7 +25,6 @@ pub mod fuzzing;
 pub mod layout;
 mod offline;
 mod point;
-pub mod seed;
 pub mod state;
 mod state_arrow;
 mod store;
@@ -47,11 +45,5 @@ pub use offline::OfflineStore;
 pub use orderlog_snapshot::{ParquetCompression, PublishStep, SnapshotOptions};
 pub use orderlog_wal::{Lsn, RecoveryMode, SyncPolicy, WalError, WalOptions};
 pub use point::{FoldTarget, Unreachable};
-pub use seed::{
-    ArrowPersistence, EventSourcedPersistence, InMemoryOrderStore, MemoryStats, ParquetPersistence,
-    PartitionedParquetPersistence, PersistenceError, PersistentOrderStore, SoAPersistence, SoaRows,
-};
-#[cfg(feature = "analytics")]
-pub use seed::{DuckDBPersistence, SQLOrderStore, sql_type as duckdb_sql_type};
 pub use state::{MutationError, OrderState, ReserveError};
 pub use store::{OpenReport, OrderStore, StoreOptions, StoreStats};

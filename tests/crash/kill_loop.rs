@@ -3,9 +3,9 @@
 //! The test binary re-executes itself (`ORDERLOG_CRASH_CHILD_DIR` set, running only the
 //! ignored test `kill_loop::child`): the child opens an `OrderStore` on the real file
 //! system under `SyncPolicy::Always` (small segments, no background compactor), resumes
-//! the seed's workload where the store's log ends (`apply`, `apply_batch`, refused
-//! batches, `compact`), and prints `acked <lsn>` after every acknowledged write. The
-//! parent reads those lines over a pipe and SIGKILLs the child after a seeded random
+//! the workload drawn from the seed where the store's log ends (`apply`, `apply_batch`,
+//! refused batches, `compact`), and prints `acked <lsn>` after every acknowledged write.
+//! The parent reads those lines over a pipe and SIGKILLs the child after a seeded random
 //! number of acknowledgements (plus a random few microseconds, so the kill lands anywhere
 //! in the next write, sync, segment roll or compaction), then reopens the store and checks:
 //! every acknowledged LSN is at or before the log's end, the log ends no later than the

@@ -2,14 +2,15 @@
 //!
 //! Each seed opens an `OrderStore` whose directory lives on the simulated disk
 //! (`SimStorage`: the log, with small segments that roll often, and the snapshots) and
-//! runs the seed's workload (`apply`, `apply_batch`, refused batches, compactions that
-//! fold and delete log segments) under `SyncPolicy::Always`. Some seeds first close and
-//! reopen the store cleanly. Then the process "dies" after a random number of storage
-//! operations — mid-append, mid-sync, mid-roll, mid-compaction — or a compaction stops at
-//! a random step of publishing its snapshot, and the power is cut: every unsynced write
-//! is dropped, kept, torn (at a 512 B or 4 KiB boundary, or sector by sector) or garbled,
-//! and a random prefix or subset of unsynced directory operations (segment creations and
-//! deletions, snapshot directories, the manifest's rename) survives.
+//! runs the workload drawn from the seed (`apply`, `apply_batch`, refused batches,
+//! compactions that fold and delete log segments) under `SyncPolicy::Always`. Some seeds
+//! first close and reopen the store cleanly. Then the process "dies" after a random
+//! number of storage operations — mid-append, mid-sync, mid-roll, mid-compaction — or a
+//! compaction stops at a random step of publishing its snapshot, and the power is cut:
+//! every unsynced write is dropped, kept, torn (at a 512 B or 4 KiB boundary, or sector
+//! by sector) or garbled, and a random prefix or subset of unsynced directory operations
+//! (segment creations and deletions, snapshot directories, the manifest's rename)
+//! survives.
 //!
 //! Recovery must then open the store; every acknowledged write must be there (the log
 //! ends at or after the last acknowledged LSN, and no later than the last write tried);

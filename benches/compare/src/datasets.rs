@@ -122,7 +122,8 @@ fn store_ingest(store: &OrderStore, from: u64, to: u64, batch: usize) -> Result<
 }
 
 fn duckdb_type(t: &DataType) -> Result<&'static str> {
-    orderlog_store::duckdb_sql_type(t).ok_or_else(|| Error(format!("no DuckDB type for {t}")))
+    orderlog_store::analytics::duckdb_sql_type(t)
+        .ok_or_else(|| Error(format!("no DuckDB type for {t}")))
 }
 
 /// An in-memory DuckDB with a native `orders` table holding `soa` (Arrow appender).

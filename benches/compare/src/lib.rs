@@ -1,5 +1,5 @@
 //! `orderlog-compare`: orderlog beside what a user would use instead — SQLite, fjall,
-//! okaywal, the seed's naive persistence — and beside the machine's physical limits,
+//! okaywal, naive Parquet persistence — and beside the machine's physical limits,
 //! on the same order workload in one run.
 //!
 //! `cargo run --release -p orderlog-compare -- [--quick] [--write-docs]` prints the
@@ -255,7 +255,7 @@ pub fn render(r: &Results) -> String {
         t.row(grid_row(r, system, |c| rate(c.rate())));
     }
     let mut naive =
-        vec![format!("seed naive: whole state to Parquet after each add ({} adds)", r.naive.ops)];
+        vec![format!("naive: whole state to Parquet after each add ({} adds)", r.naive.ops)];
     naive.push(rate(r.naive.rate()));
     t.row(naive);
     s.push_str(&t.markdown());
@@ -272,7 +272,7 @@ pub fn render(r: &Results) -> String {
             )
         }));
     }
-    let mut naive = vec!["seed naive (per add)".to_string()];
+    let mut naive = vec!["naive: whole state to Parquet (per add)".to_string()];
     naive.push(format!(
         "{} / {}",
         duration(percentile(&r.naive.latencies, 50.0)),
@@ -341,7 +341,7 @@ pub fn render(r: &Results) -> String {
     s.push_str(&t.markdown());
     if let Some(ours) = r.cell(OrderlogAlways, 1, 1) {
         s.push_str(&format!(
-            "\nstore Always, one order per commit ÷ the seed's naive Parquet-after-each-add: **{}**.\n",
+            "\nstore Always, one order per commit ÷ naive Parquet-after-each-add: **{}**.\n",
             ratio(Some(ours.rate()), Some(r.naive.rate()))
         ));
     }

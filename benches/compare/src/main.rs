@@ -10,7 +10,7 @@ use orderlog_compare::report::replace_section;
 use orderlog_compare::workload::Result;
 use orderlog_compare::{Plan, render, run};
 
-/// Compare orderlog with SQLite, fjall, okaywal, the seed's naive persistence and the
+/// Compare orderlog with SQLite, fjall, okaywal, naive Parquet persistence and the
 /// machine's limits, on the same order workload.
 #[derive(Debug, Parser)]
 #[command(version)]

@@ -392,7 +392,7 @@ fn fjall(batch: usize, writers: usize, commits: u64, cap: Duration) -> Result<In
     Ok(r)
 }
 
-/// The seed's naive persistence: after each add, the whole state written as Parquet
+/// Naive persistence: after each add, the whole state rewritten as Parquet
 /// (`write_parquet_files`, fsynced) into a fresh directory; `n` adds, one writer.
 pub fn naive(n: u64) -> Result<Ingest> {
     let dir = fresh_dir()?;

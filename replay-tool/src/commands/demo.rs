@@ -9,9 +9,9 @@
 //!    survived.
 //! 4. One compaction folds the log into an Arrow IPC + Parquet snapshot (segments are
 //!    retained, so the whole history stays replayable).
-//! 5. Analytics: the seed's reports (revenue by status, top customers, monthly trends)
-//!    in DuckDB over the snapshot's Parquet file plus the live tail, then the same
-//!    report as of an earlier LSN (time travel in SQL), each timed.
+//! 5. Analytics: the three standard reports (revenue by status, top customers, monthly
+//!    trends) in DuckDB over the snapshot's Parquet file plus the live tail, then the
+//!    same report as of an earlier LSN (time travel in SQL), each timed.
 //! 6. Time travel offline: a fold of the directory to that earlier LSN.
 //! 7. A summary of the figures. DIR is left in place for the other subcommands.
 
@@ -210,7 +210,7 @@ where
     Ok((value, started.elapsed()))
 }
 
-/// Step 4: the seed's reports in DuckDB over the newest snapshot plus the live tail,
+/// Step 4: the reports in DuckDB over the newest snapshot plus the live tail,
 /// then the same report as of an earlier LSN.
 fn run_analytics(store: &OrderStore, earlier: u64, out: &mut Out) -> Result<QueryTimes> {
     out.line("4. analytics: DuckDB over the snapshot's Parquet file plus the live tail (fresh)")?;

@@ -32,7 +32,7 @@ pub fn validate_identifier(name: &str) -> Result<(), AnalyticsError> {
 }
 
 /// `name`, validated and double-quoted for use in a statement.
-pub(crate) fn quoted_identifier(name: &str) -> Result<String, AnalyticsError> {
+pub fn quoted_identifier(name: &str) -> Result<String, AnalyticsError> {
     validate_identifier(name)?;
     Ok(format!("\"{name}\""))
 }

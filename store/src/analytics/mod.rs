@@ -22,7 +22,7 @@
 //!   [`crate::OrderStore::as_of`] / [`crate::OrderStore::as_of_time`]: the orders as
 //!   they were at an earlier LSN or time, folded from the nearest retained snapshot.
 //! - [`Analytics::query_sql`] runs one read-only query and returns every batch;
-//!   [`Analytics::analytics_query`] returns the rows as JSON; the seed's three reports
+//!   [`Analytics::analytics_query`] returns the rows as JSON; the three standard reports
 //!   ([`Analytics::revenue_by_status`], [`Analytics::top_customers`],
 //!   [`Analytics::monthly_trends`]) return typed rows.
 //!
@@ -72,16 +72,17 @@ pub use display::{
     SHOWN_AS_TEXT, batches_to_json, csv_lines, table_lines, text_column_notes, write_csv,
     write_table,
 };
+pub use guard::quoted_identifier;
+pub(crate) use guard::string_literal;
 pub use guard::{IDENTIFIER_MAX, validate_identifier};
-pub(crate) use guard::{quoted_identifier, string_literal};
 pub use limits::{
     AnalyticsOptions, DEFAULT_MAX_RESULT_BYTES, DEFAULT_MEMORY_LIMIT_BYTES, DEFAULT_TIMEOUT,
     MEMORY_LIMIT_MAX, MEMORY_LIMIT_MIN, Spill, THREADS_MAX, WATCHDOG_THREAD,
 };
 pub use reports::{CustomerTotal, MonthTrend, StatusRevenue};
-pub(crate) use reports::{monthly_trends_sql, revenue_by_status_sql, top_customers_sql};
+pub use reports::{monthly_trends_sql, revenue_by_status_sql, top_customers_sql};
 pub use tables::sql_type as duckdb_sql_type;
-pub(crate) use tables::{append as append_batch, create_sql as create_table_sql};
+pub use tables::{append as append_batch, create_sql as create_table_sql};
 pub(crate) use tail::IdSet;
 pub use tail::Tail;
 
@@ -448,8 +449,8 @@ impl Analytics {
 
 /// Runs `sql` with `params` on a connection of the caller's own (no limits of a handle)
 /// and returns every batch (at least one, empty with the result's schema if there is no
-/// row).
-pub(crate) fn query_batches<P: duckdb::Params>(
+/// row). For other crates' DuckDB tables (the DuckDB persistence backend).
+pub fn query_batches<P: duckdb::Params>(
     conn: &Connection,
     sql: &str,
     params: P,

@@ -1,4 +1,5 @@
-//! The seed's three reports, as typed rows.
+//! The three standard reports (revenue by status, top customers, monthly trends), as
+//! typed rows.
 //!
 //! Each groups by byte codes (status as UTINYINT) and names the few result rows
 //! afterwards, and runs as a delta plan (see `delta`), so a report on a handle costs what
@@ -49,7 +50,7 @@ pub struct MonthTrend {
 
 /// `SELECT status, COUNT(*), SUM(total_amount) ... GROUP BY status` over `table` (a
 /// validated, quoted identifier or a view name of the store's), largest revenue first.
-pub(crate) fn revenue_by_status_sql(table: &str) -> String {
+pub fn revenue_by_status_sql(table: &str) -> String {
     format!(
         "SELECT status, COUNT(*) AS orders, SUM(total_amount) AS revenue FROM {table} \
          GROUP BY status ORDER BY revenue DESC, status"
@@ -57,7 +58,7 @@ pub(crate) fn revenue_by_status_sql(table: &str) -> String {
 }
 
 /// The customers with the largest total spent (ties by customer id); `?` is the limit.
-pub(crate) fn top_customers_sql(table: &str) -> String {
+pub fn top_customers_sql(table: &str) -> String {
     format!(
         "SELECT customer_id, COUNT(*) AS order_count, SUM(total_amount) AS total_spent \
          FROM {table} GROUP BY customer_id ORDER BY total_spent DESC, customer_id LIMIT ?"
@@ -66,7 +67,7 @@ pub(crate) fn top_customers_sql(table: &str) -> String {
 
 /// Orders, revenue and mean order value per calendar month (UTC) of `order_timestamp`
 /// (seconds since the epoch).
-pub(crate) fn monthly_trends_sql(table: &str) -> String {
+pub fn monthly_trends_sql(table: &str) -> String {
     format!(
         "SELECT year(ts)::INTEGER AS year, month(ts)::INTEGER AS month, \
          COUNT(*) AS order_count, SUM(total_amount) AS revenue, \
@@ -175,8 +176,8 @@ impl Analytics {
         if self.info.touched == 0 { plain("snapshot_orders") } else { delta() }
     }
 
-    /// Orders and revenue per status, largest revenue first (the seed's
-    /// `revenue_by_status`). Statuses with no order are absent.
+    /// Orders and revenue per status, largest revenue first. Statuses with no order are
+    /// absent.
     pub fn revenue_by_status(&self) -> Result<Vec<StatusRevenue>, AnalyticsError> {
         let batches = self.run(&self.plan(revenue_by_status_sql, revenue_by_status_delta), [])?;
         rows(&batches, |b, r| {
@@ -194,7 +195,7 @@ impl Analytics {
     }
 
     /// The `limit` customers with the largest total spent, ties broken by customer id
-    /// (the seed's `top_customers`; the limit is bound as a parameter).
+    /// (the limit is bound as a parameter).
     pub fn top_customers(&self, limit: usize) -> Result<Vec<CustomerTotal>, AnalyticsError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let batches = self.run(&self.plan(top_customers_sql, top_customers_delta), [limit])?;
@@ -208,8 +209,7 @@ impl Analytics {
     }
 
     /// Orders, revenue and mean order value per calendar month (UTC) of
-    /// `order_timestamp` (seconds since the epoch), oldest month first (the seed's
-    /// `monthly_trends`).
+    /// `order_timestamp` (seconds since the epoch), oldest month first.
     pub fn monthly_trends(&self) -> Result<Vec<MonthTrend>, AnalyticsError> {
         let batches = self.run(&self.plan(monthly_trends_sql, monthly_trends_delta), [])?;
         rows(&batches, |b, r| {

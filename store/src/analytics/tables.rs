@@ -32,7 +32,7 @@ pub fn sql_type(data_type: &DataType) -> Option<&'static str> {
 
 /// `CREATE TABLE <table> (...)` with the columns of `schema` (non-nullable fields
 /// `NOT NULL`); `if_missing` adds `IF NOT EXISTS`.
-pub(crate) fn create_sql(
+pub fn create_sql(
     table: &str,
     schema: &arrow::datatypes::Schema,
     if_missing: bool,
@@ -54,11 +54,7 @@ pub(crate) fn create_sql(
 }
 
 /// Appends `batch` to `table` through the Arrow appender.
-pub(crate) fn append(
-    conn: &Connection,
-    table: &str,
-    batch: RecordBatch,
-) -> Result<(), AnalyticsError> {
+pub fn append(conn: &Connection, table: &str, batch: RecordBatch) -> Result<(), AnalyticsError> {
     let fail = |e: duckdb::Error| AnalyticsError::query(&format!("append to {table}"), &e);
     if batch.num_rows() == 0 {
         return Ok(());

@@ -134,8 +134,8 @@ impl OrderSoA {
     }
 
     /// Drops rows `len..` (and their index entries): undoes appends made since the
-    /// state had `len` rows.
-    pub(crate) fn truncate_to(&mut self, len: usize) {
+    /// state had `len` rows. Nothing happens if it holds `len` rows or fewer.
+    pub fn truncate_to(&mut self, len: usize) {
         for row in (len..self.len()).rev() {
             if self.index.get(self.order_id[row], &self.order_id) == Some(row) {
                 self.index.remove(self.order_id[row], &self.order_id);
@@ -328,7 +328,7 @@ pub(crate) fn payment_of(b: u8) -> PaymentMethod {
     PaymentMethod::try_from(b).unwrap_or_default()
 }
 
-/// The seed's accessors: each column as a slice, enums as their bytes.
+/// Column accessors: each column as a slice, enums as their bytes.
 impl OrderSoA {
     /// The `order_id` column.
     pub fn order_id_raw_array(&self) -> &[u64] {

@@ -1,4 +1,4 @@
-//! DuckDB analytics: the seed's reports equal the same aggregates computed in Rust from
+//! DuckDB analytics: the reports equal the same aggregates computed in Rust from
 //! the state, on the snapshot alone, on snapshot + tail, after amends and erasures, and
 //! back in time; user queries cannot write; identifiers are checked.
 
@@ -302,7 +302,7 @@ fn analytics_names_enums_answers_json_and_refuses_writes() {
     let analytics = store.analytics().expect("analytics");
     let state = store.state();
 
-    // Enum names, as the seed's guide queries them.
+    // Enum names, as a user's SQL names them.
     let delivered = state.orders().iter().filter(|o| o.status == OrderStatus::Delivered).count();
     let batches = analytics
         .query_sql("SELECT count(*) AS n FROM orders WHERE status = 'Delivered';")

@@ -9,9 +9,6 @@ mod lifecycle;
 mod model;
 #[cfg(feature = "analytics")]
 mod parquet_duckdb;
-mod seed_api;
-#[cfg(feature = "analytics")]
-mod seed_duckdb;
 #[cfg(feature = "analytics")]
 mod sql_limits;
 #[cfg(feature = "analytics")]

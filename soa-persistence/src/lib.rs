@@ -1,43 +1,38 @@
-//! The seed's persistence API: `SoAPersistence<T>`, its backends and
-//! `PersistentOrderStore`, kept as services already call them, without the seed's
-//! defects.
+//! Persistence for struct-of-arrays data: `SoAPersistence<T>`, its backends and
+//! `PersistentOrderStore`.
 //!
-//! The seed ("columnar persistence guide") persisted a struct of arrays through an async
-//! trait with interchangeable backends:
+//! A struct of arrays is persisted through an async trait with interchangeable backends:
 //!
 //! ```text
 //! PersistentOrderStore<P>        add, add_batch, query_storage, memory_stats, store()
-//!   ├── InMemoryOrderStore       the in-memory domain store (the seed's `OrderStore`)
+//!   ├── InMemoryOrderStore       the in-memory domain store (an `OrderSoA`, no log)
 //!   └── P: SoAPersistence<T>     save, load, append, query, count, clear, memory_stats
 //!        ├── ArrowPersistence<T>               record batches in memory
 //!        ├── ParquetPersistence<T>             immutable Parquet parts on disk
 //!        ├── PartitionedParquetPersistence<T>  the same, hive-partitioned by a column
-//!        ├── DuckDBPersistence<T>              a DuckDB table (feature `analytics`)
+//!        ├── DuckDBPersistence<T>              a DuckDB table (feature `duckdb`)
 //!        └── EventSourcedPersistence           the durable event-sourced `OrderStore`
 //! ```
 //!
-//! What differs from the seed, on purpose:
+//! Guarantees:
 //! - `append` adds rows and keeps the existing ones; on disk it writes one new part and
-//!   never rewrites the old ones (the seed's Parquet append overwrote everything).
-//! - `load` returns every row of every batch and file (the seed's DuckDB load returned the
-//!   first batch).
-//! - `PersistentOrderStore::add` appends just the new row (the seed saved the whole state
-//!   after every add).
+//!   never rewrites the old ones.
+//! - `load` returns every row of every batch and file.
+//! - `PersistentOrderStore::add` appends just the new row, not the whole state.
 //! - `query` takes a predicate over one row (`&Order`) and returns exactly the matching
-//!   rows, or `None` if none match (the seed's predicate saw the whole struct of arrays
-//!   and returned all of it when it said yes).
+//!   rows, or `None` if none match.
 //! - Files are fsynced (files, then directories), committed by a rename, checksummed
 //!   (size and CRC-32 per file), and read back with a typed error naming the damaged
 //!   file ([`PersistenceError::Corrupt`]).
-//! - Compression is [`ParquetCompression`] (none, snappy, zstd; snappy by default as in
-//!   the seed) rather than the parquet crate's type.
+//! - Compression is [`ParquetCompression`] (none, snappy, zstd; snappy by default,
+//!   [`DEFAULT_PARQUET_COMPRESSION`]) rather than the parquet crate's type.
 //! - The DuckDB backend (`DuckDBPersistence`, `SQLOrderStore`; cargo feature
-//!   `analytics`) validates its table name, appends through DuckDB's Arrow appender in
+//!   `duckdb`) validates its table name, appends through DuckDB's Arrow appender in
 //!   one transaction, and binds the report's limit as a parameter.
 //!
 //! ```
-//! # async fn demo() -> orderlog_store::seed::Result<()> {
-//! use orderlog_store::seed::{ParquetPersistence, PersistentOrderStore};
+//! # async fn demo() -> soa_persistence::Result<()> {
+//! use soa_persistence::{ParquetPersistence, PersistentOrderStore};
 //! use orderlog_store::{Order, ParquetCompression};
 //!
 //! let dir = tempfile::tempdir().expect("temp dir");
@@ -59,7 +54,7 @@
 //! ```
 
 mod arrow_backend;
-#[cfg(feature = "analytics")]
+#[cfg(feature = "duckdb")]
 mod duckdb_backend;
 mod error;
 mod event_sourced;
@@ -71,13 +66,13 @@ mod persistent_store;
 mod test_support;
 
 pub use arrow_backend::{ARROW_BATCH_ROWS, ArrowPersistence};
-#[cfg(feature = "analytics")]
+#[cfg(feature = "duckdb")]
 pub use duckdb_backend::{DUCKDB_APPEND_ROWS, DuckDBPersistence, SQLOrderStore, sql_type};
 pub use error::{PersistenceError, Result};
 pub use event_sourced::EventSourcedPersistence;
 pub use orderlog_snapshot::ParquetCompression;
 pub use parquet_backend::{
-    ParquetPersistence, PartitionedParquetPersistence, SEED_PARQUET_COMPRESSION,
+    DEFAULT_PARQUET_COMPRESSION, ParquetPersistence, PartitionedParquetPersistence,
 };
 pub use parts::{PartInfo, PartKind, StoredFile};
 pub use persistence::{MemoryStats, SoAPersistence, SoaRows};

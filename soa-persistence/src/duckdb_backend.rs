@@ -1,15 +1,15 @@
-//! The seed's DuckDB backend, `DuckDBPersistence<T>`, and `SQLOrderStore` (cargo feature
-//! `analytics`).
+//! The DuckDB backend, `DuckDBPersistence<T>`, and `SQLOrderStore` (cargo feature
+//! `duckdb`).
 //!
 //! Rows live in one DuckDB table whose columns follow `T`'s Arrow schema (UInt64 as
 //! UBIGINT, UInt8 as UTINYINT, ...; non-nullable fields are `NOT NULL`). Rows go in
 //! through DuckDB's Arrow appender, a bounded batch at a time, inside one transaction
 //! (all or nothing), never row by row; they come back as Arrow batches.
 //!
-//! What differs from the seed, on purpose: the table name is validated as an
-//! identifier; `load` returns every row (the seed returned the first batch);
-//! `top_customers` binds its limit as a parameter; `analytics_query` is implemented
-//! (JSON rows); an unsupported column type is an error rather than a silent VARCHAR.
+//! Guarantees: the table name is validated as an identifier; `load` returns every row,
+//! from every batch; `top_customers` binds its limit as a parameter; `analytics_query`
+//! returns JSON rows; an unsupported column type is an error rather than a silent
+//! VARCHAR.
 
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,16 +19,16 @@ use duckdb::Connection;
 
 use super::persistence::{Gather, Matches, MemoryStats, SoAPersistence, SoaRows, run_blocking};
 use super::{PersistenceError, PersistentOrderStore, Result};
-use crate::analytics::{
+use orderlog_store::analytics::{
     AnalyticsError, append_batch, batches_to_json, create_table_sql, monthly_trends_sql,
     query_batches, quoted_identifier, revenue_by_status_sql, top_customers_sql,
 };
-use crate::domain::{Order, OrderSoA};
+use orderlog_store::domain::{Order, OrderSoA};
 
 /// Rows per batch handed to DuckDB's appender.
 pub const DUCKDB_APPEND_ROWS: usize = 122_880;
 
-/// A DuckDB table holding `T`'s rows (the seed's `DuckDBPersistence`).
+/// A DuckDB table holding `T`'s rows.
 pub struct DuckDBPersistence<T> {
     conn: Mutex<Connection>,
     /// The table name as given (validated).
@@ -44,17 +44,17 @@ impl<T> std::fmt::Debug for DuckDBPersistence<T> {
     }
 }
 
-pub use crate::analytics::duckdb_sql_type as sql_type;
+pub use orderlog_store::analytics::duckdb_sql_type as sql_type;
 
 fn db_err(sql: &str, e: &duckdb::Error) -> PersistenceError {
-    AnalyticsError::query(sql, e).into()
+    AnalyticsError::Query { sql: sql.to_owned(), message: e.to_string() }.into()
 }
 
 impl<T: SoaRows> DuckDBPersistence<T> {
     /// Opens `db_path` (a DuckDB database file, created if needed; `":memory:"` or `None`
     /// for an in-memory database) and creates `table_name` if it does not exist.
     ///
-    /// The name must be a plain identifier ([`crate::analytics::validate_identifier`]);
+    /// The name must be a plain identifier ([`orderlog_store::analytics::validate_identifier`]);
     /// so must every column name of `T`.
     pub fn new(db_path: Option<&str>, table_name: impl Into<String>) -> Result<Self> {
         let table = table_name.into();
@@ -130,15 +130,14 @@ impl<T: SoaRows> DuckDBPersistence<T> {
             .collect()
     }
 
-    /// Runs any SQL on the backend's database and returns every result batch (the seed's
-    /// `query_sql`). Unlike [`crate::Analytics::query_sql`] this may write: the database
-    /// is the caller's own.
+    /// Runs any SQL on the backend's database and returns every result batch. Unlike
+    /// [`orderlog_store::Analytics::query_sql`] this may write: the database is the
+    /// caller's own.
     pub async fn query_sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
         run_blocking(|| Ok(query_batches(&self.conn(), sql, [])?))
     }
 
-    /// [`DuckDBPersistence::query_sql`] as a JSON array of row objects (the seed left
-    /// this as a todo).
+    /// [`DuckDBPersistence::query_sql`] as a JSON array of row objects.
     pub async fn analytics_query(&self, sql: &str) -> Result<serde_json::Value> {
         let batches = self.query_sql(sql).await?;
         Ok(batches_to_json(&batches)?)
@@ -231,7 +230,7 @@ impl<T: SoaRows> DuckDBPersistence<T> {
     }
 }
 
-/// The seed's order store over DuckDB, with its three reports as Arrow batches.
+/// An order store over DuckDB, with the three standard reports as Arrow batches.
 #[derive(Debug)]
 pub struct SQLOrderStore {
     duckdb: DuckDBPersistence<OrderSoA>,
@@ -279,7 +278,7 @@ impl SQLOrderStore {
 }
 
 impl PersistentOrderStore<DuckDBPersistence<OrderSoA>> {
-    /// SQL over the backend's database (the seed's `duckdb_store.query_sql(...)`).
+    /// SQL over the backend's database.
     pub async fn query_sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
         self.persistence().query_sql(sql).await
     }

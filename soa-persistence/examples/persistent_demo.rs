@@ -1,4 +1,4 @@
-//! The seed's comprehensive demo (`cargo run --release -p orderlog-replay --example
+//! Comprehensive demo (`cargo run --release -p soa-persistence --example
 //! persistent_demo`): the whole persistence workflow on the durable event-sourced
 //! backend, with memory statistics, queries, batches, and a restart simulation.
 //!
@@ -8,8 +8,8 @@
 //! directory: recovery replays the log and every order is back. The directory is a
 //! temporary one, removed at the end.
 
-use orderlog_store::seed::PersistentOrderStore;
 use orderlog_store::{Order, OrderStatus, PaymentMethod, StoreOptions};
+use soa_persistence::PersistentOrderStore;
 
 fn sample_orders(first_id: u64, n: u64) -> Vec<Order> {
     (first_id..first_id + n)

@@ -1,21 +1,21 @@
-//! The seed's persistence API, used as the seed's guide uses it, with each of the seed's
-//! defects pinned by a test that its code fails:
-//! - its Parquet `append` overwrote the file with the new rows only;
-//! - its (DuckDB) `load` returned the first record batch only;
-//! - its `PersistentOrderStore::add` saved the whole state after every order;
-//! - its `query` returned the whole dataset as soon as one row matched.
+//! The persistence API, used as an application would use it, with each guarantee pinned by
+//! a test:
+//! - Parquet `append` keeps the rows already stored and writes only the new ones;
+//! - `load` returns every record batch, not only the first;
+//! - `PersistentOrderStore::add` appends the new order, never the whole state;
+//! - `query` returns only the matching rows, never the whole dataset because one matched.
 //!
 //! The backend contract is written once (`backend_contract`) and run on every backend.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use orderlog_store::seed::{
-    ArrowPersistence, EventSourcedPersistence, MemoryStats, ParquetPersistence,
-    PartitionedParquetPersistence, PersistenceError, PersistentOrderStore, Result, SoAPersistence,
-};
 use orderlog_store::{
     Order, OrderSoA, OrderStatus, OrderStore, ParquetCompression, PaymentMethod, StoreOptions,
+};
+use soa_persistence::{
+    ArrowPersistence, EventSourcedPersistence, MemoryStats, ParquetPersistence,
+    PartitionedParquetPersistence, PersistenceError, PersistentOrderStore, Result, SoAPersistence,
 };
 
 pub(crate) fn order(id: u64) -> Order {
@@ -40,7 +40,7 @@ pub(crate) fn sorted_ids(soa: Option<OrderSoA>) -> Vec<u64> {
     ids
 }
 
-/// What every backend must do, seed defects included.
+/// What every backend must do.
 pub(crate) async fn backend_contract<P: SoAPersistence<OrderSoA>>(name: &str, mut p: P) {
     assert!(p.load().await.expect("load").is_none(), "{name}: starts empty");
     assert_eq!(p.memory_stats().await.expect("stats"), MemoryStats::default(), "{name}");
@@ -48,11 +48,11 @@ pub(crate) async fn backend_contract<P: SoAPersistence<OrderSoA>>(name: &str, mu
     p.save(&soa(1..=40)).await.expect("save");
     p.append(&soa(41..=70)).await.expect("append");
     p.append(&OrderSoA::new()).await.expect("append nothing");
-    // Seed defect: append overwrote what was there.
+    // Append keeps what was there.
     assert_eq!(sorted_ids(p.load().await.expect("load")), (1..=70).collect::<Vec<_>>(), "{name}");
     assert_eq!(p.count().await.expect("count"), 70, "{name}");
 
-    // Seed defect: any match returned everything.
+    // Only the matching rows come back.
     let found = p.query(|o: &Order| o.order_id.is_multiple_of(10)).await.expect("query");
     assert_eq!(sorted_ids(found), [10, 20, 30, 40, 50, 60, 70], "{name}");
     assert!(p.query(|o: &Order| o.order_id > 70).await.expect("query").is_none(), "{name}");
@@ -70,7 +70,7 @@ pub(crate) async fn backend_contract<P: SoAPersistence<OrderSoA>>(name: &str, mu
 }
 
 #[tokio::test]
-async fn seed_backends_keep_the_contract() {
+async fn backends_keep_the_contract() {
     let dir = tempfile::tempdir().expect("tempdir");
     backend_contract("arrow", ArrowPersistence::new()).await;
     backend_contract("parquet", ParquetPersistence::new(dir.path().join("parquet"))).await;
@@ -87,17 +87,16 @@ async fn seed_backends_keep_the_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn seed_backends_keep_the_contract_on_the_multi_thread_runtime() {
+async fn backends_keep_the_contract_on_the_multi_thread_runtime() {
     let dir = tempfile::tempdir().expect("tempdir");
     backend_contract("parquet", ParquetPersistence::new(dir.path().join("p"))).await;
     let by_payment = PartitionedParquetPersistence::new(dir.path().join("q"), "payment_method");
     backend_contract("partitioned", by_payment).await;
 }
 
-/// Seed defect: Parquet `append` overwrote the file. Appends add parts; the parts
-/// already written are not touched.
+/// Parquet `append` adds a part; the parts already written are not touched.
 #[tokio::test]
-async fn seed_parquet_append_adds_a_part_and_keeps_the_old_ones() {
+async fn parquet_append_adds_a_part_and_keeps_the_old_ones() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut p = ParquetPersistence::<OrderSoA>::new(dir.path());
     p.save(&soa(1..=100)).await.expect("save");
@@ -116,10 +115,10 @@ async fn seed_parquet_append_adds_a_part_and_keeps_the_old_ones() {
     assert_eq!(sorted_ids(reopened.load().await.expect("load")), (1..=110).collect::<Vec<_>>());
 }
 
-/// Seed defect: `load` returned the first batch. A file of 150,000 rows is read back as
-/// several batches, and more parts and partition files follow it: all must come back.
+/// `load` returns every batch. A file of 150,000 rows is read back as several batches,
+/// and more parts and partition files follow it: all must come back.
 #[tokio::test]
-async fn seed_load_returns_every_batch_and_every_file() {
+async fn load_returns_every_batch_and_every_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut p = ParquetPersistence::<OrderSoA>::new(dir.path().join("flat"));
     p.append(&soa(1..=150_000)).await.expect("append");
@@ -178,10 +177,10 @@ impl SoAPersistence<OrderSoA> for Recording {
     }
 }
 
-/// Seed defect: `add` saved the whole state after every order (n adds wrote
-/// n(n+1)/2 rows). Here each add appends one row, each batch its rows, nothing saves.
+/// `add` never saves the whole state (n adds would write n(n+1)/2 rows): each add
+/// appends one row, each batch its rows, nothing saves.
 #[tokio::test]
-async fn seed_add_appends_only_the_new_rows() {
+async fn add_appends_only_the_new_rows() {
     let backend = Recording::default();
     let mut store = PersistentOrderStore::with_persistence(backend.clone());
     for id in 1..=200 {
@@ -206,9 +205,9 @@ async fn seed_add_appends_only_the_new_rows() {
     assert_eq!(std::fs::read(&first[0]).expect("read"), first_bytes);
 }
 
-/// Seed defect: `query_storage` returned every order when any matched.
+/// `query_storage` returns only the matching orders, not every order.
 #[tokio::test]
-async fn seed_query_storage_returns_only_matching_orders() {
+async fn query_storage_returns_only_matching_orders() {
     let mut store = PersistentOrderStore::new();
     store.add_batch((1..=10_000).map(order).collect()).await.expect("add_batch");
     let high_value = store.query_storage(|o| o.total_amount > 29_000.0).await.expect("query");
@@ -220,10 +219,9 @@ async fn seed_query_storage_returns_only_matching_orders() {
     assert!(store.query_storage(|o| o.customer_id > 5_000).await.expect("query").is_none());
 }
 
-/// The guide's examples, as written there, apart from the predicates (one order, not
-/// the whole struct of arrays) and the compression type.
+/// Typical usage: basic adds and queries, batches, and Parquet across a restart.
 #[tokio::test]
-async fn seed_guide_examples_run() {
+async fn usage_examples_run() {
     // Basic usage.
     let mut store = PersistentOrderStore::new();
     store.add(Order::new(1, 101, 1001, 2, 25.99)).await.expect("add");
@@ -265,7 +263,7 @@ async fn seed_guide_examples_run() {
 }
 
 #[tokio::test]
-async fn seed_damaged_file_is_an_error_naming_it() {
+async fn damaged_file_is_an_error_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut store = PersistentOrderStore::with_persistence(ParquetPersistence::new(dir.path()));
     store.add_batch((1..=50).map(order).collect()).await.expect("add_batch");
@@ -285,7 +283,7 @@ async fn seed_damaged_file_is_an_error_naming_it() {
 }
 
 #[tokio::test]
-async fn seed_event_sourced_add_is_apply_create() {
+async fn event_sourced_add_is_apply_create() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut store =
         PersistentOrderStore::event_sourced(dir.path(), StoreOptions::default()).expect("open");
@@ -305,7 +303,7 @@ async fn seed_event_sourced_add_is_apply_create() {
 }
 
 #[test]
-fn seed_parquet_persistence_touches_nothing_until_written() {
+fn parquet_persistence_touches_nothing_until_written() {
     let dir = tempfile::tempdir().expect("tempdir");
     let base = dir.path().join("lazy");
     let p = ParquetPersistence::<OrderSoA>::new(&base);

@@ -1,4 +1,4 @@
-//! The seed's persistence trait, its statistics, and what every backend shares: the
+//! The persistence trait, its statistics, and what every backend shares: the
 //! row view that queries filter on, and folding stored batches back into a value.
 
 use std::future::Future;
@@ -7,15 +7,14 @@ use arrow::array::{BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
 use orderlog_snapshot::ToArrow;
 
-use crate::domain::{Order, OrderSoA};
-use crate::seed::error::Result;
+use crate::error::Result;
+use orderlog_store::domain::{Order, OrderSoA};
 
 /// A struct-of-arrays type seen one row at a time: what a
 /// [`SoAPersistence::query`] predicate looks at.
 ///
-/// The seed's query took a predicate over the whole struct of arrays and returned all of
-/// it or nothing; a predicate over one row lets a backend return exactly the rows that
-/// match.
+/// A predicate over one row, rather than over the whole struct of arrays, lets a backend
+/// return exactly the rows that match.
 pub trait SoaRows: ToArrow + Sized {
     /// One row (for [`OrderSoA`]: an [`Order`]).
     type Row;
@@ -32,11 +31,11 @@ impl SoaRows for OrderSoA {
     }
 }
 
-/// What a backend holds, as the seed reported it.
+/// What a backend holds: bytes, rows and batches.
 ///
 /// `total_bytes` is what the backend counts as its footprint: Arrow buffer memory for
-/// [`crate::seed::ArrowPersistence`], bytes of Parquet files on disk for the Parquet
-/// backends, the in-memory state for [`crate::seed::EventSourcedPersistence`].
+/// [`crate::ArrowPersistence`], bytes of Parquet files on disk for the Parquet
+/// backends, the in-memory state for [`crate::EventSourcedPersistence`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MemoryStats {
     /// Bytes held (see the type's docs for what each backend counts).
@@ -62,13 +61,13 @@ impl MemoryStats {
     }
 }
 
-/// Persistence of a struct-of-arrays value `T`: the seed's trait, kept method for method.
+/// Persistence of a struct-of-arrays value `T`.
 ///
 /// Every method is async and its future is `Send`, so a store over any backend can be
 /// driven from `tokio::spawn`. Implementations write `async fn` (native async functions
-/// in traits); the trait spells out the `Send` bound the seed's `#[async_trait]` gave.
+/// in traits); the trait spells out the `Send` bound on each returned future.
 ///
-/// The contract, which the seed's backends broke and these keep:
+/// The contract every backend keeps:
 /// - [`append`](SoAPersistence::append) adds rows and keeps every row already stored;
 ///   it writes only the new rows.
 /// - [`load`](SoAPersistence::load) returns every stored row, from every batch and file.
@@ -189,7 +188,7 @@ impl<T: SoaRows> Matches<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::OrderStatus;
+    use orderlog_store::domain::OrderStatus;
 
     fn soa(ids: impl IntoIterator<Item = u64>) -> OrderSoA {
         let mut soa = OrderSoA::new();

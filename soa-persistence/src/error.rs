@@ -1,22 +1,22 @@
-//! The seed API's error type.
+//! The error type of the persistence API.
 
 use std::io;
 use std::path::PathBuf;
 
 use orderlog_snapshot::SnapshotError;
 
-use crate::domain::DomainError;
-use crate::error::StoreError;
+use orderlog_store::StoreError;
+use orderlog_store::domain::DomainError;
 
-/// Errors from the seed's persistence API ([`crate::seed`]).
+/// Errors from the persistence API (this crate).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PersistenceError {
     /// DuckDB failed (the DuckDB backend), or a table or column name is not a plain
     /// identifier.
-    #[cfg(feature = "analytics")]
+    #[cfg(feature = "duckdb")]
     #[error(transparent)]
-    Database(#[from] crate::analytics::AnalyticsError),
+    Database(#[from] orderlog_store::analytics::AnalyticsError),
     /// The order was refused by the in-memory domain store (invalid value, duplicate id);
     /// nothing was stored.
     #[error(transparent)]
@@ -70,7 +70,7 @@ pub enum PersistenceError {
     Store(#[from] StoreError),
 }
 
-/// Result alias of the seed API.
+/// Result alias of the persistence API.
 pub type Result<T, E = PersistenceError> = std::result::Result<T, E>;
 
 /// Wraps an I/O error with what was being done and where.

@@ -1,4 +1,4 @@
-//! The seed's DuckDB backend: the backend contract, every row back, the table name
+//! The DuckDB backend: the backend contract, every row back, the table name
 //! validated, `SQLOrderStore`'s reports equal to Rust aggregates; and a store's Parquet
 //! snapshot read by a DuckDB file database through ATTACH + read_parquet.
 
@@ -6,15 +6,15 @@ use std::collections::BTreeMap;
 
 use arrow::array::AsArray;
 use arrow::datatypes::{Float64Type, Int64Type, UInt8Type, UInt64Type};
-use orderlog_store::seed::{DuckDBPersistence, PersistenceError, SQLOrderStore, SoAPersistence};
 use orderlog_store::{
     AnalyticsError, CompactionOptions, Event, Order, OrderSoA, OrderStore, StoreOptions, WalOptions,
 };
+use soa_persistence::{DuckDBPersistence, PersistenceError, SQLOrderStore, SoAPersistence};
 
-use crate::seed_api::{backend_contract, order, soa, sorted_ids};
+use crate::api::{backend_contract, order, soa, sorted_ids};
 
 #[tokio::test]
-async fn seed_duckdb_backend_keeps_the_contract_in_memory_and_in_a_file() {
+async fn duckdb_backend_keeps_the_contract_in_memory_and_in_a_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let memory = DuckDBPersistence::<OrderSoA>::new(None, "orders").expect("in memory");
     backend_contract("duckdb in memory", memory).await;
@@ -24,9 +24,9 @@ async fn seed_duckdb_backend_keeps_the_contract_in_memory_and_in_a_file() {
     backend_contract("duckdb file", file).await;
 }
 
-/// Seed defect: its DuckDB `load` returned the first record batch only.
+/// DuckDB `load` returns every record batch, not only the first.
 #[tokio::test]
-async fn seed_duckdb_load_returns_every_row_and_survives_a_reopen() {
+async fn duckdb_load_returns_every_row_and_survives_a_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("orders.duckdb");
     let path = path.to_str().expect("utf-8");
@@ -45,7 +45,7 @@ async fn seed_duckdb_load_returns_every_row_and_survives_a_reopen() {
 }
 
 #[tokio::test]
-async fn seed_duckdb_table_names_are_checked_and_nothing_is_created() {
+async fn duckdb_table_names_are_checked_and_nothing_is_created() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("x.duckdb");
     for bad in ["orders; DROP TABLE orders", "o\"rders", "1orders", "", "orders --"] {
@@ -60,11 +60,11 @@ async fn seed_duckdb_table_names_are_checked_and_nothing_is_created() {
 }
 
 #[tokio::test]
-async fn seed_sql_order_store_reports_equal_rust_aggregates() {
+async fn sql_order_store_reports_equal_rust_aggregates() {
     let mut sql = SQLOrderStore::new(None).expect("open");
     let mut soa = OrderSoA::new();
     for i in 1..=1000u64 {
-        // The seed's demo data.
+        // The DuckDB demo's data.
         let o = Order::new(
             i,
             100 + (i % 100),

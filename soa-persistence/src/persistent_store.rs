@@ -1,19 +1,19 @@
-//! `PersistentOrderStore`: the seed's domain-friendly wrapper, an in-memory order store
-//! whose additions are persisted through any [`SoAPersistence`] backend.
+//! `PersistentOrderStore`: a domain-friendly wrapper, an in-memory order store whose
+//! additions are persisted through any [`SoAPersistence`] backend.
 
 use std::path::Path;
 
-use crate::domain::{DomainError, Order, OrderSoA, SoaMemoryStats};
-use crate::seed::arrow_backend::ArrowPersistence;
-use crate::seed::error::Result;
-use crate::seed::event_sourced::EventSourcedPersistence;
-use crate::seed::persistence::{MemoryStats, SoAPersistence};
-use crate::store::StoreOptions;
+use crate::arrow_backend::ArrowPersistence;
+use crate::error::Result;
+use crate::event_sourced::EventSourcedPersistence;
+use crate::persistence::{MemoryStats, SoAPersistence};
+use orderlog_store::StoreOptions;
+use orderlog_store::domain::{DomainError, Order, OrderSoA, SoaMemoryStats};
 
-/// The in-memory domain store the seed called `OrderStore`: orders as a struct of arrays
-/// ([`OrderSoA`]) with its `order_id -> row` index, and nothing else — no log, no file.
+/// The in-memory domain store: orders as a struct of arrays ([`OrderSoA`]) with its
+/// `order_id -> row` index, and nothing else — no log, no file.
 ///
-/// It is **not** the durable, event-sourced [`crate::OrderStore`]: it lives in one
+/// It is **not** the durable, event-sourced [`orderlog_store::OrderStore`]: it lives in one
 /// process and is what [`PersistentOrderStore::store`] returns. Changes made to it
 /// directly (through [`PersistentOrderStore::store_mut`]) are not persisted.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -63,7 +63,7 @@ impl InMemoryOrderStore {
         self.kernel.iter().filter(|o| predicate(o)).collect()
     }
 
-    /// The columns (the seed's `kernel()`): `*_raw_array()` accessors and more.
+    /// The columns: `*_raw_array()` accessors and more.
     pub fn kernel(&self) -> &OrderSoA {
         &self.kernel
     }
@@ -85,12 +85,12 @@ impl From<OrderSoA> for InMemoryOrderStore {
     }
 }
 
-/// The seed's `PersistentOrderStore`: an [`InMemoryOrderStore`] whose additions are
-/// persisted through a [`SoAPersistence`] backend `P`.
+/// An [`InMemoryOrderStore`] whose additions are persisted through a [`SoAPersistence`]
+/// backend `P`.
 ///
 /// - [`add`](Self::add) / [`add_batch`](Self::add_batch) validate against the in-memory
 ///   store, then [`append`](SoAPersistence::append) **only the new rows** to the backend
-///   (the seed saved the whole state after every add: quadratic work and I/O). If the
+///   (never the whole state, which would make n adds quadratic in work and I/O). If the
 ///   backend fails, the in-memory store is rolled back, so the two agree.
 /// - [`query_storage`](Self::query_storage) asks the backend for the matching rows
 ///   only.
@@ -98,7 +98,7 @@ impl From<OrderSoA> for InMemoryOrderStore {
 ///   in-memory store from what the backend holds (after a restart).
 ///
 /// Backends: [`ArrowPersistence`] (in memory, the default of [`new`](Self::new)),
-/// [`crate::seed::ParquetPersistence`] and [`crate::seed::PartitionedParquetPersistence`]
+/// [`crate::ParquetPersistence`] and [`crate::PartitionedParquetPersistence`]
 /// (files), [`EventSourcedPersistence`] (the durable event log, see
 /// [`event_sourced`](Self::event_sourced)).
 ///
@@ -125,13 +125,13 @@ impl Default for PersistentOrderStore {
 }
 
 impl PersistentOrderStore<EventSourcedPersistence> {
-    /// The event-sourced flavour: persistence in the durable [`crate::OrderStore`] in
+    /// The event-sourced flavour: persistence in the durable [`orderlog_store::OrderStore`] in
     /// `dir` (opened, recovered, and loaded into the in-memory store). `add(order)` is
     /// `apply(Event::create(order))`, acknowledged once logged durably; `add_batch` is one
-    /// logged batch (up to [`crate::events::BATCH_EVENTS_MAX`] orders).
+    /// logged batch (up to [`orderlog_store::events::BATCH_EVENTS_MAX`] orders).
     ///
     /// The durable store keeps its own copy of the state, so orders are held twice in
-    /// memory; use [`crate::OrderStore`] directly when that matters.
+    /// memory; use [`orderlog_store::OrderStore`] directly when that matters.
     pub fn event_sourced(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Self> {
         let persistence = EventSourcedPersistence::open(dir, options)?;
         let store = InMemoryOrderStore::from(persistence.store().kernel());
@@ -167,7 +167,8 @@ impl<P: SoAPersistence<OrderSoA>> PersistentOrderStore<P> {
     pub async fn add(&mut self, order: Order) -> Result<usize> {
         let row = self.store.kernel.push(order)?;
         let mut new_rows = OrderSoA::with_capacity(1);
-        new_rows.push_unchecked(order);
+        // Valid and new: the store just took it.
+        new_rows.push(order)?;
         self.persist(row, &new_rows).await?;
         Ok(row)
     }
@@ -187,7 +188,11 @@ impl<P: SoAPersistence<OrderSoA>> PersistentOrderStore<P> {
                     return Err(e.into());
                 }
             }
-            new_rows.push_unchecked(order);
+            // Valid, and new in this batch: the store just took it.
+            if let Err(e) = new_rows.push(order) {
+                self.store.kernel.truncate_to(first);
+                return Err(e.into());
+            }
         }
         if !rows.is_empty() {
             self.persist(first, &new_rows).await?;
@@ -226,13 +231,13 @@ impl<P: SoAPersistence<OrderSoA>> PersistentOrderStore<P> {
         self.persistence.memory_stats().await
     }
 
-    /// The in-memory domain store (the seed's `OrderStore`; see [`InMemoryOrderStore`]).
+    /// The in-memory domain store (see [`InMemoryOrderStore`]).
     pub fn store(&self) -> &InMemoryOrderStore {
         &self.store
     }
 
-    /// The in-memory domain store, for changes that are **not** persisted (the seed's
-    /// "non-persistent operations"); [`save_all`](Self::save_all) persists them.
+    /// The in-memory domain store, for changes that are **not** persisted;
+    /// [`save_all`](Self::save_all) persists them.
     pub fn store_mut(&mut self) -> &mut InMemoryOrderStore {
         &mut self.store
     }
@@ -259,10 +264,10 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
-    use crate::domain::OrderStatus;
-    use crate::seed::error::PersistenceError;
-    use crate::seed::parquet_backend::ParquetPersistence;
-    use crate::seed::test_support::{ids, order, range};
+    use crate::error::PersistenceError;
+    use crate::parquet_backend::ParquetPersistence;
+    use crate::test_support::{ids, order, range};
+    use orderlog_store::domain::OrderStatus;
 
     /// What a backend was asked to do.
     #[derive(Debug, Default)]
@@ -325,7 +330,7 @@ mod tests {
         }
     }
 
-    /// Seed defect: `add` saved the whole state after every order.
+    /// `add` appends just the new rows, never the whole state.
     #[tokio::test]
     async fn add_appends_only_the_new_rows_never_the_whole_state() {
         let backend = Recording::default();
@@ -376,7 +381,7 @@ mod tests {
         assert_eq!(backend.count().await.expect("count"), 4);
     }
 
-    /// Seed defect: `query_storage` returned every order when any matched.
+    /// `query_storage` returns only the matching orders, not every order.
     #[tokio::test]
     async fn query_storage_returns_only_matching_orders() {
         let mut store = PersistentOrderStore::new();

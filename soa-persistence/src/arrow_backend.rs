@@ -1,4 +1,4 @@
-//! `ArrowPersistence`: the seed's in-memory backend, Arrow record batches behind a lock.
+//! `ArrowPersistence`: the in-memory backend, Arrow record batches behind a lock.
 
 use std::marker::PhantomData;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -6,8 +6,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 
-use crate::seed::error::Result;
-use crate::seed::persistence::{Gather, Matches, MemoryStats, SoAPersistence, SoaRows};
+use crate::error::Result;
+use crate::persistence::{Gather, Matches, MemoryStats, SoAPersistence, SoaRows};
 
 /// Most rows converted into one record batch: a large value is stored as several
 /// bounded batches, never copied whole into one.
@@ -16,8 +16,8 @@ pub const ARROW_BATCH_ROWS: usize = 65_536;
 /// In-memory persistence: the rows as Arrow record batches in a lock-protected vector.
 ///
 /// Nothing survives the process; use it for tests, caches and as the default backend of
-/// [`crate::seed::PersistentOrderStore::new`]. Cloning the handle shares the batches
-/// (the seed's `Arc<RwLock<Vec<RecordBatch>>>`). Each [`append`](SoAPersistence::append)
+/// [`crate::PersistentOrderStore::new`]. Cloning the handle shares the batches
+/// (an `Arc<RwLock<Vec<RecordBatch>>>`). Each [`append`](SoAPersistence::append)
 /// adds its rows as new batches (of at most [`ARROW_BATCH_ROWS`] rows); nothing already
 /// stored is copied or rewritten.
 pub struct ArrowPersistence<T> {
@@ -134,7 +134,7 @@ impl<T: SoaRows + Sync> SoAPersistence<T> for ArrowPersistence<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Order, OrderSoA};
+    use orderlog_store::domain::{Order, OrderSoA};
 
     fn soa(ids: std::ops::RangeInclusive<u64>) -> OrderSoA {
         let mut soa = OrderSoA::new();
@@ -171,7 +171,10 @@ mod tests {
         assert_eq!(ids(&store.load().await.expect("load").expect("rows")), [50, 51, 52]);
         let stats = store.memory_stats().await.expect("stats");
         assert_eq!((stats.total_rows, stats.num_batches), (3, 1));
-        assert!(stats.total_bytes >= 3 * crate::domain::COLUMN_BYTES_PER_ORDER, "{stats:?}");
+        assert!(
+            stats.total_bytes >= 3 * orderlog_store::domain::COLUMN_BYTES_PER_ORDER,
+            "{stats:?}"
+        );
         store.clear().await.expect("clear");
         assert_eq!(store.count().await.expect("count"), 0);
         assert!(store.load().await.expect("load").is_none());
@@ -184,7 +187,7 @@ mod tests {
         store.append(&soa(1..=10)).await.expect("append");
         store.append(&soa(11..=20)).await.expect("append");
         let big = store.query(|o: &Order| o.total_amount > 45.0).await.expect("query");
-        // total = 2 × 1.5 × id > 45 ⇔ id > 15. The seed returned all 20 rows.
+        // total = 2 × 1.5 × id > 45 ⇔ id > 15: 5 of the 20 rows.
         assert_eq!(ids(&big.expect("matches")), [16, 17, 18, 19, 20]);
         assert!(store.query(|o: &Order| o.order_id > 99).await.expect("query").is_none());
     }

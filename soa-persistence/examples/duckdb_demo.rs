@@ -1,7 +1,7 @@
-//! The seed's DuckDB demo (`cargo run --release -p orderlog-replay --example
-//! duckdb_demo`): a `SQLOrderStore` backed by a DuckDB database file, 1000 orders added
-//! one by one (each appended through DuckDB's Arrow appender in a transaction), the
-//! seed's three reports printed row by row, and one ad hoc query as JSON rows.
+//! DuckDB demo (`cargo run --release -p soa-persistence --example duckdb_demo`): a
+//! `SQLOrderStore` backed by a DuckDB database file, 1000 orders added one by one (each
+//! appended through DuckDB's Arrow appender in a transaction), the three standard
+//! reports printed row by row, and one ad hoc query as JSON rows.
 //!
 //! The reports aggregate the `orders` table as stored: `status` and `payment_method`
 //! are the store's byte codes (`OrderStatus::ALL` order), `order_timestamp` is seconds
@@ -9,8 +9,8 @@
 //! the end.
 
 use arrow::util::pretty::pretty_format_batches;
-use orderlog_store::seed::SQLOrderStore;
 use orderlog_store::{Order, OrderStatus};
+use soa_persistence::SQLOrderStore;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,13 +1,13 @@
-//! `EventSourcedPersistence`: the seed's trait over the durable, event-sourced
+//! `EventSourcedPersistence`: the persistence trait over the durable, event-sourced
 //! [`OrderStore`]: every write is logged as events, every read comes from its state.
 
 use std::path::Path;
 
-use crate::domain::{Order, OrderSoA};
-use crate::events::{BATCH_EVENTS_MAX, Event};
-use crate::seed::error::Result;
-use crate::seed::persistence::{MemoryStats, SoAPersistence};
-use crate::store::{OrderStore, StoreOptions};
+use crate::error::Result;
+use crate::persistence::{MemoryStats, SoAPersistence};
+use orderlog_store::domain::{Order, OrderSoA};
+use orderlog_store::events::{BATCH_EVENTS_MAX, Event};
+use orderlog_store::{OrderStore, StoreOptions};
 
 /// Persistence of orders in the durable [`OrderStore`]: `append` is one
 /// `apply_batch(Event::create(..)...)`, logged to the write-ahead log and acknowledged
@@ -53,12 +53,12 @@ impl EventSourcedPersistence {
 }
 
 /// Orders as a struct of arrays (they come from a valid state: unique, valid).
-fn soa_of(orders: impl IntoIterator<Item = Order>) -> OrderSoA {
+fn soa_of(orders: impl IntoIterator<Item = Order>) -> Result<OrderSoA> {
     let mut soa = OrderSoA::new();
     for order in orders {
-        soa.push_unchecked(order);
+        soa.push(order)?;
     }
-    soa
+    Ok(soa)
 }
 
 impl SoAPersistence<OrderSoA> for EventSourcedPersistence {
@@ -87,7 +87,10 @@ impl SoAPersistence<OrderSoA> for EventSourcedPersistence {
 
     async fn query(&self, predicate: impl Fn(&Order) -> bool + Send) -> Result<Option<OrderSoA>> {
         let found = self.store.query(predicate);
-        Ok((!found.is_empty()).then(|| soa_of(found)))
+        if found.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(soa_of(found)?))
     }
 
     async fn count(&self) -> Result<usize> {
@@ -111,9 +114,9 @@ impl SoAPersistence<OrderSoA> for EventSourcedPersistence {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::OrderStatus;
-    use crate::seed::persistent_store::PersistentOrderStore;
-    use crate::seed::test_support::{ids, order, orders, range};
+    use crate::persistent_store::PersistentOrderStore;
+    use crate::test_support::{ids, order, orders, range};
+    use orderlog_store::domain::OrderStatus;
 
     fn open(dir: &Path) -> EventSourcedPersistence {
         EventSourcedPersistence::open(dir, StoreOptions::default()).expect("open")
@@ -137,7 +140,8 @@ mod tests {
         store.persistence().store().close().expect("close");
         drop(store);
 
-        let durable = crate::OrderStore::open(dir.path(), StoreOptions::default()).expect("open");
+        let durable =
+            orderlog_store::OrderStore::open(dir.path(), StoreOptions::default()).expect("open");
         let report = durable.open_report();
         assert_eq!((report.batches_replayed, report.events_replayed), (6, 20));
         assert_eq!(durable.get(7), Some(order(7)));
@@ -184,17 +188,14 @@ mod tests {
         assert_eq!(p.count().await.expect("count"), 30);
         let stats = p.memory_stats().await.expect("stats");
         assert_eq!((stats.total_rows, stats.num_batches), (30, 1));
-        assert!(stats.total_bytes >= 30 * crate::domain::COLUMN_BYTES_PER_ORDER);
+        assert!(stats.total_bytes >= 30 * orderlog_store::domain::COLUMN_BYTES_PER_ORDER);
         p.clear().await.expect("clear");
         assert_eq!(p.count().await.expect("count"), 0);
         assert_eq!(p.memory_stats().await.expect("stats").num_batches, 0);
         // Appending an order the store holds is refused by the fold: nothing is logged.
         p.append(&orders(1..=2)).await.expect("append");
         let lsn = p.store().last_lsn();
-        assert!(matches!(
-            p.append(&orders(2..=3)).await,
-            Err(crate::seed::PersistenceError::Store(_))
-        ));
+        assert!(matches!(p.append(&orders(2..=3)).await, Err(crate::PersistenceError::Store(_))));
         assert_eq!((p.store().last_lsn(), p.store().len()), (lsn, 2));
     }
 }

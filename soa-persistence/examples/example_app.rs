@@ -1,13 +1,13 @@
-//! The seed's basic integration (`cargo run --release -p orderlog-replay --example
-//! example_app`): the domain API unchanged, side by side with its persistent form.
+//! Basic integration (`cargo run --release -p soa-persistence --example example_app`):
+//! the domain API unchanged, side by side with its persistent form.
 //!
 //! A traditional in-memory repository (`InMemoryOrderStore`) and a
 //! `PersistentOrderStore` (here persisted as Arrow record batches in memory) take the
 //! same orders; the persistent one also answers queries from its storage and reports
 //! what the storage holds.
 
-use orderlog_store::seed::{InMemoryOrderStore, PersistentOrderStore};
 use orderlog_store::{Order, OrderStatus};
+use soa_persistence::{InMemoryOrderStore, PersistentOrderStore};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,8 +1,8 @@
-//! Helpers shared by the seed module's unit tests.
+//! Helpers shared by the crate's unit tests.
 
 use std::ops::RangeInclusive;
 
-use crate::domain::{Order, OrderSoA, OrderStatus, PaymentMethod};
+use orderlog_store::domain::{Order, OrderSoA, OrderStatus, PaymentMethod};
 
 /// Order `id`: status and payment vary with the id, the total is `2 × id × 1.5`.
 pub(crate) fn order(id: u64) -> Order {

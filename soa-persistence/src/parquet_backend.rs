@@ -1,5 +1,5 @@
-//! `ParquetPersistence` and `PartitionedParquetPersistence`: the seed's Parquet backends,
-//! durable, append-only parts on disk (layout and protocol in [`crate::seed::parts`]).
+//! `ParquetPersistence` and `PartitionedParquetPersistence`: the Parquet backends,
+//! durable, append-only parts on disk (layout and protocol in [`crate::parts`]).
 
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use arrow::array::RecordBatch;
 use orderlog_snapshot::{ParquetCompression, SnapshotOptions};
 
-use crate::seed::error::Result;
-use crate::seed::parts::{PartDir, PartInfo, PartKind};
-use crate::seed::persistence::{MemoryStats, SoAPersistence, SoaRows, run_blocking};
+use crate::error::Result;
+use crate::parts::{PartDir, PartInfo, PartKind};
+use crate::persistence::{MemoryStats, SoAPersistence, SoaRows, run_blocking};
 
-/// The seed's default compression for its Parquet backends.
-pub const SEED_PARQUET_COMPRESSION: ParquetCompression = ParquetCompression::Snappy;
+/// The default compression of the Parquet backends.
+pub const DEFAULT_PARQUET_COMPRESSION: ParquetCompression = ParquetCompression::Snappy;
 
 /// Rows in Parquet files under one directory: one immutable part per save or append.
 ///
@@ -24,7 +24,7 @@ pub const SEED_PARQUET_COMPRESSION: ParquetCompression = ParquetCompression::Sna
 /// save of no rows. Every part is fsynced (files, then directories) and committed by a
 /// rename, so a crash leaves each write whole or absent.
 /// [`load`](SoAPersistence::load) reads every file of every live part, checking each
-/// file's size and CRC-32 first; damage is a [`crate::seed::PersistenceError::Corrupt`]
+/// file's size and CRC-32 first; damage is a [`crate::PersistenceError::Corrupt`]
 /// naming the file.
 ///
 /// Parts accumulate with appends: [`ParquetPersistence::compact`] rewrites them as one.
@@ -58,7 +58,7 @@ macro_rules! parquet_backend {
 
         impl<T> $name<T> {
             /// Sets the Parquet compression of later writes (none, snappy or zstd; the
-            /// seed's default is snappy). Files already written keep theirs.
+            /// default is snappy). Files already written keep theirs.
             pub fn with_compression(mut self, compression: ParquetCompression) -> Self {
                 self.parts.set_compression(compression);
                 self
@@ -143,8 +143,10 @@ parquet_backend!(PartitionedParquetPersistence);
 impl<T> ParquetPersistence<T> {
     /// Parquet parts under `base_path` (created on the first write), snappy-compressed.
     pub fn new(base_path: impl AsRef<Path>) -> Self {
-        let options =
-            SnapshotOptions { compression: SEED_PARQUET_COMPRESSION, ..SnapshotOptions::default() };
+        let options = SnapshotOptions {
+            compression: DEFAULT_PARQUET_COMPRESSION,
+            ..SnapshotOptions::default()
+        };
         ParquetPersistence {
             parts: PartDir::new(base_path.as_ref().to_path_buf(), options),
             _rows: PhantomData,
@@ -157,7 +159,7 @@ impl<T> PartitionedParquetPersistence<T> {
     /// (checked against `T`'s schema at the first write), snappy-compressed.
     pub fn new(base_path: impl AsRef<Path>, partition_by: impl Into<String>) -> Self {
         let options = SnapshotOptions {
-            compression: SEED_PARQUET_COMPRESSION,
+            compression: DEFAULT_PARQUET_COMPRESSION,
             partition_by: Some(partition_by.into()),
             ..SnapshotOptions::default()
         };
@@ -178,11 +180,11 @@ mod tests {
     use std::fs;
 
     use super::*;
-    use crate::domain::{Order, OrderSoA, OrderStatus};
-    use crate::seed::error::PersistenceError;
-    use crate::seed::parts::crc32;
-    use crate::seed::test_support::{ids, orders, range};
+    use crate::error::PersistenceError;
+    use crate::parts::crc32;
+    use crate::test_support::{ids, orders, range};
     use orderlog_snapshot::ToArrow;
+    use orderlog_store::domain::{Order, OrderSoA, OrderStatus};
 
     type Parquet = ParquetPersistence<OrderSoA>;
     type Partitioned = PartitionedParquetPersistence<OrderSoA>;
@@ -191,7 +193,7 @@ mod tests {
         p.load().await.expect("load").map(|soa| ids(&soa)).unwrap_or_default()
     }
 
-    /// Seed defect: `append` re-saved only the new rows over the old file.
+    /// `append` writes only the new rows, as a new part; the old file stays as it was.
     #[tokio::test]
     async fn parquet_append_keeps_existing_rows_and_never_rewrites_old_parts() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -217,7 +219,7 @@ mod tests {
         fs::metadata(path).and_then(|m| m.modified()).expect("mtime")
     }
 
-    /// Seed defect: a load that returned only the first batch. 100,000 rows in one file
+    /// `load` returns every batch, not only the first. 100,000 rows in one file
     /// read back as two batches; with two more parts and a partitioned store, every
     /// batch of every file must come back.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,7 +243,7 @@ mod tests {
         assert_eq!(loaded, range(1..=1200));
     }
 
-    /// Seed defect: a query that returned the whole dataset when any row matched.
+    /// `query` returns only the rows that match, not the whole dataset.
     #[tokio::test]
     async fn parquet_query_returns_only_matching_rows() {
         let dir = tempfile::tempdir().expect("tempdir");

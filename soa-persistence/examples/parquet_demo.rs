@@ -1,4 +1,4 @@
-//! The seed's Parquet demo (`cargo run --release -p orderlog-replay --example
+//! Parquet demo (`cargo run --release -p soa-persistence --example
 //! parquet_demo`): a Parquet-backed `PersistentOrderStore`, persistence across an
 //! application restart, and the files any Parquet reader (DuckDB, Polars, pandas) opens.
 //!
@@ -6,10 +6,8 @@
 //! `PART` record) and never rewrites earlier ones; `compact` folds the parts into one
 //! `save-<seq>` part. The data directory is a temporary one, removed at the end.
 
-use orderlog_store::seed::{
-    ParquetPersistence, PartitionedParquetPersistence, PersistentOrderStore,
-};
 use orderlog_store::{Order, OrderStatus, ParquetCompression};
+use soa_persistence::{ParquetPersistence, PartitionedParquetPersistence, PersistentOrderStore};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
