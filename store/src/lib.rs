@@ -15,6 +15,7 @@
 #[cfg(feature = "analytics")]
 pub mod analytics;
 mod analytics_options;
+mod async_api;
 mod compactor;
 pub mod domain;
 mod error;

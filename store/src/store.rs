@@ -208,24 +208,8 @@ impl OrderStore {
         Ok(lsn)
     }
 
-    /// Async form of [`OrderStore::apply`].
-    pub async fn apply_async(&self, event: Event) -> Result<Lsn> {
-        self.apply_batch_async(&[event]).await
-    }
-
-    /// Async form of [`OrderStore::apply_batch`]: the future completes when group commit
-    /// has synced the batch (policy `Always`).
-    pub async fn apply_batch_async(&self, events: &[Event]) -> Result<Lsn> {
-        let lsn = self.log_and_apply(events)?;
-        if self.inner.engine.wal.options().sync_policy == SyncPolicy::Always {
-            self.inner.engine.wal.wait_durable_async(lsn).await?;
-        }
-        Ok(lsn)
-    }
-
-    fn log_and_apply(&self, events: &[Event]) -> Result<Lsn> {
-        // Encoding needs no state: do it before taking the writer lock. Limits are
-        // checked first so an oversized batch costs nothing.
+    /// Refuses a batch above the most events one frame may hold, before any work.
+    pub(crate) fn check_batch_size(&self, events: &[Event]) -> Result<()> {
         if events.len() > crate::events::BATCH_EVENTS_MAX {
             return Err(crate::state::MutationError::BatchTooLarge {
                 len: events.len(),
@@ -233,14 +217,53 @@ impl OrderStore {
             }
             .into());
         }
+        Ok(())
+    }
+
+    fn log_and_apply(&self, events: &[Event]) -> Result<Lsn> {
+        // Encoding needs no state: do it before taking the writer lock. Limits are
+        // checked first so an oversized batch costs nothing.
+        self.check_batch_size(events)?;
         let mut payload = Vec::with_capacity(16 + events.len() * 64);
         encode_batch(events, &mut payload);
-        let wal = &self.inner.engine.wal;
+        self.log_and_apply_payload(events, &payload)
+    }
+
+    /// Logs `payload` (the encoding of `events`) and applies `events`, under the state's
+    /// write lock.
+    pub(crate) fn log_and_apply_payload(&self, events: &[Event], payload: &[u8]) -> Result<Lsn> {
         let mut state = self.write();
+        self.log_and_apply_locked(&mut state, events, payload)
+    }
+
+    /// The state's write lock if it is free now.
+    pub(crate) fn try_write(
+        &self,
+    ) -> std::result::Result<
+        RwLockWriteGuard<'_, OrderState>,
+        std::sync::TryLockError<RwLockWriteGuard<'_, OrderState>>,
+    > {
+        self.inner.state.try_write()
+    }
+
+    /// The log (the async API waits on its group commit).
+    pub(crate) fn wal_handle(&self) -> &Wal {
+        &self.inner.engine.wal
+    }
+
+    /// Validates `events` against `state`, logs `payload` as one frame and applies them;
+    /// a batch of creates is applied first and undone if the log refuses it.
+    pub(crate) fn log_and_apply_locked(
+        &self,
+        state: &mut OrderState,
+        events: &[Event],
+        payload: &[u8],
+    ) -> Result<Lsn> {
+        let wal = &self.inner.engine.wal;
         if let Some(before) = state.try_append_creates(events) {
             // New orders are checked as they are applied; readers wait on the lock, so
             // none sees them unless the log takes them.
-            return match wal.write(&[&payload]) {
+            return match wal.write(&[payload]) {
                 Ok(lsns) => Ok(*lsns.end()),
                 Err(e) => {
                     state.undo_appends(before);
@@ -249,7 +272,7 @@ impl OrderStore {
             };
         }
         state.check_batch(events)?;
-        let lsn = *wal.write(&[&payload])?.end();
+        let lsn = *wal.write(&[payload])?.end();
         // Checked above against this state, under the same lock.
         state.apply_checked_batch(events);
         Ok(lsn)

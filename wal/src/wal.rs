@@ -310,6 +310,14 @@ impl Wal {
         }
     }
 
+    /// Whether a frame of `payload_len` bytes would start a new segment (which creates,
+    /// preallocates and syncs a file: milliseconds, where an append is microseconds).
+    /// A hint: another writer may fill the segment first.
+    pub fn would_roll(&self, payload_len: usize) -> bool {
+        let w = self.shared.lock_writer();
+        w.active.sealed || w.offset + frame_size(payload_len) > w.active.file.size()
+    }
+
     /// LSN of the first frame still in the log (the next LSN if it holds none).
     pub fn first_lsn(&self) -> Lsn {
         let w = self.shared.lock_writer();

@@ -4,6 +4,7 @@
 
 #[cfg(feature = "analytics")]
 mod analytics;
+mod async_api;
 mod compaction;
 mod lifecycle;
 mod model;
