@@ -64,7 +64,7 @@ const INGEST_SEGMENT_BYTES: u64 = 256 << 20;
 fn store_ingest(backend: IoBackend, writers: u64, batch: u64, batches: u64, reserve: bool) -> f64 {
     let dir = bench_dir();
     let mut opts = options(SyncPolicy::Always, false);
-    opts.wal.io_backend = backend;
+    opts.wal.io_backend = Some(backend);
     opts.wal.segment_bytes = INGEST_SEGMENT_BYTES;
     let store = OrderStore::open(dir.path(), opts).expect("open");
     if reserve {
@@ -95,7 +95,7 @@ fn store_ingest(backend: IoBackend, writers: u64, batch: u64, batches: u64, rese
 fn wal_ingest(backend: IoBackend, writers: u64, batch: u64, batches: u64) -> f64 {
     let dir = bench_dir();
     let opts = WalOptions {
-        io_backend: backend,
+        io_backend: Some(backend),
         segment_bytes: INGEST_SEGMENT_BYTES,
         ..WalOptions::default()
     };

@@ -91,7 +91,7 @@ impl OrderStore {
     /// Opens (creating if needed) the store in `dir`: takes the directory's lock,
     /// recovers the log, replays it into the state, and reports what happened.
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<OrderStore> {
-        let storage = FsStorage::new(dir.as_ref()).with_backend(options.wal.io_backend);
+        let storage = FsStorage::new(dir.as_ref()).with_backend(options.wal.backend());
         Self::open_on(Arc::new(storage), options)
     }
 

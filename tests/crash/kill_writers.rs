@@ -59,7 +59,7 @@ fn options(case: &str) -> StoreOptions {
         wal: WalOptions {
             segment_bytes: SEGMENT_BYTES_MIN * 4,
             sync_policy: policy,
-            io_backend: backend,
+            io_backend: Some(backend),
             ..WalOptions::default()
         },
         compaction: CompactionOptions { background: false, ..CompactionOptions::default() },

@@ -96,7 +96,7 @@ fn orderlog(c: &mut Criterion, policy: SyncPolicy, io_backend: IoBackend, label:
                 let opts = WalOptions {
                     segment_bytes: 1 << 30,
                     sync_policy: policy,
-                    io_backend,
+                    io_backend: Some(io_backend),
                     ..WalOptions::default()
                 };
                 let mut log = RoomyLog::new(opts);
@@ -228,8 +228,11 @@ fn latency_report(_c: &mut Criterion) {
     const N: usize = 3000;
     let dir = bench_dir();
     let open = |backend, name: &str| {
-        let opts =
-            WalOptions { segment_bytes: 64 << 20, io_backend: backend, ..WalOptions::default() };
+        let opts = WalOptions {
+            segment_bytes: 64 << 20,
+            io_backend: Some(backend),
+            ..WalOptions::default()
+        };
         Wal::open(dir.path().join(name), opts).expect("open")
     };
     let mmap = open(IoBackend::Mmap, "mmap");

@@ -54,8 +54,9 @@ pub struct WalOptions {
     /// How recovery treats bad frames.
     pub recovery_mode: RecoveryMode,
     /// How frames are written and synced ([`crate::Wal::open`] only; storage passed to
-    /// [`crate::Wal::open_with`] decides for itself).
-    pub io_backend: IoBackend,
+    /// [`crate::Wal::open_with`] decides for itself). `None` (the default): the fastest
+    /// safe choice for the sync policy, [`WalOptions::backend`].
+    pub io_backend: Option<IoBackend>,
 }
 
 impl Default for WalOptions {
@@ -67,7 +68,7 @@ impl Default for WalOptions {
             batch_bytes_max: 32 << 20,
             sync_policy: SyncPolicy::Always,
             recovery_mode: RecoveryMode::TolerateTornTail,
-            io_backend: IoBackend::Mmap,
+            io_backend: None,
         }
     }
 }
@@ -83,6 +84,19 @@ pub const SEGMENT_BYTES_MIN: u64 = FRAMES_OFFSET + 4096;
 pub const FRAME_BYTES_LIMIT: usize = (1 << 30) - 1;
 
 impl WalOptions {
+    /// The I/O backend used: the one asked for, or by default the one the sync policy
+    /// favours. Under `Always` every commit syncs, and `pwrite` + `fdatasync` commits
+    /// faster ([`IoBackend::Pwrite`]: no mapped page to write-protect at each sync, no
+    /// unwritten extent to convert; docs/benchmarks.md); with `Interval` or `Never` syncs
+    /// are rare and copying into the mapping saves a system call per append
+    /// ([`IoBackend::Mmap`]).
+    pub fn backend(&self) -> IoBackend {
+        self.io_backend.unwrap_or(match self.sync_policy {
+            SyncPolicy::Always => IoBackend::Pwrite,
+            SyncPolicy::Interval(_) | SyncPolicy::Never => IoBackend::Mmap,
+        })
+    }
+
     /// The largest payload that can be appended: the configured maximum, or less if a
     /// frame that large would not fit in one segment.
     pub fn frame_bytes_limit(&self) -> usize {

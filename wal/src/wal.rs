@@ -191,7 +191,7 @@ impl std::fmt::Debug for Wal {
 impl Wal {
     /// Opens (creating if needed) the log in `dir` on the real file system.
     pub fn open(dir: impl AsRef<Path>, opts: WalOptions) -> Result<Wal> {
-        let storage = FsStorage::new(dir.as_ref()).with_backend(opts.io_backend);
+        let storage = FsStorage::new(dir.as_ref()).with_backend(opts.backend());
         Wal::open_with(Arc::new(storage), opts)
     }
 

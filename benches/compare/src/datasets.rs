@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use duckdb::arrow::datatypes::DataType;
 use orderlog_snapshot::{ArrowSchemaGen, ToArrow};
 use orderlog_store::{Event, OrderSoA, OrderStore, SyncPolicy};
-use orderlog_wal::IoBackend;
 
 #[cfg(feature = "fjall")]
 use crate::peers::{fjall_insert, fjall_open};
@@ -182,7 +181,7 @@ pub fn orderlog_revenue(a: &orderlog_store::Analytics) -> Result<Totals> {
 /// queries run `runs` times (median). `log` reports progress.
 pub fn measure(n: u64, batch: usize, runs: usize, log: &dyn Fn(&str)) -> Result<Dataset> {
     let mut out = Dataset { orders: n, ..Dataset::default() };
-    let opts = || store_options(SyncPolicy::Always, IoBackend::Mmap);
+    let opts = || store_options(SyncPolicy::Always, None);
 
     // orderlog, the log alone: every order replayed on open.
     {

@@ -15,10 +15,11 @@ use crate::workload::{
 /// The systems and modes of the ingest grid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum System {
-    /// `OrderStore`, `SyncPolicy::Always`, the default (mapped) log backend.
+    /// `OrderStore`, `SyncPolicy::Always`, the default options (the log's backend chosen
+    /// by the policy: `pwrite` + `fdatasync`).
     OrderlogAlways,
-    /// `OrderStore`, `SyncPolicy::Always`, `IoBackend::Pwrite`.
-    OrderlogAlwaysPwrite,
+    /// `OrderStore`, `SyncPolicy::Always`, the mapped log backend (`IoBackend::Mmap`).
+    OrderlogAlwaysMmap,
     /// `OrderStore`, `SyncPolicy::Interval(10 ms)`: not durable per commit.
     OrderlogInterval,
     /// `orderlog_wal::Wal` alone, `Always`, the 80-byte records as frames.
@@ -38,7 +39,7 @@ impl System {
     #[cfg(feature = "fjall")]
     pub const ALL: [System; 8] = [
         System::OrderlogAlways,
-        System::OrderlogAlwaysPwrite,
+        System::OrderlogAlwaysMmap,
         System::OrderlogInterval,
         System::OrderlogWal,
         System::Okaywal,
@@ -51,7 +52,7 @@ impl System {
     #[cfg(not(feature = "fjall"))]
     pub const ALL: [System; 7] = [
         System::OrderlogAlways,
-        System::OrderlogAlwaysPwrite,
+        System::OrderlogAlwaysMmap,
         System::OrderlogInterval,
         System::OrderlogWal,
         System::Okaywal,
@@ -62,8 +63,8 @@ impl System {
     /// Its name in the tables.
     pub fn name(self) -> &'static str {
         match self {
-            System::OrderlogAlways => "orderlog store, Always",
-            System::OrderlogAlwaysPwrite => "orderlog store, Always, Pwrite backend",
+            System::OrderlogAlways => "orderlog store, Always (default options)",
+            System::OrderlogAlwaysMmap => "orderlog store, Always, Mmap backend",
             System::OrderlogInterval => "orderlog store, Interval(10 ms) ¹",
             System::OrderlogWal => "orderlog-wal alone, Always (80 B frames)",
             System::Okaywal => "okaywal 0.3 (80 B chunks)",
@@ -83,14 +84,14 @@ impl System {
     ) -> Result<Ingest> {
         match self {
             System::OrderlogAlways => {
-                orderlog(SyncPolicy::Always, IoBackend::Mmap, batch, writers, commits, cap)
+                orderlog(SyncPolicy::Always, None, batch, writers, commits, cap)
             }
-            System::OrderlogAlwaysPwrite => {
-                orderlog(SyncPolicy::Always, IoBackend::Pwrite, batch, writers, commits, cap)
+            System::OrderlogAlwaysMmap => {
+                orderlog(SyncPolicy::Always, Some(IoBackend::Mmap), batch, writers, commits, cap)
             }
             System::OrderlogInterval => orderlog(
                 SyncPolicy::Interval(Duration::from_millis(10)),
-                IoBackend::Mmap,
+                None,
                 batch,
                 writers,
                 commits,
@@ -108,8 +109,9 @@ impl System {
     }
 }
 
-/// Store options: this policy and backend, no background compaction.
-pub fn store_options(policy: SyncPolicy, backend: IoBackend) -> StoreOptions {
+/// Store options: this policy and backend (`None`: the default for the policy), no
+/// background compaction.
+pub fn store_options(policy: SyncPolicy, backend: Option<IoBackend>) -> StoreOptions {
     StoreOptions {
         wal: WalOptions { sync_policy: policy, io_backend: backend, ..WalOptions::default() },
         compaction: CompactionOptions { background: false, ..CompactionOptions::default() },
@@ -131,7 +133,7 @@ pub fn frame_bytes(events: &[Event]) -> u64 {
 
 fn orderlog(
     policy: SyncPolicy,
-    backend: IoBackend,
+    backend: Option<IoBackend>,
     batch: usize,
     writers: usize,
     commits: u64,

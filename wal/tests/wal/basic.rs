@@ -24,8 +24,8 @@ fn wal_backends_read_each_others_files() {
 
 fn append_reopen(write_with: IoBackend, reopen_with: IoBackend) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let wal =
-        Wal::open(dir.path(), WalOptions { io_backend: write_with, ..small_opts() }).expect("open");
+    let wal = Wal::open(dir.path(), WalOptions { io_backend: Some(write_with), ..small_opts() })
+        .expect("open");
     let mut expected = Vec::new();
     for n in 0..200 {
         let p = payload(1, n);
@@ -45,7 +45,7 @@ fn append_reopen(write_with: IoBackend, reopen_with: IoBackend) {
     wal.close().expect("close");
     drop(wal);
 
-    let wal = Wal::open(dir.path(), WalOptions { io_backend: reopen_with, ..small_opts() })
+    let wal = Wal::open(dir.path(), WalOptions { io_backend: Some(reopen_with), ..small_opts() })
         .expect("reopen");
     let report = wal.recovery_report().clone();
     assert_eq!(report.truncated, None);
