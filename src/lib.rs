@@ -1,20 +1,49 @@
 //! orderlog: an embedded, durable, event-sourced store for orders.
 //!
-//! This facade re-exports the workspace's public API: the order store and its domain
-//! ([`store`]), columnar snapshots ([`snapshot`]) and the write-ahead log ([`wal`]).
-//! With the cargo feature `testing`, [`testing`] runs a store on a simulated disk for
+//! One import path for the whole public API: the store, its options, domain, events and
+//! errors at the root; SQL analytics in [`analytics`] (cargo feature `analytics`, on by
+//! default); the offline reader [`OfflineStore`]; struct-of-arrays persistence in
+//! [`persistence`]; the layers under the store as [`wal`], [`snapshot`] and [`storage`];
+//! and, with the cargo feature `testing`, [`testing`], a store on a simulated disk for
 //! crash tests. See `ARCHITECTURE.md` for the map.
+//!
+//! ```
+//! use orderlog::{Event, Order, OrderStatus, OrderStore, StoreOptions};
+//!
+//! # fn main() -> Result<(), orderlog::StoreError> {
+//! let dir = tempfile::tempdir().expect("a temporary directory");
+//! let store = OrderStore::open(dir.path(), StoreOptions::default())?; // recovers
+//! let lsn = store.apply(Event::create(Order::new(1, 101, 1001, 2, 25.99)))?; // durable
+//! store.apply(Event::set_status(1, OrderStatus::Confirmed))?;
+//! assert_eq!(store.get(1).map(|o| o.status), Some(OrderStatus::Confirmed));
+//! assert!(lsn >= 1);
+//!
+//! let sql = store.analytics()?; // DuckDB over the snapshots and every mutation since
+//! let by_status = sql.revenue_by_status()?;
+//! assert_eq!(by_status[0].status, OrderStatus::Confirmed);
+//! # Ok(()) }
+//! ```
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use orderlog_snapshot as snapshot;
-pub use orderlog_store as store;
+pub use orderlog_storage as storage;
 pub use orderlog_wal as wal;
+/// Struct-of-arrays persistence: `SoAPersistence` and its backends, `PersistentOrderStore`.
+pub use soa_persistence as persistence;
 
+#[cfg(feature = "analytics")]
+pub use orderlog_store::analytics;
+#[cfg(feature = "analytics")]
 pub use orderlog_store::{
-    CompactionOptions, CompactionReport, Event, EventKind, MutationError, OpenReport, Order,
-    OrderSoA, OrderState, OrderStatus, OrderStore, PaymentMethod, StoreError, StoreOptions,
+    Analytics, AnalyticsError, AnalyticsInfo, CustomerTotal, MonthTrend, StatusRevenue, ViewKind,
 };
-pub use orderlog_wal::{Lsn, RecoveryMode, SyncPolicy, Wal, WalError, WalOptions};
-pub use soa_persistence;
+pub use orderlog_store::{
+    AnalyticsOptions, CompactionOptions, CompactionReport, CompactionStats, DecodeError,
+    DomainError, Event, EventKind, Fold, FoldTarget, MutationError, OfflineStore, OpenReport,
+    Order, OrderSoA, OrderState, OrderStatus, OrderStore, ParquetCompression, PaymentMethod,
+    ReserveError, SnapshotOptions, SoaMemoryStats, Spill, StoreError, StoreOptions, StoreStats,
+    Unreachable, domain, events, layout,
+};
+pub use orderlog_wal::{IoBackend, Lsn, RecoveryMode, SyncPolicy, Wal, WalError, WalOptions};

@@ -130,24 +130,13 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::{
-        CompactionOptions, Order, OrderStatus, OrderStore, PaymentMethod, StoreOptions, WalOptions,
-    };
+    use crate::{Order, OrderStatus, OrderStore, PaymentMethod, StoreOptions};
 
     fn options(retain_segments: usize) -> StoreOptions {
-        StoreOptions {
-            wal: WalOptions {
-                segment_bytes: orderlog_wal::options::SEGMENT_BYTES_MIN,
-                ..WalOptions::default()
-            },
-            compaction: CompactionOptions {
-                background: false,
-                retain_segments,
-                snapshot: orderlog_snapshot::SnapshotOptions { keep_last: 8, ..Default::default() },
-                ..CompactionOptions::default()
-            },
-            ..StoreOptions::default()
-        }
+        let mut options = StoreOptions::for_tests();
+        options.compaction.retain_segments = retain_segments;
+        options.compaction.snapshot.keep_last = 8;
+        options
     }
 
     /// A valid batch for step `op` of a workload, from the store's current state.

@@ -30,6 +30,22 @@ pub struct StoreOptions {
     pub analytics: crate::AnalyticsOptions,
 }
 
+impl StoreOptions {
+    /// Options for tests: the smallest log segments (4 KiB of frames, so a few dozen
+    /// writes roll a segment and a compaction has sealed segments to fold), no background
+    /// compaction (a test compacts when it means to), everything else the default.
+    pub fn for_tests() -> StoreOptions {
+        StoreOptions {
+            wal: WalOptions {
+                segment_bytes: orderlog_wal::options::SEGMENT_BYTES_MIN,
+                ..WalOptions::default()
+            },
+            compaction: CompactionOptions { background: false, ..CompactionOptions::default() },
+            ..StoreOptions::default()
+        }
+    }
+}
+
 /// What opening the store found and did.
 #[derive(Debug, Clone)]
 pub struct OpenReport {
@@ -76,6 +92,34 @@ impl Drop for Inner {
 }
 
 /// An event-sourced, durable order store. Cloning the handle shares the store.
+///
+/// ```
+/// use orderlog_store::{Event, Order, OrderStatus, OrderStore, StoreOptions};
+///
+/// # fn main() -> orderlog_store::Result<()> {
+/// let dir = tempfile::tempdir().expect("a temporary directory");
+/// let store = OrderStore::open(dir.path(), StoreOptions::default())?;
+/// // Validated, logged as one frame, applied; returns once it is on disk.
+/// store.apply_batch(&[
+///     Event::create(Order::new(1, 101, 1001, 2, 25.99)),
+///     Event::create(Order::new(2, 102, 1002, 1, 49.99)),
+/// ])?;
+/// store.apply(Event::set_status(1, OrderStatus::Confirmed))?;
+/// assert_eq!(store.get(1).map(|o| o.status), Some(OrderStatus::Confirmed));
+/// // A refused mutation writes nothing: order 2 is pending, it cannot be delivered yet.
+/// assert!(store.apply(Event::set_status(2, OrderStatus::Delivered)).is_err());
+///
+/// # #[cfg(feature = "analytics")] {
+/// let sql = store.analytics()?; // DuckDB over the snapshots and the live tail
+/// let rows = sql.analytics_query("SELECT count(*) AS n FROM orders")?;
+/// assert_eq!(rows[0]["n"], 2);
+/// # }
+/// store.close()?;
+/// drop(store);
+/// let reopened = OrderStore::open(dir.path(), StoreOptions::default())?; // recovers
+/// assert_eq!(reopened.len(), 2);
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct OrderStore {
     inner: Arc<Inner>,

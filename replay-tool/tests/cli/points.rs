@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use orderlog_store::{
-    CompactionOptions, Event, FoldTarget, OfflineStore, Order, OrderState, OrderStatus, OrderStore,
-    RecoveryMode, StoreError, StoreOptions, WalOptions,
+    Event, FoldTarget, OfflineStore, Order, OrderState, OrderStatus, OrderStore, RecoveryMode,
+    StoreError, StoreOptions,
 };
 
 use crate::support::{arg, run};
@@ -19,18 +19,9 @@ const SUMMARY: &str = "SELECT count(*) AS n, coalesce(sum(quantity), 0)::BIGINT 
                        coalesce(sum(version), 0)::BIGINT AS versions FROM orders";
 
 fn options() -> StoreOptions {
-    StoreOptions {
-        wal: WalOptions {
-            segment_bytes: orderlog_wal::options::SEGMENT_BYTES_MIN,
-            ..WalOptions::default()
-        },
-        compaction: CompactionOptions {
-            background: false,
-            snapshot: orderlog_store::SnapshotOptions { keep_last: 1, ..Default::default() },
-            ..CompactionOptions::default()
-        },
-        ..StoreOptions::default()
-    }
+    let mut options = StoreOptions::for_tests();
+    options.compaction.snapshot.keep_last = 1;
+    options
 }
 
 /// `(orders, sum of quantities, sum of versions)` of a state.

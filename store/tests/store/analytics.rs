@@ -8,24 +8,14 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Float64Type, Int64Type, UInt8Type, UInt32Type, UInt64Type};
 use orderlog_store::analytics::{AnalyticsOptions, Tail, validate_identifier};
 use orderlog_store::{
-    Analytics, AnalyticsError, CompactionOptions, Event, FoldTarget, Lsn, Order, OrderState,
-    OrderStatus, OrderStore, PaymentMethod, StoreError, StoreOptions, Unreachable, ViewKind,
-    WalOptions,
+    Analytics, AnalyticsError, Event, FoldTarget, Lsn, Order, OrderState, OrderStatus, OrderStore,
+    PaymentMethod, StoreError, StoreOptions, Unreachable, ViewKind,
 };
 
 fn options() -> StoreOptions {
-    StoreOptions {
-        wal: WalOptions {
-            segment_bytes: orderlog_wal::options::SEGMENT_BYTES_MIN,
-            ..WalOptions::default()
-        },
-        compaction: CompactionOptions {
-            background: false,
-            retain_segments: 1_000,
-            ..CompactionOptions::default()
-        },
-        ..StoreOptions::default()
-    }
+    let mut options = StoreOptions::for_tests();
+    options.compaction.retain_segments = 1_000;
+    options
 }
 
 /// Every batch applied, by LSN: the reference for any point in time.

@@ -8,19 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use orderlog_store::{
-    CompactionOptions, Event, Order, OrderStatus, OrderStore, StoreOptions, WalOptions,
-};
+use orderlog_store::{Event, Order, OrderStatus, OrderStore, StoreOptions};
 
 fn options() -> StoreOptions {
-    StoreOptions {
-        wal: WalOptions {
-            segment_bytes: orderlog_wal::options::SEGMENT_BYTES_MIN,
-            ..WalOptions::default()
-        },
-        compaction: CompactionOptions { background: false, ..CompactionOptions::default() },
-        ..StoreOptions::default()
-    }
+    StoreOptions::for_tests()
 }
 
 fn current_thread() -> tokio::runtime::Runtime {

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use orderlog_snapshot::SnapshotError;
 use orderlog_store::{
-    CompactionOptions, Event, Order, OrderState, OrderStatus, OrderStore, PaymentMethod,
-    PublishStep, StoreError, StoreOptions, WalOptions,
+    Event, Order, OrderState, OrderStatus, OrderStore, PaymentMethod, PublishStep, StoreError,
+    StoreOptions,
 };
 use orderlog_wal::storage::SimStorage;
 use proptest::prelude::*;
@@ -113,14 +113,7 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 fn options() -> StoreOptions {
-    StoreOptions {
-        wal: WalOptions {
-            segment_bytes: orderlog_wal::options::SEGMENT_BYTES_MIN,
-            ..WalOptions::default()
-        },
-        compaction: CompactionOptions { background: false, ..CompactionOptions::default() },
-        ..StoreOptions::default()
-    }
+    StoreOptions::for_tests()
 }
 
 fn open(disk: &SimStorage) -> OrderStore {

@@ -10,24 +10,13 @@ use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 use orderlog_store::analytics::{AnalyticsOptions, Spill, WATCHDOG_THREAD};
 use orderlog_store::{
-    Analytics, AnalyticsError, CompactionOptions, Event, Order, OrderStore, StoreError,
-    StoreOptions, WalOptions,
+    Analytics, AnalyticsError, Event, Order, OrderStore, StoreError, StoreOptions,
 };
 
 fn options(analytics: AnalyticsOptions) -> StoreOptions {
-    StoreOptions {
-        // Small segments, so that a compaction has sealed ones to fold.
-        wal: WalOptions {
-            segment_bytes: orderlog_wal::options::SEGMENT_BYTES_MIN,
-            ..WalOptions::default()
-        },
-        compaction: CompactionOptions {
-            background: false,
-            retain_segments: 1_000,
-            ..CompactionOptions::default()
-        },
-        analytics,
-    }
+    let mut options = StoreOptions { analytics, ..StoreOptions::for_tests() };
+    options.compaction.retain_segments = 1_000;
+    options
 }
 
 /// A store with a snapshot of 100 orders (Parquet files on disk) and a tail of 20 more.
