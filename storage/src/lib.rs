@@ -125,6 +125,13 @@ pub trait Storage: Send + Sync {
     fn sync_dir(&self) -> io::Result<()> {
         self.sync_dir_at("")
     }
+    /// Whether users may run I/O on it from background threads of their own (the log
+    /// preallocates its next segment ahead of need). The simulated disk says no: its
+    /// operations are counted and traced, and crash tests replay them in one order, so
+    /// the log prepares that segment in line instead.
+    fn background_io(&self) -> bool {
+        true
+    }
     /// The same storage rooted at its subdirectory `dir` (which need not exist yet).
     fn sub(&self, dir: &str) -> Arc<dyn Storage>;
     /// Where `name` is on the local file system, for readers that open files by path

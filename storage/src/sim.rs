@@ -1099,6 +1099,10 @@ impl Storage for SimStorage {
         Arc::new(self.at(dir))
     }
 
+    fn background_io(&self) -> bool {
+        false
+    }
+
     fn kill_point(&self, point: crate::KillPoint) -> io::Result<()> {
         let mut s = self.state();
         if s.dead {

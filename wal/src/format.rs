@@ -83,6 +83,18 @@ pub fn segment_file_name(base_lsn: Lsn) -> String {
     format!("{base_lsn:020}.wal")
 }
 
+/// The spare segment: preallocated (and synced) ahead of need by a background thread,
+/// then stamped and renamed to the next segment's name when the log rolls, so the
+/// preallocation (a 64 MiB zero fill with the `pwrite` backend) is never on a commit's
+/// path. It holds no frames; recovery removes it like a half-created segment.
+pub const SPARE_SEGMENT: &str = "spare.wal.tmp";
+
+/// Whether `name` is a half-created segment (`<segment>.tmp`) or the spare segment:
+/// files holding no frame, which recovery removes.
+pub fn is_temp_segment_name(name: &str) -> bool {
+    name == SPARE_SEGMENT || name.strip_suffix(".tmp").and_then(parse_segment_file_name).is_some()
+}
+
 /// Parses a segment file name back into its base LSN.
 pub fn parse_segment_file_name(name: &str) -> Option<Lsn> {
     let digits = name.strip_suffix(".wal")?;

@@ -31,9 +31,7 @@ use crate::error::{CorruptionKind, Result, WalError};
 use crate::format::{FrameHeader, frame_size, parse_segment_file_name};
 use crate::iter::{Frame, WalIter};
 use crate::options::RecoveryMode;
-use crate::recovery::{
-    RecoveryReport, TMP_SUFFIX, Verdict, judge_segment, parse_discarded_name, recover,
-};
+use crate::recovery::{RecoveryReport, Verdict, judge_segment, parse_discarded_name, recover};
 use crate::scan::{
     ChainPoint, Damage, SegmentScan, scan_frames_from, scan_segment, written_extent,
 };
@@ -274,7 +272,8 @@ impl Severity {
 pub enum FindingKind {
     /// Damage to a segment's header, checkpoint, frames or continuity.
     Damage(CorruptionKind),
-    /// A half-created segment (`*.wal.tmp`); a writable open removes it.
+    /// A half-created segment (`*.wal.tmp`) or a spare (`spare.wal.tmp`): no frame in it;
+    /// a writable open removes it.
     LeftoverTempSegment,
     /// A segment an earlier `PointInTime` recovery set aside (`*.wal.discarded`).
     DiscardedSegment,
@@ -377,7 +376,7 @@ pub fn verify_log_with(storage: &dyn Storage) -> Result<LogVerification> {
             |kind| Finding { severity: Severity::Note, file: dir.join(&name), offset: 0, kind };
         if let Some(base) = parse_segment_file_name(&name) {
             segments.push((base, name));
-        } else if name.strip_suffix(TMP_SUFFIX).and_then(parse_segment_file_name).is_some() {
+        } else if crate::format::is_temp_segment_name(&name) {
             out.push(note(FindingKind::LeftoverTempSegment));
         } else if parse_discarded_name(&name).is_some() {
             out.push(note(FindingKind::DiscardedSegment));

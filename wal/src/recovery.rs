@@ -172,8 +172,7 @@ pub(crate) fn recover(
     let mut plan = Plan { names: names.clone(), ..Plan::default() };
     let mut segment_names: Vec<(Lsn, String)> = Vec::new();
     for name in names {
-        if name.ends_with(TMP_SUFFIX) && parse_segment_file_name(&name[..name.len() - 4]).is_some()
-        {
+        if crate::format::is_temp_segment_name(&name) {
             plan.temp_files.push(name);
         } else if let Some(base) = parse_segment_file_name(&name) {
             segment_names.push((base, name));

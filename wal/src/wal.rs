@@ -3,14 +3,16 @@
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::Lsn;
 use crate::commit::Committer;
 use crate::error::{Result, WalError};
-use crate::format::{Checkpoint, PAD, SegmentHeader, encode_frame, frame_size, segment_file_name};
+use crate::format::{
+    Checkpoint, PAD, SPARE_SEGMENT, SegmentHeader, encode_frame, frame_size, segment_file_name,
+};
 use crate::iter::WalIter;
 use crate::killpoint::KillPoint;
 use crate::options::{SyncPolicy, WalOptions};
@@ -42,6 +44,9 @@ pub struct WalStats {
     pub frames_synced: u64,
     /// `frames_synced / syncs`: how many frames one sync carried on average.
     pub mean_frames_per_sync: f64,
+    /// Spare segments that could not be prepared ahead of need (each is reported through
+    /// `tracing`; the roll after one creates its segment on the commit path instead).
+    pub spare_failures: u64,
 }
 
 /// The segment being appended to.
@@ -78,6 +83,10 @@ struct Writer {
     /// All segments (base LSN, file name, frame bytes), oldest first; the last is active.
     segments: Vec<(Lsn, String, u64)>,
     closed: bool,
+    /// The spare for the next roll has been asked for (once the active segment is half
+    /// full: the spare's preallocation then competes with commits for the disk only
+    /// once per segment, and a short-lived log never makes one).
+    spare_asked: bool,
 }
 
 struct Shared {
@@ -92,7 +101,22 @@ struct Shared {
     /// log: the kernel reports a writeback error to one caller only, so a sync that starts
     /// after another failed must see the poison, not a clean (and false) Ok.
     sync_gate: Mutex<()>,
+    /// Spare segments that could not be prepared.
+    spare_failures: AtomicU64,
+    /// The spare segment prepared ahead of need ([`SPARE_SEGMENT`]).
+    spare: Mutex<Spare>,
+    spare_wake: Condvar,
     _lock: Box<dyn LockGuard>,
+}
+
+/// The spare segment's slot: the file once prepared, and what the preparer is asked.
+#[derive(Default)]
+struct Spare {
+    file: Option<Arc<dyn SegmentFile>>,
+    /// The active segment is half full: prepare the spare for the next roll.
+    wanted: bool,
+    /// The log is closing: the preparer stops.
+    closed: bool,
 }
 
 /// A log whose directory is locked (see [`Wal::lock`]); nothing in it read or changed.
@@ -161,6 +185,9 @@ impl RecoveredLog {
             syncs: AtomicU64::new(0),
             frames_synced: AtomicU64::new(0),
             sync_gate: Mutex::new(()),
+            spare_failures: AtomicU64::new(0),
+            spare: Mutex::new(Spare::default()),
+            spare_wake: Condvar::new(),
             _lock: lock,
         });
         let background = Arc::clone(&shared);
@@ -168,7 +195,28 @@ impl RecoveredLog {
             .name("orderlog-wal-sync".into())
             .spawn(move || background.run_syncer())
             .map_err(|e| WalError::io("starting sync thread", shared.storage.path(), e))?;
-        Ok(Wal { shared, syncer: Mutex::new(Some(syncer)), report: recovered.report })
+        let preparer = if shared.storage.background_io() {
+            let background = Arc::clone(&shared);
+            let spawned = std::thread::Builder::new()
+                .name("orderlog-wal-spare".into())
+                .spawn(move || background.run_preparer());
+            match spawned {
+                Ok(handle) => Some(handle),
+                Err(e) => {
+                    // The log works without it: each roll creates its segment in line.
+                    tracing::warn!(error = %e, "cannot start the spare-segment thread");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Ok(Wal {
+            shared,
+            syncer: Mutex::new(Some(syncer)),
+            preparer: Mutex::new(preparer),
+            report: recovered.report,
+        })
     }
 }
 
@@ -179,6 +227,9 @@ impl RecoveredLog {
 pub struct Wal {
     shared: Arc<Shared>,
     syncer: Mutex<Option<JoinHandle<()>>>,
+    /// Prepares the spare segment in the background (none on a storage that wants its
+    /// I/O in line, the simulated disk).
+    preparer: Mutex<Option<JoinHandle<()>>>,
     report: RecoveryReport,
 }
 
@@ -431,6 +482,7 @@ impl Wal {
             } else {
                 frames_synced as f64 / syncs as f64
             },
+            spare_failures: self.shared.spare_failures.load(Ordering::Relaxed),
         }
     }
 
@@ -439,7 +491,25 @@ impl Wal {
     /// errors; call `close` to see them.
     pub fn close(&self) -> Result<()> {
         self.stop_syncer();
+        self.stop_preparer();
         self.shared.close()
+    }
+
+    /// Stops the spare-segment thread and removes the spare (best effort: it holds no
+    /// frame, and the next open removes a leftover).
+    fn stop_preparer(&self) {
+        self.shared.lock_spare().closed = true;
+        self.shared.spare_wake.notify_all();
+        let handle = self.preparer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle {
+            // The preparer only returns; a panic there is already reported on its thread.
+            let _ = handle.join();
+        }
+        // Under the writer's lock: a roll racing this close has either renamed the spare
+        // already or finds none and creates its segment itself.
+        let _writer = self.shared.lock_writer();
+        self.shared.lock_spare().file = None;
+        let _ = self.shared.storage.remove(SPARE_SEGMENT);
     }
 
     fn stop_syncer(&self) {
@@ -523,6 +593,7 @@ fn prepare_writer(
         synced_lsn: scan.next_lsn - 1,
         segments: list,
         closed: false,
+        spare_asked: false,
     })
 }
 
@@ -537,6 +608,7 @@ fn fresh_writer(active: Active, next_lsn: Lsn, segments: Vec<(Lsn, String, u64)>
         synced_lsn: next_lsn - 1,
         segments,
         closed: false,
+        spare_asked: false,
     }
 }
 
@@ -594,6 +666,48 @@ fn create_segment(storage: &dyn Storage, opts: &WalOptions, base_lsn: Lsn) -> Re
     if let Err(e) = stamped {
         // Best effort: the file holds no frames, so leaving it would be harmless too.
         let _ = storage.remove(&tmp);
+        let _ = storage.remove(&name);
+        return Err(WalError::io("creating segment", &path, e));
+    }
+    let (_, header_crc) = SegmentHeader::decode(&bytes)
+        .map_err(|why| WalError::InvalidOptions(format!("new segment header invalid: {why}")))?;
+    Ok(Active {
+        file,
+        name,
+        header,
+        header_crc,
+        sealed: false,
+        checkpoint_seq: 0,
+        checkpoint_end: header.frames_offset(),
+        checkpoint_at: Instant::now(),
+    })
+}
+
+/// Makes the prepared spare `file` (named `spare_name`) the segment starting at
+/// `base_lsn`: stamps and syncs its header, then renames it and makes the name durable,
+/// before anything is appended to it. Its preallocation was synced when it was made. On
+/// failure the file is removed.
+fn stamp_segment(
+    storage: &dyn Storage,
+    file: Arc<dyn SegmentFile>,
+    spare_name: &str,
+    base_lsn: Lsn,
+) -> Result<Active> {
+    let name = segment_file_name(base_lsn);
+    let path = storage.path().join(&name);
+    let header = SegmentHeader::new(base_lsn, rand::random(), file.size());
+    let bytes = header.encode();
+    let stamped = file
+        .write_at(0, &[&bytes])
+        .and_then(|()| storage.kill_point(KillPoint::SegmentCreated))
+        .and_then(|()| file.sync_range(0, header.frames_offset()))
+        .and_then(|()| storage.sync_file(spare_name))
+        .and_then(|()| storage.rename(spare_name, &name))
+        .and_then(|()| storage.sync_dir())
+        .and_then(|()| storage.kill_point(KillPoint::SegmentReady));
+    if let Err(e) = stamped {
+        // Best effort: the file holds no frames, so leaving it would be harmless too.
+        let _ = storage.remove(spare_name);
         let _ = storage.remove(&name);
         return Err(WalError::io("creating segment", &path, e));
     }
@@ -675,6 +789,10 @@ impl Shared {
             entry.2 += need;
         }
         self.written_lsn.store(last, Ordering::Release);
+        if !w.spare_asked && w.offset >= w.active.file.size() / 2 {
+            w.spare_asked = true;
+            self.want_spare();
+        }
         Ok(first..=last)
     }
 
@@ -712,12 +830,87 @@ impl Shared {
             self.committer.poison(&e);
             return Err(e);
         }
-        let active = create_segment(self.storage.as_ref(), &self.opts, w.next_lsn)?;
+        let spare = {
+            let mut spare = self.lock_spare();
+            spare.wanted = false;
+            spare.file.take()
+        };
+        let active = match spare {
+            Some(file) => stamp_segment(self.storage.as_ref(), file, SPARE_SEGMENT, w.next_lsn)?,
+            None => create_segment(self.storage.as_ref(), &self.opts, w.next_lsn)?,
+        };
         w.segments.push((w.next_lsn, active.name.clone(), 0));
         let next = w.next_lsn;
         let segments = std::mem::take(&mut w.segments);
         *w = fresh_writer(active, next, segments);
         Ok(())
+    }
+
+    fn lock_spare(&self) -> MutexGuard<'_, Spare> {
+        // Plain field updates under this lock: nothing panics while it is held.
+        self.spare.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks for the next spare: the background thread makes it, or (on a storage that
+    /// wants its I/O in line) it is made here and now, in the same order every time.
+    fn want_spare(&self) {
+        if self.storage.background_io() {
+            self.lock_spare().wanted = true;
+            self.spare_wake.notify_all();
+        } else if let Some(file) = self.prepare_spare() {
+            self.lock_spare().file = Some(file);
+        }
+    }
+
+    /// Creates, preallocates and syncs the spare segment (removing a leftover first).
+    /// A failure is counted and reported, and leaves no spare (nor its file, whose
+    /// zeros the disk may not hold): the next roll creates its segment in line.
+    fn prepare_spare(&self) -> Option<Arc<dyn SegmentFile>> {
+        let prepared = match self.storage.remove(SPARE_SEGMENT) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => self.storage.create(SPARE_SEGMENT, self.opts.segment_bytes).and_then(|file| {
+                // Its zeros and its allocation durable now, so the roll that takes it
+                // syncs its header only.
+                self.storage.sync_file(SPARE_SEGMENT).map(|()| file)
+            }),
+        };
+        match prepared {
+            Ok(file) => Some(file),
+            Err(e) => {
+                self.spare_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    error = %e,
+                    "cannot prepare the spare log segment: the next roll creates its segment on the commit path"
+                );
+                let _ = self.storage.remove(SPARE_SEGMENT);
+                None
+            }
+        }
+    }
+
+    /// The spare-segment thread: prepares a spare whenever one is wanted, until the log
+    /// closes.
+    fn run_preparer(&self) {
+        loop {
+            {
+                let mut spare = self.lock_spare();
+                let work = |s: &Spare| s.closed || (s.wanted && s.file.is_none());
+                while !work(&spare) {
+                    spare = self.spare_wake.wait(spare).unwrap_or_else(|p| p.into_inner());
+                }
+                if spare.closed {
+                    return;
+                }
+                spare.wanted = false;
+            }
+            if let Some(file) = self.prepare_spare() {
+                let mut spare = self.lock_spare();
+                if spare.closed {
+                    return;
+                }
+                spare.file = Some(file);
+            }
+        }
     }
 
     /// Syncs the rest of the active segment and marks it sealed, durably.

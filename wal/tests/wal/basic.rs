@@ -364,3 +364,71 @@ fn basic_a_huge_file_named_like_a_segment_is_refused_without_reading_it() {
     let verification = orderlog_wal::verify_log(dir.path()).expect("verify");
     assert!(verification.is_corrupt(), "{verification:?}");
 }
+
+/// The next segment is preallocated ahead of need: once the active segment is half full a
+/// spare appears (made by the log's background thread), and the roll takes that very file
+/// (the same inode) under the new segment's name. Closing removes the spare; a leftover
+/// one is removed by recovery, and `verify` notes it.
+#[test]
+fn basic_a_roll_takes_the_spare_segment_prepared_ahead() {
+    use std::os::unix::fs::MetadataExt;
+    use std::time::{Duration, Instant};
+
+    for backend in [IoBackend::Mmap, IoBackend::Pwrite] {
+        let dir = tempfile::tempdir().unwrap();
+        let spare = dir.path().join(orderlog_wal::format::SPARE_SEGMENT);
+        let opts =
+            WalOptions { io_backend: Some(backend), segment_bytes: 256 << 10, ..small_opts() };
+        let half = opts.segment_bytes / 2;
+        let wal = Wal::open(dir.path(), opts).unwrap();
+        // Appends until the spare exists; none is asked for below half full.
+        let fill_until_spare = || {
+            let start = wal.stats().bytes;
+            while !spare.exists() {
+                assert!(wal.stats().bytes - start < half, "{backend:?}: a spare before half full");
+                wal.append(&[7u8; 500]).unwrap();
+                if wal.stats().bytes - start >= half {
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    while !spare.exists() && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    break;
+                }
+            }
+            std::fs::metadata(&spare).expect("a spare segment is prepared").ino()
+        };
+        let inode = fill_until_spare();
+        let segments = wal.stats().segments;
+        while wal.stats().segments == segments {
+            wal.append(&[7u8; 500]).unwrap();
+        }
+        let bases = wal.segment_bases();
+        let newest =
+            dir.path().join(orderlog_wal::format::segment_file_name(bases[bases.len() - 1]));
+        assert_eq!(
+            std::fs::metadata(&newest).unwrap().ino(),
+            inode,
+            "{backend:?}: the roll took the spare"
+        );
+        assert!(!spare.exists(), "{backend:?}: the new segment asks for no spare yet");
+        fill_until_spare();
+        wal.close().unwrap();
+        drop(wal);
+        assert!(!spare.exists(), "{backend:?}: close removes the spare");
+
+        // A spare left by a crash: noted by verify, removed by the next writable open.
+        std::fs::write(&spare, vec![0u8; 4096]).unwrap();
+        let verification = orderlog_wal::verify_log(dir.path()).unwrap();
+        assert!(
+            verification
+                .findings
+                .iter()
+                .any(|f| f.kind == orderlog_wal::FindingKind::LeftoverTempSegment),
+            "{verification:?}"
+        );
+        let wal = Wal::open(dir.path(), small_opts()).unwrap();
+        assert!(
+            wal.recovery_report().removed_temp_files.iter().any(|p| p.ends_with("spare.wal.tmp"))
+        );
+    }
+}

@@ -9,7 +9,8 @@ use crate::support::{open_sim, payload, read_all, small_opts};
 
 #[test]
 fn faults_failed_sync_poisons_and_nothing_later_is_acknowledged() {
-    for nth in 0..6 {
+    let mut poisoned_runs = 0;
+    for nth in 0..8 {
         let disk = SimStorage::new("/sim/wal");
         let wal = open_sim(&disk, small_opts()).expect("open");
         disk.inject(Fault {
@@ -38,7 +39,13 @@ fn faults_failed_sync_poisons_and_nothing_later_is_acknowledged() {
                 }
             }
         }
-        assert!(failed_at.is_some(), "nth {nth}: the fault never fired");
+        if failed_at.is_none() {
+            // The failed sync was the spare segment's, made ahead of need: no frame was
+            // at stake, so the log goes on, counts it, and makes its next segment in line.
+            assert_eq!(wal.stats().spare_failures, 1, "nth {nth}: the fault never fired");
+            continue;
+        }
+        poisoned_runs += 1;
         assert!(matches!(wal.sync(), Err(WalError::Poisoned { .. })));
         assert!(matches!(wal.append_batch(&[b"x"]), Err(WalError::Poisoned { .. })));
         assert!(wal.durable_lsn() <= acked.last().copied().unwrap_or(0));
@@ -62,6 +69,7 @@ fn faults_failed_sync_poisons_and_nothing_later_is_acknowledged() {
             }
         }
     }
+    assert!(poisoned_runs >= 6, "only {poisoned_runs} of 8 faults hit the log's own syncs");
 }
 
 /// A failed sync's writes stay readable (the cache serves them) but are not on the disk,
