@@ -26,7 +26,14 @@ fn run_service(disk: &CrashDisk, seed: u64) -> Vec<u64> {
     let Ok(store) = disk.open() else { return Vec::new() };
     let mut acked = Vec::new();
     for id in 1..=400u64 {
-        let order = Order::new(id, id % 17, seed % 5, 1 + (id % 3) as u32, 9.5);
+        let order = Order::builder(id)
+            .customer(id % 17)
+            .product(seed % 5)
+            .quantity(1 + (id % 3) as u32)
+            .unit_price(9.5)
+            .build();
+        #[allow(clippy::expect_used, reason = "quantity 1 to 3 and price 9.5 are valid")]
+        let order = order.expect("a valid order");
         let batch = [Event::create(order), Event::set_status(id, OrderStatus::Confirmed)];
         match store.apply_batch(&batch) {
             Ok(_) => acked.push(id),

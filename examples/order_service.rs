@@ -14,8 +14,9 @@
 //!
 //! - `POST /orders` answers `201 Created` only once the order is durable (the store's
 //!   default sync policy, `Always`: the write's group commit has synced it), so a client
-//!   that saw the 201 never loses the order. A refused order (a duplicate id, a bad value)
-//!   is `409 Conflict` with the reason, and nothing is written.
+//!   that saw the 201 never loses the order. An invalid order (a zero quantity, a negative
+//!   price) is `422 Unprocessable Entity`, a refused one (a duplicate id) `409 Conflict`,
+//!   each with the reason, and nothing is written.
 //! - `POST /orders/{id}/status` changes the status if the transition is legal (`409`
 //!   otherwise); `GET /orders/{id}` reads it; `GET /reports/revenue-by-status` runs the
 //!   report in DuckDB over the snapshots and the live tail.
@@ -32,7 +33,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use orderlog::{Event, Order, OrderStatus, OrderStore, StoreError, StoreOptions};
+use orderlog::{DomainError, Event, Order, OrderStatus, OrderStore, StoreError, StoreOptions};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -52,23 +53,34 @@ struct NewStatus {
     status: String,
 }
 
-/// A store error as an HTTP answer: a refused mutation is the client's (409), anything
-/// else the server's (500; the log refuses writes after a failed sync until reopened).
-struct ApiError(StoreError);
+/// An error as an HTTP answer: an invalid order is the client's (422), a refused
+/// mutation too (409), anything else the server's (500; the log refuses writes after a
+/// failed sync until reopened).
+enum ApiError {
+    Invalid(DomainError),
+    Store(StoreError),
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = match &self.0 {
-            StoreError::Mutation(_) => StatusCode::CONFLICT,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        let (status, error) = match self {
+            ApiError::Invalid(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+            ApiError::Store(e @ StoreError::Mutation(_)) => (StatusCode::CONFLICT, e.to_string()),
+            ApiError::Store(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         };
-        (status, Json(json!({ "error": self.0.to_string() }))).into_response()
+        (status, Json(json!({ "error": error }))).into_response()
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError(e)
+        ApiError::Store(e)
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        ApiError::Invalid(e)
     }
 }
 
@@ -79,7 +91,7 @@ fn order_json(order: &Order) -> Value {
         "product_id": order.product_id,
         "quantity": order.quantity,
         "unit_price": order.unit_price,
-        "total_amount": order.total_amount,
+        "total_amount": order.total_amount(),
         "status": order.status.name(),
         "payment_method": order.payment_method.name(),
     })
@@ -89,8 +101,12 @@ async fn create(
     State(store): State<OrderStore>,
     Json(new): Json<NewOrder>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let order =
-        Order::new(new.order_id, new.customer_id, new.product_id, new.quantity, new.unit_price);
+    let order = Order::builder(new.order_id)
+        .customer(new.customer_id)
+        .product(new.product_id)
+        .quantity(new.quantity)
+        .unit_price(new.unit_price)
+        .build()?;
     // Returns once the batch is durable under the store's sync policy.
     let lsn = store.apply_async(Event::create(order)).await?;
     Ok((StatusCode::CREATED, Json(json!({ "order_id": new.order_id, "lsn": lsn }))))
@@ -121,7 +137,7 @@ async fn revenue_by_status(State(store): State<OrderStore>) -> Result<Json<Value
     let view = store.analytics_async().await?;
     let rows = tokio::task::spawn_blocking(move || view.revenue_by_status())
         .await
-        .map_err(|e| ApiError(StoreError::Thread(e.to_string())))?
+        .map_err(|e| ApiError::Store(StoreError::Thread(e.to_string())))?
         .map_err(StoreError::from)?;
     let rows: Vec<Value> = rows
         .iter()
@@ -234,6 +250,11 @@ mod tests {
                           "quantity": 1, "unit_price": 1.0 });
         let (code, body) = request(addr, "POST", "/orders", Some(dup));
         assert_eq!(code, 409, "a duplicate id is refused: {body}");
+        let zero = json!({ "order_id": 4, "customer_id": 7, "product_id": 1,
+                           "quantity": 0, "unit_price": 1.0 });
+        let (code, body) = request(addr, "POST", "/orders", Some(zero));
+        assert_eq!(code, 422, "a zero quantity is invalid: {body}");
+        assert_eq!(request(addr, "GET", "/orders/4", None).0, 404, "nothing written");
         let (code, body) =
             request(addr, "POST", "/orders/1/status", Some(json!({ "status": "Confirmed" })));
         assert_eq!((code, body["status"].as_str()), (200, Some("Confirmed")), "{body}");

@@ -13,7 +13,8 @@
 //! # fn main() -> Result<(), orderlog::StoreError> {
 //! let dir = tempfile::tempdir().expect("a temporary directory");
 //! let store = OrderStore::open(dir.path(), StoreOptions::default())?; // recovers
-//! let lsn = store.apply(Event::create(Order::new(1, 101, 1001, 2, 25.99)))?; // durable
+//! let order = Order::builder(1).customer(101).product(1001).quantity(2).unit_price(25.99);
+//! let lsn = store.apply(Event::create(order.build()?))?; // validated, logged, durable
 //! store.apply(Event::set_status(1, OrderStatus::Confirmed))?;
 //! assert_eq!(store.get(1).map(|o| o.status), Some(OrderStatus::Confirmed));
 //! assert!(lsn >= 1);

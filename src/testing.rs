@@ -23,7 +23,8 @@
 //! let mut acked = Vec::new();
 //! disk.crash_after(40); // the 40th storage operation from now kills the "process"
 //! for id in 1..=1_000u64 {
-//!     match store.apply(Event::create(Order::new(id, 7, 9, 1, 5.0))) {
+//!     let order = Order::builder(id).customer(7).product(9).quantity(1).unit_price(5.0);
+//!     match store.apply(Event::create(order.build().expect("a valid order"))) {
 //!         Ok(_) => acked.push(id),
 //!         Err(_) => break, // the process died
 //!     }
@@ -40,7 +41,18 @@ pub use orderlog_wal::KillPoint;
 pub use orderlog_wal::storage::SimStorage;
 pub use orderlog_wal::storage::sim::{Fault, FaultKind, FaultTarget};
 
-use crate::{OrderStore, StoreError, StoreOptions};
+use crate::{CompactionReport, OrderStore, StoreError, StoreOptions};
+pub use orderlog_snapshot::PublishStep;
+
+/// [`OrderStore::compact`], calling `hook` after each step of publishing the snapshot; an
+/// error from the hook stops the compaction right there, as a crash would (the next open
+/// must recover either the old snapshot or the new one, whole).
+pub fn compact_with_hook(
+    store: &OrderStore,
+    hook: &mut dyn FnMut(PublishStep) -> orderlog_snapshot::Result<()>,
+) -> Result<CompactionReport, StoreError> {
+    store.compact_with_hook(hook)
+}
 
 /// A store directory on a simulated disk; see the module docs.
 #[derive(Debug, Clone)]

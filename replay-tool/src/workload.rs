@@ -87,7 +87,7 @@ impl WriterWorkload {
         self.clock_ms += self.rng.random_range(1..=40);
         self.events_left -= 1;
         let at = self.clock_ms;
-        make(self).at(at)
+        make(self).stamped(at)
     }
 
     fn create(&mut self) -> Event {
@@ -100,10 +100,20 @@ impl WriterWorkload {
         let quantity = if rng.random_bool(0.7) { 1 } else { rng.random_range(2..=10) };
         let cents: u32 = rng.random_range(199..=49_999);
         let payment = PaymentMethod::ALL[rng.random_range(0..PaymentMethod::ALL.len())];
-        let order = Order::new(id, customer, product, quantity, f64::from(cents) / 100.0)
-            .with_payment_method(payment)
-            .with_timestamp(self.clock_ms / 1000)
-            .with_shipping_address_hash(rng.random());
+        let built = Order::builder(id)
+            .customer(customer)
+            .product(product)
+            .quantity(quantity)
+            .unit_price(f64::from(cents) / 100.0)
+            .payment(payment)
+            .placed_at(self.clock_ms / 1000)
+            .shipping_address_hash(rng.random())
+            .build();
+        #[allow(
+            clippy::expect_used,
+            reason = "every field named, quantity 1 to 10, price 1.99 to 499.99"
+        )]
+        let order = built.expect("a generated order is valid");
         self.open.push((id, OrderStatus::Pending));
         Event::create(order)
     }

@@ -23,14 +23,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Add sample data (statuses spread over the lifecycle so the reports have rows)
     for i in 1..=1000u64 {
-        let order = Order::new(
-            i,
-            100 + (i % 100),
-            1000 + (i % 50),
-            1 + (i % 5) as u32,
-            10.0 + i as f64 * 0.99,
-        )
-        .with_status(OrderStatus::ALL[(i % 6) as usize]);
+        let order = Order::builder(i)
+            .customer(100 + (i % 100))
+            .product(1000 + (i % 50))
+            .quantity(1 + (i % 5) as u32)
+            .unit_price(10.0 + i as f64 * 0.99)
+            .build()?
+            .with_status(OrderStatus::ALL[(i % 6) as usize]);
         sql_store.add(order).await?;
     }
     println!("✅ Added 1000 orders to DuckDB ({db_path})");

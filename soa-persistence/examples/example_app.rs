@@ -13,25 +13,36 @@ use soa_persistence::{InMemoryOrderStore, PersistentOrderStore};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Traditional repository: the domain API as services already call it.
     let mut traditional = InMemoryOrderStore::new();
-    traditional.add(Order::new(1, 101, 1001, 2, 25.99))?;
-    traditional.add(Order::new(2, 102, 1002, 1, 49.99))?;
+    traditional.add(
+        Order::builder(1).customer(101).product(1001).quantity(2).unit_price(25.99).build()?,
+    )?;
+    traditional.add(
+        Order::builder(2).customer(102).product(1002).quantity(1).unit_price(49.99).build()?,
+    )?;
     println!("traditional store: {} orders, in memory only", traditional.len());
 
     // Create persistent store (preserves your domain API)
     let mut store = PersistentOrderStore::new();
 
     // Add orders - automatically persisted
-    let order1 = Order::new(1, 101, 1001, 2, 25.99);
-    let order2 = Order::new(2, 102, 1002, 1, 49.99).with_status(OrderStatus::Delivered);
+    let order1 =
+        Order::builder(1).customer(101).product(1001).quantity(2).unit_price(25.99).build()?;
+    let order2 = Order::builder(2)
+        .customer(102)
+        .product(1002)
+        .quantity(1)
+        .unit_price(49.99)
+        .status(OrderStatus::Delivered)
+        .build()?;
     store.add(order1).await?;
     store.add(order2).await?;
     println!("Added 2 orders with automatic persistence");
 
     // Efficient batch operations: one persistence operation for the whole batch.
     let orders = vec![
-        Order::new(3, 100, 1000, 5, 15.99),
-        Order::new(4, 101, 1001, 3, 29.99),
-        Order::new(5, 102, 1002, 1, 99.99),
+        Order::builder(3).customer(100).product(1000).quantity(5).unit_price(15.99).build()?,
+        Order::builder(4).customer(101).product(1001).quantity(3).unit_price(29.99).build()?,
+        Order::builder(5).customer(102).product(1002).quantity(1).unit_price(99.99).build()?,
     ];
     let indices = store.add_batch(orders).await?;
     println!("Added {} orders at indices: {:?}", indices.len(), indices);
@@ -39,11 +50,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Query persistent storage: only the matching rows come back.
     let delivered = store.query_storage(|o| o.status == OrderStatus::Delivered).await?;
     println!("Delivered orders in storage: {}", delivered.map_or(0, |soa| soa.len()));
-    let high_value = store.query_storage(|o| o.total_amount > 50.0).await?;
+    let high_value = store.query_storage(|o| o.total_amount() > 50.0).await?;
     if let Some(orders) = high_value {
         println!("Found {} high-value orders", orders.len());
         for o in orders.iter() {
-            println!("  order {} total {:.2}", o.order_id, o.total_amount);
+            println!("  order {} total {:.2}", o.order_id, o.total_amount());
         }
     }
 

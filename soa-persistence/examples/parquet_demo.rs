@@ -20,19 +20,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut store = PersistentOrderStore::with_persistence(parquet_persistence);
 
     // Add orders - automatically persisted to disk
-    store.add(Order::new(1, 101, 1001, 2, 25.99)).await?;
-    store.add(Order::new(2, 102, 1002, 1, 49.99)).await?;
+    store
+        .add(Order::builder(1).customer(101).product(1001).quantity(2).unit_price(25.99).build()?)
+        .await?;
+    store
+        .add(Order::builder(2).customer(102).product(1002).quantity(1).unit_price(49.99).build()?)
+        .await?;
     let batch: Vec<Order> = (3..1003)
         .map(|id| {
-            Order::new(
-                id,
-                100 + id % 50,
-                1000 + id % 7,
-                1 + (id % 3) as u32,
-                5.0 + (id % 40) as f64,
-            )
+            Order::builder(id)
+                .customer(100 + id % 50)
+                .product(1000 + id % 7)
+                .quantity(1 + (id % 3) as u32)
+                .unit_price(5.0 + (id % 40) as f64)
+                .build()
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     store.add_batch(batch).await?;
     println!("✅ Orders persisted to Parquet files");
 
@@ -63,8 +66,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let by_status = PartitionedParquetPersistence::new(data.path().join("by_status"), "status");
     let mut partitioned = PersistentOrderStore::with_persistence(by_status);
     let mixed: Vec<Order> = (1..=60)
-        .map(|id| Order::new(id, id, id, 1, 10.0).with_status(OrderStatus::ALL[(id % 3) as usize]))
-        .collect();
+        .map(|id| {
+            Order::builder(id)
+                .customer(id)
+                .product(id)
+                .quantity(1)
+                .unit_price(10.0)
+                .status(OrderStatus::ALL[(id % 3) as usize])
+                .build()
+        })
+        .collect::<Result<_, _>>()?;
     partitioned.add_batch(mixed).await?;
     println!("📂 partitioned by status:");
     for file in partitioned.persistence().files()? {

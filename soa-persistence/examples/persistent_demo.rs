@@ -8,23 +8,22 @@
 //! directory: recovery replays the log and every order is back. The directory is a
 //! temporary one, removed at the end.
 
-use orderlog_store::{Order, OrderStatus, PaymentMethod, StoreOptions};
+use orderlog_store::{DomainError, Order, OrderStatus, PaymentMethod, StoreOptions};
 use soa_persistence::PersistentOrderStore;
 
-fn sample_orders(first_id: u64, n: u64) -> Vec<Order> {
+fn sample_orders(first_id: u64, n: u64) -> Result<Vec<Order>, DomainError> {
     (first_id..first_id + n)
         .map(|id| {
             let status = OrderStatus::ALL[(id % 4) as usize];
             let payment = PaymentMethod::ALL[(id % 5) as usize];
-            Order::new(
-                id,
-                100 + id % 37,
-                1000 + id % 11,
-                1 + (id % 5) as u32,
-                9.99 + (id % 90) as f64,
-            )
-            .with_status(status)
-            .with_payment_method(payment)
+            Order::builder(id)
+                .customer(100 + id % 37)
+                .product(1000 + id % 11)
+                .quantity(1 + (id % 5) as u32)
+                .unit_price(9.99 + (id % 90) as f64)
+                .status(status)
+                .payment(payment)
+                .build()
         })
         .collect()
 }
@@ -36,10 +35,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Session 1: a fresh store.
     let mut store = PersistentOrderStore::event_sourced(dir.path(), StoreOptions::default())?;
-    store.add(Order::new(1, 101, 1001, 2, 25.99)).await?;
-    store.add(Order::new(2, 102, 1002, 1, 49.99)).await?;
+    store
+        .add(Order::builder(1).customer(101).product(1001).quantity(2).unit_price(25.99).build()?)
+        .await?;
+    store
+        .add(Order::builder(2).customer(102).product(1002).quantity(1).unit_price(49.99).build()?)
+        .await?;
     println!("added 2 orders one by one (each durable when add returns)");
-    let rows = store.add_batch(sample_orders(3, 10_000)).await?;
+    let rows = store.add_batch(sample_orders(3, 10_000)?).await?;
     println!("added {} orders in one batch (one log frame, atomic)", rows.len());
 
     let stats = store.memory_stats().await?;
@@ -51,7 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("in-memory columns: {kernel:?}");
 
     let delivered = store.query_storage(|o| o.status == OrderStatus::Delivered).await?;
-    let big = store.query_storage(|o| o.total_amount > 400.0).await?;
+    let big = store.query_storage(|o| o.total_amount() > 400.0).await?;
     println!(
         "queries: {} delivered, {} above 400.00",
         delivered.as_ref().map_or(0, |soa| soa.len()),

@@ -139,7 +139,16 @@ mod tests {
     fn soa(ids: std::ops::RangeInclusive<u64>) -> OrderSoA {
         let mut soa = OrderSoA::new();
         for id in ids {
-            soa.push(Order::new(id, id % 5, 3, 2, id as f64 * 1.5)).expect("push");
+            soa.push(
+                Order::builder(id)
+                    .customer(id % 5)
+                    .product(3)
+                    .quantity(2)
+                    .unit_price(id as f64 * 1.5)
+                    .build()
+                    .unwrap(),
+            )
+            .expect("push");
         }
         soa
     }
@@ -186,7 +195,7 @@ mod tests {
         let mut store = ArrowPersistence::<OrderSoA>::new();
         store.append(&soa(1..=10)).await.expect("append");
         store.append(&soa(11..=20)).await.expect("append");
-        let big = store.query(|o: &Order| o.total_amount > 45.0).await.expect("query");
+        let big = store.query(|o: &Order| o.total_amount() > 45.0).await.expect("query");
         // total = 2 × 1.5 × id > 45 ⇔ id > 15: 5 of the 20 rows.
         assert_eq!(ids(&big.expect("matches")), [16, 17, 18, 19, 20]);
         assert!(store.query(|o: &Order| o.order_id > 99).await.expect("query").is_none());

@@ -182,7 +182,7 @@ mod tests {
         let mut p = open(dir.path());
         assert!(p.load().await.expect("load").is_none());
         p.append(&orders(1..=30)).await.expect("append");
-        let found = p.query(|o: &Order| o.total_amount > 81.0).await.expect("query");
+        let found = p.query(|o: &Order| o.total_amount() > 81.0).await.expect("query");
         assert_eq!(ids(&found.expect("matches")), range(28..=30));
         assert!(p.query(|o: &Order| o.order_id == 0).await.expect("query").is_none());
         assert_eq!(p.count().await.expect("count"), 30);

@@ -38,10 +38,10 @@
 //! let dir = tempfile::tempdir().expect("temp dir");
 //! let backend = ParquetPersistence::new(dir.path()).with_compression(ParquetCompression::Zstd);
 //! let mut store = PersistentOrderStore::with_persistence(backend);
-//! store.add(Order::new(1, 101, 1001, 2, 25.99)).await?;
-//! store.add(Order::new(2, 102, 1002, 1, 49.99)).await?;
+//! store.add(Order::builder(1).customer(101).product(1001).quantity(2).unit_price(25.99).build().unwrap()).await?;
+//! store.add(Order::builder(2).customer(102).product(1002).quantity(1).unit_price(49.99).build().unwrap()).await?;
 //!
-//! let big = store.query_storage(|o| o.total_amount > 50.0).await?;
+//! let big = store.query_storage(|o| o.total_amount() > 50.0).await?;
 //! assert_eq!(big.map(|orders| orders.len()), Some(1));
 //! let stats = store.memory_stats().await?;
 //! assert_eq!((stats.total_rows, stats.num_batches), (2, 2)); // one file per add

@@ -250,7 +250,7 @@ mod tests {
         let mut p = Parquet::new(dir.path());
         p.append(&orders(1..=50)).await.expect("append");
         p.append(&orders(51..=100)).await.expect("append");
-        let found = p.query(|o: &Order| o.total_amount > 285.0).await.expect("query");
+        let found = p.query(|o: &Order| o.total_amount() > 285.0).await.expect("query");
         assert_eq!(ids(&found.expect("matches")), range(96..=100));
         let delivered = p.query(|o: &Order| o.status == OrderStatus::Delivered).await;
         let delivered = delivered.expect("query").expect("matches");

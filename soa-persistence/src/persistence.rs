@@ -194,7 +194,17 @@ mod tests {
         let mut soa = OrderSoA::new();
         for id in ids {
             let status = OrderStatus::ALL[(id % 6) as usize];
-            soa.push(Order::new(id, id % 3, 7, 1, id as f64).with_status(status)).expect("push");
+            soa.push(
+                Order::builder(id)
+                    .customer(id % 3)
+                    .product(7)
+                    .quantity(1)
+                    .unit_price(id as f64)
+                    .status(status)
+                    .build()
+                    .unwrap(),
+            )
+            .expect("push");
         }
         soa
     }

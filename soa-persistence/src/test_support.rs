@@ -6,7 +6,13 @@ use orderlog_store::domain::{Order, OrderSoA, OrderStatus, PaymentMethod};
 
 /// Order `id`: status and payment vary with the id, the total is `2 × id × 1.5`.
 pub(crate) fn order(id: u64) -> Order {
-    Order::new(id, id % 17, id % 5, 2, id as f64 * 1.5)
+    Order::builder(id)
+        .customer(id % 17)
+        .product(id % 5)
+        .quantity(2)
+        .unit_price(id as f64 * 1.5)
+        .build()
+        .unwrap()
         .with_status(OrderStatus::ALL[(id % 6) as usize])
         .with_payment_method(PaymentMethod::ALL[(id % 5) as usize])
         .with_timestamp(1_700_000_000 + id)

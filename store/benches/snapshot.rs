@@ -33,17 +33,17 @@ fn orders(n: u64) -> OrderSoA {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let order = Order::new(
-            id,
-            x % 100_000,
-            x % 5_000,
-            (x % 9 + 1) as u32,
-            (x % 100_000) as f64 / 100.0,
-        )
-        .with_status(OrderStatus::ALL[(x % 6) as usize])
-        .with_payment_method(PaymentMethod::ALL[(x % 5) as usize])
-        .with_timestamp(1_600_000_000 + x % 150_000_000)
-        .with_shipping_address_hash(x);
+        let order = Order::builder(id)
+            .customer(x % 100_000)
+            .product(x % 5_000)
+            .quantity((x % 9 + 1) as u32)
+            .unit_price((x % 100_000) as f64 / 100.0)
+            .build()
+            .unwrap()
+            .with_status(OrderStatus::ALL[(x % 6) as usize])
+            .with_payment_method(PaymentMethod::ALL[(x % 5) as usize])
+            .with_timestamp(1_600_000_000 + x % 150_000_000)
+            .with_shipping_address_hash(x);
         soa.push(order).expect("valid order");
     }
     soa

@@ -77,7 +77,9 @@ fn store_ingest(backend: IoBackend, writers: u64, batch: u64, batches: u64, rese
             let base = (w + 1) << 40;
             (0..batches)
                 .map(|b| {
-                    (0..batch).map(|i| Event::create(order(base + b * batch + i)).at(1)).collect()
+                    (0..batch)
+                        .map(|i| Event::create(order(base + b * batch + i)).stamped(1))
+                        .collect()
                 })
                 .collect()
         })
@@ -165,7 +167,7 @@ fn recovery_report(_c: &mut Criterion) {
             let store = OrderStore::open(dir.path(), opts.clone()).expect("open");
             for chunk in (1..=orders).collect::<Vec<_>>().chunks(4096) {
                 let events: Vec<Event> =
-                    chunk.iter().map(|&id| Event::create(order(id)).at(1)).collect();
+                    chunk.iter().map(|&id| Event::create(order(id)).stamped(1)).collect();
                 store.apply_batch(&events).expect("apply");
             }
             store.sync().expect("sync");
@@ -179,7 +181,7 @@ fn recovery_report(_c: &mut Criterion) {
             for chunk in (1..=tail).collect::<Vec<_>>().chunks(1024) {
                 let events: Vec<Event> = chunk
                     .iter()
-                    .map(|&i| Event::set_status(i, OrderStatus::Confirmed).at(2))
+                    .map(|&i| Event::set_status(i, OrderStatus::Confirmed).stamped(2))
                     .collect();
                 store.apply_batch(&events).expect("tail");
             }
@@ -224,7 +226,8 @@ fn compaction_round() -> (Duration, Latency, Latency) {
     opts.wal.segment_bytes = 16 << 20;
     let store = OrderStore::open(dir.path(), opts).expect("open");
     for chunk in (1..=1_000_000u64).collect::<Vec<_>>().chunks(4096) {
-        let events: Vec<Event> = chunk.iter().map(|&id| Event::create(order(id)).at(1)).collect();
+        let events: Vec<Event> =
+            chunk.iter().map(|&id| Event::create(order(id)).stamped(1)).collect();
         store.apply_batch(&events).expect("apply");
     }
     let measure = |store: &OrderStore, stop: &AtomicBool, first_id: u64| {
@@ -232,7 +235,7 @@ fn compaction_round() -> (Duration, Latency, Latency) {
         let mut id = first_id;
         while (!stop.load(Ordering::Relaxed) || lat.len() < 200) && lat.len() < 20_000 {
             let t = Instant::now();
-            store.apply(Event::create(order(id)).at(3)).expect("apply");
+            store.apply(Event::create(order(id)).stamped(3)).expect("apply");
             lat.push(t.elapsed());
             id += 1;
         }

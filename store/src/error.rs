@@ -3,6 +3,7 @@
 use orderlog_snapshot::SnapshotError;
 use orderlog_wal::{Lsn, WalError};
 
+use crate::domain::DomainError;
 use crate::events::DecodeError;
 use crate::point::{FoldTarget, Unreachable};
 use crate::state::{MutationError, ReserveError};
@@ -110,4 +111,12 @@ fn describe_recovery(
         out += &format!("; segments set aside: {}", names.join(", "));
     }
     out
+}
+
+/// A value the domain refuses (an order's builder, say) is a refused mutation: nothing
+/// was written.
+impl From<DomainError> for StoreError {
+    fn from(e: DomainError) -> Self {
+        StoreError::Mutation(MutationError::Domain(e))
+    }
 }

@@ -17,7 +17,7 @@
 //!         5 Cancel        (none)
 //!         6 Erase         (none)
 //! ```
-//! `total_amount` is never encoded: it is always derived.
+//! An order's total is never encoded: it is always derived (`Order::total_amount`).
 
 use crate::domain::{Order, OrderStatus, PaymentMethod};
 
@@ -51,6 +51,15 @@ pub enum EventKind {
 }
 
 /// One mutation of one order.
+///
+/// **Where its time comes from.** `timestamp_ms` is when the mutation happened by the
+/// caller's clock. [`Event::now`] and the shorthands ([`Event::create`],
+/// [`Event::set_status`], ...) stamp it from the system clock at the moment they are
+/// called, not when the store applies the event; [`Event::at`] builds an event stamped
+/// with a time the caller gives (importing history, relaying another system's events,
+/// tests), and [`Event::stamped`] restamps one. The store keeps the stamp as given and
+/// never reorders by it: a point in time (`as_of_time`, `orderlog replay --until-time`)
+/// is the log's prefix before the first event stamped later than that time.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Event {
     /// The order concerned (for `Create`, the new order's id).
@@ -65,50 +74,55 @@ pub struct Event {
 }
 
 impl Event {
-    /// Creates `order` now.
+    /// A mutation of `order_id`, stamped with the system clock now.
+    pub fn now(order_id: u64, kind: EventKind) -> Event {
+        Event::at(now_ms(), order_id, kind)
+    }
+
+    /// A mutation of `order_id`, stamped `timestamp_ms` (milliseconds since the Unix epoch).
+    pub fn at(timestamp_ms: u64, order_id: u64, kind: EventKind) -> Event {
+        Event { order_id, timestamp_ms, expected_version: None, kind }
+    }
+
+    /// Creates `order`; stamped with the system clock now.
     pub fn create(order: Order) -> Event {
-        Event::new(order.order_id, EventKind::Create(order))
+        Event::now(order.order_id, EventKind::Create(order))
     }
 
-    /// A mutation of `order_id`, stamped now.
-    pub fn new(order_id: u64, kind: EventKind) -> Event {
-        Event { order_id, timestamp_ms: now_ms(), expected_version: None, kind }
-    }
-
-    /// Moves an order to `status`.
+    /// Moves an order to `status`; stamped with the system clock now.
     pub fn set_status(order_id: u64, status: OrderStatus) -> Event {
-        Event::new(order_id, EventKind::SetStatus(status))
+        Event::now(order_id, EventKind::SetStatus(status))
     }
 
-    /// Changes quantity and/or unit price.
+    /// Changes quantity and/or unit price; stamped with the system clock now.
     pub fn amend(order_id: u64, quantity: Option<u32>, unit_price: Option<f64>) -> Event {
-        Event::new(order_id, EventKind::Amend { quantity, unit_price })
+        Event::now(order_id, EventKind::Amend { quantity, unit_price })
     }
 
-    /// Changes the payment method.
+    /// Changes the payment method; stamped with the system clock now.
     pub fn change_payment(order_id: u64, method: PaymentMethod) -> Event {
-        Event::new(order_id, EventKind::ChangePayment(method))
+        Event::now(order_id, EventKind::ChangePayment(method))
     }
 
-    /// Cancels an order.
+    /// Cancels an order; stamped with the system clock now.
     pub fn cancel(order_id: u64) -> Event {
-        Event::new(order_id, EventKind::Cancel)
+        Event::now(order_id, EventKind::Cancel)
     }
 
-    /// Erases an order.
+    /// Erases an order; stamped with the system clock now.
     pub fn erase(order_id: u64) -> Event {
-        Event::new(order_id, EventKind::Erase)
+        Event::now(order_id, EventKind::Erase)
+    }
+
+    /// The same event, stamped `timestamp_ms` instead.
+    pub fn stamped(mut self, timestamp_ms: u64) -> Event {
+        self.timestamp_ms = timestamp_ms;
+        self
     }
 
     /// The same event, applied only if the order is at `version`.
     pub fn expecting(mut self, version: u32) -> Event {
         self.expected_version = Some(version);
-        self
-    }
-
-    /// The same event, stamped at `timestamp_ms`.
-    pub fn at(mut self, timestamp_ms: u64) -> Event {
-        self.timestamp_ms = timestamp_ms;
         self
     }
 
@@ -313,14 +327,11 @@ fn decode_event(r: &mut Reader<'_>) -> Result<Event, DecodeError> {
                 product_id: r.u64()?,
                 quantity: r.u32()?,
                 unit_price: r.f64()?,
-                total_amount: 0.0,
                 status: r.status()?,
                 payment_method: r.payment()?,
                 order_timestamp: r.u64()?,
                 shipping_address_hash: r.u64()?,
             };
-            let order =
-                Order { total_amount: f64::from(order.quantity) * order.unit_price, ..order };
             order.validate().map_err(|e| invalid("order", body_at, e))?;
             EventKind::Create(order)
         }
@@ -366,7 +377,13 @@ mod tests {
             any::<u64>(),
         )
             .prop_map(|(c, p, q, price, s, m, ts, h)| {
-                Order::new(0, c, p, q, price)
+                Order::builder(0)
+                    .customer(c)
+                    .product(p)
+                    .quantity(q)
+                    .unit_price(price)
+                    .build()
+                    .unwrap()
                     .with_status(OrderStatus::ALL[s])
                     .with_payment_method(PaymentMethod::ALL[m])
                     .with_timestamp(ts)
@@ -419,7 +436,7 @@ mod tests {
     #[test]
     fn codec_names_unknown_formats_tags_and_values() {
         let mut bytes = Vec::new();
-        encode_batch(&[Event::cancel(7).at(1)], &mut bytes);
+        encode_batch(&[Event::cancel(7).stamped(1)], &mut bytes);
         let mut bad = bytes.clone();
         bad[0] = 2;
         assert_eq!(decode_batch(&bad), Err(DecodeError::UnknownFormat(2)));
@@ -427,7 +444,7 @@ mod tests {
         bad[5] = 99;
         assert_eq!(decode_batch(&bad), Err(DecodeError::UnknownTag { tag: 99, offset: 5 }));
         let mut bytes = Vec::new();
-        encode_batch(&[Event::set_status(7, OrderStatus::Shipped).at(1)], &mut bytes);
+        encode_batch(&[Event::set_status(7, OrderStatus::Shipped).stamped(1)], &mut bytes);
         let last = bytes.len() - 1;
         bytes[last] = 42;
         assert!(matches!(

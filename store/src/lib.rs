@@ -38,7 +38,9 @@ pub use analytics::{
 };
 pub use analytics_options::{AnalyticsOptions, Spill};
 pub use compactor::{CompactionOptions, CompactionReport, CompactionStats, STATE_SCHEMA_VERSION};
-pub use domain::{DomainError, Order, OrderSoA, OrderStatus, PaymentMethod, SoaMemoryStats};
+pub use domain::{
+    DomainError, Order, OrderBuilder, OrderSoA, OrderStatus, PaymentMethod, SoaMemoryStats,
+};
 pub use error::{Result, StoreError};
 pub use events::{DecodeError, Event, EventKind};
 pub use fold::Fold;

@@ -161,9 +161,17 @@ mod tests {
         };
         let event = event.unwrap_or_else(|| {
             *next_id += 1;
-            Event::create(Order::new(*next_id, *next_id % 13, 7, 1 + u32::from(op % 4), 9.5))
+            Event::create(
+                Order::builder(*next_id)
+                    .customer(*next_id % 13)
+                    .product(7)
+                    .quantity(1 + u32::from(op % 4))
+                    .unit_price(9.5)
+                    .build()
+                    .unwrap(),
+            )
         });
-        vec![event.at(ts)]
+        vec![event.stamped(ts)]
     }
 
     /// Every file under `dir` with its bytes.

@@ -256,7 +256,7 @@ impl OrderState {
         let mut orders = Vec::with_capacity(events.len());
         for e in events {
             let EventKind::Create(order) = e.kind else { return None };
-            let order = created(e.order_id, order);
+            let order = Order { order_id: e.order_id, ..order };
             order.validate().ok()?;
             orders.push(order);
         }
@@ -354,7 +354,7 @@ impl OrderState {
         let soa = &mut self.orders;
         soa.quantity[row] = order.quantity;
         soa.unit_price[row] = order.unit_price;
-        soa.total_amount[row] = order.total_amount;
+        soa.total_amount[row] = order.total_amount();
         soa.status[row] = order.status.into();
         soa.payment_method[row] = order.payment_method.into();
         self.versions[row] = version;
@@ -372,13 +372,6 @@ fn ids_are_distinct(events: &[Event]) -> bool {
     RowIndex::default().insert_all_new(0..ids.len(), &ids).is_ok()
 }
 
-/// The order a create makes. The total is always derived (it is not even logged): a
-/// caller's total that is merely close to quantity × price must not survive until the
-/// next replay.
-fn created(order_id: u64, order: Order) -> Order {
-    Order { order_id, total_amount: f64::from(order.quantity) * order.unit_price, ..order }
-}
-
 /// What one event makes of an order (`None`: absent), or why it cannot apply.
 fn next_state(
     current: Option<(Order, u32)>,
@@ -393,7 +386,7 @@ fn next_state(
     }
     let (mut order, version) = match (e.kind, current) {
         (EventKind::Create(order), None) => {
-            let order = created(order_id, order);
+            let order = Order { order_id, ..order };
             order.validate()?;
             return Ok(Some((order, 1)));
         }
@@ -421,13 +414,11 @@ fn next_state(
             if !modifiable {
                 return Err(refuse("amending"));
             }
-            let amended = Order {
+            order = Order {
                 quantity: quantity.unwrap_or(order.quantity),
                 unit_price: unit_price.unwrap_or(order.unit_price),
                 ..order
             };
-            order =
-                Order { total_amount: f64::from(amended.quantity) * amended.unit_price, ..amended };
             order.validate()?;
         }
         EventKind::ChangePayment(method) => {
@@ -448,7 +439,16 @@ mod tests {
     use proptest::prelude::*;
 
     fn create(id: u64) -> Event {
-        Event::create(Order::new(id, 10, 20, 2, 5.0).with_timestamp(1_700_000_000))
+        Event::create(
+            Order::builder(id)
+                .customer(10)
+                .product(20)
+                .quantity(2)
+                .unit_price(5.0)
+                .placed_at(1_700_000_000)
+                .build()
+                .unwrap(),
+        )
     }
 
     #[test]
@@ -514,7 +514,7 @@ mod tests {
     fn fold_amends_recompute_the_total_and_stop_after_shipping() {
         let mut s = OrderState::new();
         s.apply_batch(&[create(1), Event::amend(1, Some(3), Some(1.5))]).expect("amend");
-        assert_eq!(s.get(1).map(|(o, _)| o.total_amount), Some(4.5));
+        assert_eq!(s.get(1).map(|(o, _)| o.total_amount()), Some(4.5));
         s.apply_batch(&[Event::change_payment(1, PaymentMethod::PayPal)]).expect("payment");
         s.apply_batch(&[
             Event::set_status(1, OrderStatus::Confirmed),

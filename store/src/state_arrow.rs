@@ -124,8 +124,19 @@ mod tests {
     #[test]
     fn state_round_trips_with_versions() {
         let mut state = OrderState::new();
-        let creates: Vec<Event> =
-            (1..=50).map(|id| Event::create(Order::new(id, 1, 2, 3, 4.5))).collect();
+        let creates: Vec<Event> = (1..=50)
+            .map(|id| {
+                Event::create(
+                    Order::builder(id)
+                        .customer(1)
+                        .product(2)
+                        .quantity(3)
+                        .unit_price(4.5)
+                        .build()
+                        .unwrap(),
+                )
+            })
+            .collect();
         state.apply_batch(&creates).expect("creates");
         for id in (1..=50).step_by(5) {
             state.apply_batch(&[Event::set_status(id, OrderStatus::Confirmed)]).expect("confirm");
@@ -146,8 +157,19 @@ mod tests {
     #[test]
     fn gathered_rows_equal_the_same_rows_of_the_whole_batch() {
         let mut state = OrderState::new();
-        let batch: Vec<Event> =
-            (1..=20).map(|id| Event::create(Order::new(id, id % 3, 7, 2, id as f64))).collect();
+        let batch: Vec<Event> = (1..=20)
+            .map(|id| {
+                Event::create(
+                    Order::builder(id)
+                        .customer(id % 3)
+                        .product(7)
+                        .quantity(2)
+                        .unit_price(id as f64)
+                        .build()
+                        .unwrap(),
+                )
+            })
+            .collect();
         state.apply_batch(&batch).expect("fold");
         state.apply_batch(&[Event::set_status(4, OrderStatus::Confirmed)]).expect("fold");
         let whole = state.to_record_batch().expect("batch");

@@ -100,10 +100,10 @@ impl Drop for Inner {
 /// let dir = tempfile::tempdir().expect("a temporary directory");
 /// let store = OrderStore::open(dir.path(), StoreOptions::default())?;
 /// // Validated, logged as one frame, applied; returns once it is on disk.
-/// store.apply_batch(&[
-///     Event::create(Order::new(1, 101, 1001, 2, 25.99)),
-///     Event::create(Order::new(2, 102, 1002, 1, 49.99)),
-/// ])?;
+/// // Every field named; the total (quantity × unit price) is derived.
+/// let first = Order::builder(1).customer(101).product(1001).quantity(2).unit_price(25.99);
+/// let second = Order::builder(2).customer(102).product(1002).quantity(1).unit_price(49.99);
+/// store.apply_batch(&[Event::create(first.build()?), Event::create(second.build()?)])?;
 /// store.apply(Event::set_status(1, OrderStatus::Confirmed))?;
 /// assert_eq!(store.get(1).map(|o| o.status), Some(OrderStatus::Confirmed));
 /// // A refused mutation writes nothing: order 2 is pending, it cannot be delivered yet.
@@ -203,7 +203,10 @@ impl OrderStore {
     }
 
     /// [`OrderStore::compact`], calling `hook` after each step of publishing the snapshot;
-    /// an error from the hook stops the compaction there (crash-testing).
+    /// an error from the hook stops the compaction there. A crash-testing hook, hidden from
+    /// the API's documentation: `orderlog::testing::compact_with_hook` is its documented
+    /// form.
+    #[doc(hidden)]
     pub fn compact_with_hook(
         &self,
         hook: &mut dyn FnMut(orderlog_snapshot::PublishStep) -> orderlog_snapshot::Result<()>,

@@ -155,7 +155,13 @@ fn disk_model_concurrent_writers_lose_no_acknowledged_write() {
                         let mut mine = Vec::new();
                         for n in 0..10_000u64 {
                             let id = 1 + t + 4 * n;
-                            let order = Order::new(id, t, 1, 1, 1.5);
+                            let order = Order::builder(id)
+                                .customer(t)
+                                .product(1)
+                                .quantity(1)
+                                .unit_price(1.5)
+                                .build()
+                                .unwrap();
                             match store.apply(Event::create(order)) {
                                 Ok(_) => mine.push(id),
                                 Err(_) => break,

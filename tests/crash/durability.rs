@@ -20,8 +20,20 @@ fn open(disk: &SimStorage) -> orderlog_store::Result<OrderStore> {
 fn create(store: &OrderStore, ids: std::ops::Range<u64>) -> Vec<u64> {
     let all: Vec<u64> = ids.collect();
     for chunk in all.chunks(20) {
-        let events: Vec<Event> =
-            chunk.iter().map(|&id| Event::create(Order::new(id, id % 7, 3, 1, 9.5))).collect();
+        let events: Vec<Event> = chunk
+            .iter()
+            .map(|&id| {
+                Event::create(
+                    Order::builder(id)
+                        .customer(id % 7)
+                        .product(3)
+                        .quantity(1)
+                        .unit_price(9.5)
+                        .build()
+                        .unwrap(),
+                )
+            })
+            .collect();
         store.apply_batch(&events).expect("create");
     }
     all
@@ -79,7 +91,7 @@ fn durability_no_truncation_after_a_publish_that_stopped_past_the_rename() {
     let _no_spawn = crate::SPAWN.read().unwrap_or_else(|p| p.into_inner());
     let disk = SimStorage::new("/sim/store");
     let (store, acked) = store_with_two_generations(&disk);
-    let stopped = store.compact_with_hook(&mut |step| match step {
+    let stopped = orderlog::testing::compact_with_hook(&store, &mut |step| match step {
         PublishStep::ManifestRenamed => Err(SnapshotError::Stopped { step }),
         _ => Ok(()),
     });

@@ -49,7 +49,15 @@ fn run_case(target: FaultTarget, nth: u64, persistent: bool) -> bool {
             store.durable_lsn()
         );
         // Once a write or sync failed, nothing more is acknowledged: the log is poisoned.
-        let next = store.apply(Event::create(Order::new(u64::MAX - 1, 1, 1, 1, 1.0)));
+        let next = store.apply(Event::create(
+            Order::builder(u64::MAX - 1)
+                .customer(1)
+                .product(1)
+                .quantity(1)
+                .unit_price(1.0)
+                .build()
+                .unwrap(),
+        ));
         if let Err(StoreError::Wal(WalError::Poisoned { .. })) = next {
         } else if let Err(StoreError::Wal(WalError::Io { .. })) = next {
             assert!(persistent, "a one-off fault must poison, not fail again: {next:?}");

@@ -96,7 +96,16 @@ fn child() {
             let (store, say) = (&store, &say);
             s.spawn(move || {
                 for j in batches_held(store, w).. {
-                    let create = Event::create(Order::new(id(w, j), w, j, 1, 1.0)).at(j);
+                    let create = Event::create(
+                        Order::builder(id(w, j))
+                            .customer(w)
+                            .product(j)
+                            .quantity(1)
+                            .unit_price(1.0)
+                            .build()
+                            .unwrap(),
+                    )
+                    .stamped(j);
                     let mut batch = vec![create];
                     if j > 0 {
                         batch.push(Event::set_status(id(w, j - 1), OrderStatus::Confirmed));

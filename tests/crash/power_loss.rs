@@ -124,7 +124,7 @@ pub(crate) fn run_ops(
                 let result = match stop.as_deref_mut() {
                     Some(stop) if this >= stop.compaction => {
                         let at = stop.step;
-                        let result = store.compact_with_hook(&mut |step| {
+                        let result = orderlog::testing::compact_with_hook(store, &mut |step| {
                             if step == at { Err(SnapshotError::Stopped { step }) } else { Ok(()) }
                         });
                         if result.is_err() {

@@ -73,7 +73,16 @@ impl Workload {
                 self.next_id += 1;
                 let qty = self.rng.random_range(1..6u32);
                 let price = f64::from(self.rng.random_range(1..4000u32)) / 8.0;
-                Event::create(Order::new(id, id * 7, id % 13, qty, price).with_timestamp(TIME))
+                Event::create(
+                    Order::builder(id)
+                        .customer(id * 7)
+                        .product(id % 13)
+                        .quantity(qty)
+                        .unit_price(price)
+                        .placed_at(TIME)
+                        .build()
+                        .unwrap(),
+                )
             }
             4..=6 => {
                 let id = self.existing();
@@ -96,7 +105,7 @@ impl Workload {
                 if self.rng.random_bool(0.5) { Event::cancel(id) } else { Event::erase(id) }
             }
         };
-        e.at(TIME + self.lsn)
+        e.stamped(TIME + self.lsn)
     }
 
     /// The next operation; a valid write is folded into the model.
@@ -119,8 +128,17 @@ impl Workload {
                 self.next_id += n;
                 let events = (first..first + n)
                     .map(|id| {
-                        Event::create(Order::new(id, id, 1, 1, 2.5).with_timestamp(TIME))
-                            .at(TIME + self.lsn)
+                        Event::create(
+                            Order::builder(id)
+                                .customer(id)
+                                .product(1)
+                                .quantity(1)
+                                .unit_price(2.5)
+                                .placed_at(TIME)
+                                .build()
+                                .unwrap(),
+                        )
+                        .stamped(TIME + self.lsn)
                     })
                     .collect();
                 (events, false)

@@ -22,7 +22,17 @@ fn facade_store_round_trips_through_reexports() {
     use orderlog::{Event, Order, OrderStatus, OrderStore, StoreOptions};
     let dir = tempfile::tempdir().expect("tempdir");
     let store = OrderStore::open(dir.path(), StoreOptions::default()).expect("open");
-    store.apply(Event::create(Order::new(1, 101, 1001, 2, 25.99))).expect("create");
+    store
+        .apply(Event::create(
+            Order::builder(1)
+                .customer(101)
+                .product(1001)
+                .quantity(2)
+                .unit_price(25.99)
+                .build()
+                .unwrap(),
+        ))
+        .expect("create");
     store.apply(Event::set_status(1, OrderStatus::Confirmed)).expect("confirm");
     store.close().expect("close");
     drop(store);

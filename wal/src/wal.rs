@@ -644,49 +644,20 @@ fn write_checkpoint(
     Ok(())
 }
 
-/// Creates, preallocates, stamps and syncs a new segment, and makes its directory entry
-/// durable, before anything is appended to it. On failure nothing is left behind.
+/// Creates and preallocates a new segment under a temporary name, then stamps it as
+/// [`stamp_segment`] does. On failure nothing is left behind.
 fn create_segment(storage: &dyn Storage, opts: &WalOptions, base_lsn: Lsn) -> Result<Active> {
-    let name = segment_file_name(base_lsn);
-    let tmp = format!("{name}{TMP_SUFFIX}");
-    let path = storage.path().join(&name);
+    let tmp = format!("{}{TMP_SUFFIX}", segment_file_name(base_lsn));
     let file = storage
         .create(&tmp, opts.segment_bytes)
-        .map_err(|e| WalError::io("creating segment", &path, e))?;
-    let header = SegmentHeader::new(base_lsn, rand::random(), opts.segment_bytes);
-    let bytes = header.encode();
-    let stamped = file
-        .write_at(0, &[&bytes])
-        .and_then(|()| storage.kill_point(KillPoint::SegmentCreated))
-        .and_then(|()| file.sync_range(0, header.frames_offset()))
-        .and_then(|()| storage.sync_file(&tmp))
-        .and_then(|()| storage.rename(&tmp, &name))
-        .and_then(|()| storage.sync_dir())
-        .and_then(|()| storage.kill_point(KillPoint::SegmentReady));
-    if let Err(e) = stamped {
-        // Best effort: the file holds no frames, so leaving it would be harmless too.
-        let _ = storage.remove(&tmp);
-        let _ = storage.remove(&name);
-        return Err(WalError::io("creating segment", &path, e));
-    }
-    let (_, header_crc) = SegmentHeader::decode(&bytes)
-        .map_err(|why| WalError::InvalidOptions(format!("new segment header invalid: {why}")))?;
-    Ok(Active {
-        file,
-        name,
-        header,
-        header_crc,
-        sealed: false,
-        checkpoint_seq: 0,
-        checkpoint_end: header.frames_offset(),
-        checkpoint_at: Instant::now(),
-    })
+        .map_err(|e| WalError::io("creating segment", storage.path().join(&tmp), e))?;
+    stamp_segment(storage, file, &tmp, base_lsn)
 }
 
-/// Makes the prepared spare `file` (named `spare_name`) the segment starting at
-/// `base_lsn`: stamps and syncs its header, then renames it and makes the name durable,
-/// before anything is appended to it. Its preallocation was synced when it was made. On
-/// failure the file is removed.
+/// Makes the preallocated `file` (named `spare_name`: the spare, or a segment just
+/// created under a temporary name) the segment starting at `base_lsn`: stamps and syncs
+/// its header, then renames it and makes the name durable, before anything is appended
+/// to it. On failure the file is removed.
 fn stamp_segment(
     storage: &dyn Storage,
     file: Arc<dyn SegmentFile>,

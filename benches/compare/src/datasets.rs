@@ -114,7 +114,7 @@ fn store_ingest(store: &OrderStore, from: u64, to: u64, batch: usize) -> Result<
     let mut events = Vec::with_capacity(batch);
     ingest(from, to, batch, |orders| {
         events.clear();
-        events.extend(orders.iter().map(|&o| Event::create(o).at(1)));
+        events.extend(orders.iter().map(|&o| Event::create(o).stamped(1)));
         store.apply_batch(&events)?;
         Ok(())
     })

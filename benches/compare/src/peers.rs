@@ -121,7 +121,7 @@ pub fn store_options(policy: SyncPolicy, backend: Option<IoBackend>) -> StoreOpt
 
 /// Creates, one batch per commit, as `OrderStore::apply_batch` takes them.
 fn events(orders: &[Vec<orderlog_store::Order>]) -> Vec<Vec<Event>> {
-    orders.iter().map(|b| b.iter().map(|&o| Event::create(o).at(1)).collect()).collect()
+    orders.iter().map(|b| b.iter().map(|&o| Event::create(o).stamped(1)).collect()).collect()
 }
 
 /// Bytes the log writes for a batch of events: its encoded frame.
@@ -312,7 +312,7 @@ pub fn sqlite_insert(
                 o.product_id as i64,
                 o.quantity,
                 o.unit_price,
-                o.total_amount,
+                o.total_amount(),
                 u8::from(o.status),
                 u8::from(o.payment_method),
                 o.order_timestamp as i64,

@@ -37,15 +37,22 @@ pub const STATUSES: [OrderStatus; 4] =
 /// Order `id`: 100,000 customers, 5,000 products, prices up to 100 (as the store's
 /// benches), statuses and payment methods cycling.
 pub fn order(id: u64) -> Order {
-    Order::new(id, id % 100_000, id % 5_000, (id % 9 + 1) as u32, (id % 10_000) as f64 / 100.0)
-        .with_timestamp(1_600_000_000 + id % 150_000_000)
-        .with_shipping_address_hash(id.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-        .with_status(STATUSES[(id % 4) as usize])
-        .with_payment_method(if id.is_multiple_of(3) {
+    let built = Order::builder(id)
+        .customer(id % 100_000)
+        .product(id % 5_000)
+        .quantity((id % 9 + 1) as u32)
+        .unit_price((id % 10_000) as f64 / 100.0)
+        .status(STATUSES[(id % 4) as usize])
+        .payment(if id.is_multiple_of(3) {
             PaymentMethod::PayPal
         } else {
             PaymentMethod::CreditCard
         })
+        .placed_at(1_600_000_000 + id % 150_000_000)
+        .shipping_address_hash(id.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .build();
+    #[allow(clippy::expect_used, reason = "every field named, quantity 1 to 9, price 0 to 99.99")]
+    built.expect("a generated order is valid")
 }
 
 /// Size of [`record`]: what the log-layer peers (and fjall's values) store per order.
@@ -62,7 +69,7 @@ pub fn record(o: &Order) -> [u8; RECORD_BYTES] {
     r[28] = u8::from(o.status);
     r[29] = u8::from(o.payment_method);
     r[32..40].copy_from_slice(&o.unit_price.to_le_bytes());
-    r[40..48].copy_from_slice(&o.total_amount.to_le_bytes());
+    r[40..48].copy_from_slice(&o.total_amount().to_le_bytes());
     r[48..56].copy_from_slice(&o.order_timestamp.to_le_bytes());
     r[56..64].copy_from_slice(&o.shipping_address_hash.to_le_bytes());
     r[64..72].copy_from_slice(&1u64.to_le_bytes());

@@ -44,13 +44,21 @@ fn summary_json(json: &serde_json::Value) -> (u64, u64, u64) {
 fn apply(store: &OrderStore, i: u64) {
     let ts = T0 + 10 * i;
     let event = if i.is_multiple_of(2) || i < 4 {
-        Event::create(Order::new(i + 1, i % 5, 3, 1 + (i % 3) as u32, 2.5))
+        Event::create(
+            Order::builder(i + 1)
+                .customer(i % 5)
+                .product(3)
+                .quantity(1 + (i % 3) as u32)
+                .unit_price(2.5)
+                .build()
+                .unwrap(),
+        )
     } else if i % 4 == 1 {
         Event::set_status(i - 2, OrderStatus::Confirmed)
     } else {
         Event::amend(i - 2, Some(7), None)
     };
-    store.apply(event.at(ts)).unwrap_or_else(|e| panic!("batch {i}: {e}"));
+    store.apply(event.stamped(ts)).unwrap_or_else(|e| panic!("batch {i}: {e}"));
 }
 
 /// Checks every probe against the three readers; returns how many were reachable.

@@ -182,7 +182,13 @@ fn dump_follow_sees_frames_a_live_writer_appends() {
         .expect("spawn");
     let mut lsns = Vec::new();
     for i in 0..3 {
-        let order = orderlog_store::Order::new(1_000_000 + i, 1, 1, 1, 1.0);
+        let order = orderlog_store::Order::builder(1_000_000 + i)
+            .customer(1)
+            .product(1)
+            .quantity(1)
+            .unit_price(1.0)
+            .build()
+            .unwrap();
         lsns.push(store.apply(orderlog_store::Event::create(order)).expect("apply"));
     }
     let stdout = child.stdout.take().expect("stdout");

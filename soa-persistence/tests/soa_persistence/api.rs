@@ -8,18 +8,23 @@
 //! The backend contract is written once (`backend_contract`) and run on every backend.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use orderlog_store::{
     Order, OrderSoA, OrderStatus, OrderStore, ParquetCompression, PaymentMethod, StoreOptions,
 };
 use soa_persistence::{
     ArrowPersistence, EventSourcedPersistence, MemoryStats, ParquetPersistence,
-    PartitionedParquetPersistence, PersistenceError, PersistentOrderStore, Result, SoAPersistence,
+    PartitionedParquetPersistence, PersistenceError, PersistentOrderStore, SoAPersistence,
 };
 
 pub(crate) fn order(id: u64) -> Order {
-    Order::new(id, 100 + id % 1000, 1000 + id % 100, (id % 3 + 1) as u32, 10.0 + id as f64)
+    Order::builder(id)
+        .customer(100 + id % 1000)
+        .product(1000 + id % 100)
+        .quantity((id % 3 + 1) as u32)
+        .unit_price(10.0 + id as f64)
+        .build()
+        .unwrap()
         .with_status(OrderStatus::ALL[(id % 6) as usize])
         .with_payment_method(PaymentMethod::ALL[(id % 5) as usize])
         .with_timestamp(1_700_000_000 + id)
@@ -143,56 +148,10 @@ async fn load_returns_every_batch_and_every_file() {
     assert_eq!(by_status.load().await.expect("load").expect("rows").len(), 60);
 }
 
-/// A backend written outside the crate, recording what the store asks of it.
-#[derive(Clone, Default)]
-struct Recording {
-    inner: ArrowPersistence<OrderSoA>,
-    /// (saves, rows of each append)
-    calls: Arc<Mutex<(usize, Vec<usize>)>>,
-}
-
-impl SoAPersistence<OrderSoA> for Recording {
-    async fn save(&mut self, data: &OrderSoA) -> Result<()> {
-        self.calls.lock().expect("calls").0 += 1;
-        self.inner.save(data).await
-    }
-    async fn load(&self) -> Result<Option<OrderSoA>> {
-        self.inner.load().await
-    }
-    async fn append(&mut self, data: &OrderSoA) -> Result<()> {
-        self.calls.lock().expect("calls").1.push(data.len());
-        self.inner.append(data).await
-    }
-    async fn query(&self, predicate: impl Fn(&Order) -> bool + Send) -> Result<Option<OrderSoA>> {
-        self.inner.query(predicate).await
-    }
-    async fn count(&self) -> Result<usize> {
-        self.inner.count().await
-    }
-    async fn clear(&mut self) -> Result<()> {
-        self.inner.clear().await
-    }
-    async fn memory_stats(&self) -> Result<MemoryStats> {
-        self.inner.memory_stats().await
-    }
-}
-
-/// `add` never saves the whole state (n adds would write n(n+1)/2 rows): each add
-/// appends one row, each batch its rows, nothing saves.
+/// Each add writes one Parquet part of one row and leaves the earlier parts untouched
+/// (that no add saves the whole state is the unit tests' `Recording` backend's check).
 #[tokio::test]
-async fn add_appends_only_the_new_rows() {
-    let backend = Recording::default();
-    let mut store = PersistentOrderStore::with_persistence(backend.clone());
-    for id in 1..=200 {
-        store.add(order(id)).await.expect("add");
-    }
-    store.add_batch((201..=300).map(order).collect()).await.expect("add_batch");
-    let (saves, appends) = backend.calls.lock().expect("calls").clone();
-    assert_eq!(saves, 0);
-    assert_eq!(appends.iter().sum::<usize>(), 300, "rows written: {appends:?}");
-    assert_eq!(appends.len(), 201);
-
-    // On disk: one part per add, each of one row; earlier parts untouched.
+async fn add_writes_one_part_per_add_and_leaves_earlier_parts_alone() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut store = PersistentOrderStore::with_persistence(ParquetPersistence::new(dir.path()));
     store.add(order(1)).await.expect("add");
@@ -210,10 +169,10 @@ async fn add_appends_only_the_new_rows() {
 async fn query_storage_returns_only_matching_orders() {
     let mut store = PersistentOrderStore::new();
     store.add_batch((1..=10_000).map(order).collect()).await.expect("add_batch");
-    let high_value = store.query_storage(|o| o.total_amount > 29_000.0).await.expect("query");
+    let high_value = store.query_storage(|o| o.total_amount() > 29_000.0).await.expect("query");
     let high_value = high_value.expect("some match");
     assert!(high_value.total_amount_raw_array().iter().all(|&t| t > 29_000.0));
-    let expected = store.store().query(|o| o.total_amount > 29_000.0).len();
+    let expected = store.store().query(|o| o.total_amount() > 29_000.0).len();
     assert_eq!(high_value.len(), expected);
     assert!(expected > 0 && expected < 10_000);
     assert!(store.query_storage(|o| o.customer_id > 5_000).await.expect("query").is_none());
@@ -224,8 +183,30 @@ async fn query_storage_returns_only_matching_orders() {
 async fn usage_examples_run() {
     // Basic usage.
     let mut store = PersistentOrderStore::new();
-    store.add(Order::new(1, 101, 1001, 2, 25.99)).await.expect("add");
-    store.add(Order::new(2, 102, 1002, 1, 49.99)).await.expect("add");
+    store
+        .add(
+            Order::builder(1)
+                .customer(101)
+                .product(1001)
+                .quantity(2)
+                .unit_price(25.99)
+                .build()
+                .unwrap(),
+        )
+        .await
+        .expect("add");
+    store
+        .add(
+            Order::builder(2)
+                .customer(102)
+                .product(1002)
+                .quantity(1)
+                .unit_price(49.99)
+                .build()
+                .unwrap(),
+        )
+        .await
+        .expect("add");
     let delivered = store.query_storage(|o| o.status == OrderStatus::Delivered).await;
     assert!(delivered.expect("query").is_none());
     let stats = store.memory_stats().await.expect("stats");
@@ -234,13 +215,31 @@ async fn usage_examples_run() {
     // Batch operations.
     let mut store = PersistentOrderStore::new();
     let orders = vec![
-        Order::new(1, 100, 1000, 5, 15.99),
-        Order::new(2, 101, 1001, 3, 29.99),
-        Order::new(3, 102, 1002, 1, 99.99),
+        Order::builder(1)
+            .customer(100)
+            .product(1000)
+            .quantity(5)
+            .unit_price(15.99)
+            .build()
+            .unwrap(),
+        Order::builder(2)
+            .customer(101)
+            .product(1001)
+            .quantity(3)
+            .unit_price(29.99)
+            .build()
+            .unwrap(),
+        Order::builder(3)
+            .customer(102)
+            .product(1002)
+            .quantity(1)
+            .unit_price(99.99)
+            .build()
+            .unwrap(),
     ];
     let indices = store.add_batch(orders).await.expect("add_batch");
     assert_eq!(indices, [0, 1, 2]);
-    let high_value_orders = store.query_storage(|o| o.total_amount > 50.0).await.expect("q");
+    let high_value_orders = store.query_storage(|o| o.total_amount() > 50.0).await.expect("q");
     if let Some(orders) = high_value_orders {
         assert_eq!(orders.len(), 3);
     }
@@ -250,15 +249,48 @@ async fn usage_examples_run() {
     let parquet_persistence = ParquetPersistence::new(dir.path().join("orders"))
         .with_compression(ParquetCompression::Snappy);
     let mut store = PersistentOrderStore::with_persistence(parquet_persistence);
-    store.add(Order::new(1, 101, 1001, 2, 25.99)).await.expect("add");
-    store.add(Order::new(2, 102, 1002, 1, 49.99)).await.expect("add");
+    store
+        .add(
+            Order::builder(1)
+                .customer(101)
+                .product(1001)
+                .quantity(2)
+                .unit_price(25.99)
+                .build()
+                .unwrap(),
+        )
+        .await
+        .expect("add");
+    store
+        .add(
+            Order::builder(2)
+                .customer(102)
+                .product(1002)
+                .quantity(1)
+                .unit_price(49.99)
+                .build()
+                .unwrap(),
+        )
+        .await
+        .expect("add");
     let stats = store.memory_stats().await.expect("stats");
     assert_eq!((stats.total_rows, stats.num_batches), (2, 2));
     drop(store);
     let mut store =
         PersistentOrderStore::with_persistence(ParquetPersistence::new(dir.path().join("orders")));
     assert_eq!(store.load_from_storage().await.expect("load"), 2);
-    store.add(Order::new(3, 1003, 2003, 1, 100.0)).await.expect("add");
+    store
+        .add(
+            Order::builder(3)
+                .customer(1003)
+                .product(2003)
+                .quantity(1)
+                .unit_price(100.0)
+                .build()
+                .unwrap(),
+        )
+        .await
+        .expect("add");
     assert_eq!(store.store().kernel().len(), 3);
 }
 

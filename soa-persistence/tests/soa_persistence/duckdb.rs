@@ -65,25 +65,25 @@ async fn sql_order_store_reports_equal_rust_aggregates() {
     let mut soa = OrderSoA::new();
     for i in 1..=1000u64 {
         // The DuckDB demo's data.
-        let o = Order::new(
-            i,
-            100 + (i % 100),
-            1000 + (i % 50),
-            1 + (i % 5) as u32,
-            10.0 + i as f64 * 0.99,
-        )
-        .with_status(order(i).status)
-        .with_timestamp(order(i).order_timestamp + i * 86_400);
+        let o = Order::builder(i)
+            .customer(100 + (i % 100))
+            .product(1000 + (i % 50))
+            .quantity(1 + (i % 5) as u32)
+            .unit_price(10.0 + i as f64 * 0.99)
+            .build()
+            .unwrap()
+            .with_status(order(i).status)
+            .with_timestamp(order(i).order_timestamp + i * 86_400);
         sql.add(o).await.expect("add");
         soa.push(o).expect("valid");
     }
-    let bad = Order::new(5000, 1, 1, 0, 1.0);
+    let bad = Order { order_id: 5000, quantity: 0, ..order(1) };
     assert!(matches!(sql.add(bad).await, Err(PersistenceError::Domain(_))));
     assert_eq!(sql.persistence().count().await.expect("count"), 1000);
 
     let mut per_status: BTreeMap<u8, f64> = BTreeMap::new();
     for o in soa.iter() {
-        *per_status.entry(o.status as u8).or_default() += o.total_amount;
+        *per_status.entry(o.status as u8).or_default() += o.total_amount();
     }
     let batches = sql.revenue_by_status().await.expect("revenue");
     let mut got = BTreeMap::new();
@@ -106,7 +106,7 @@ async fn sql_order_store_reports_equal_rust_aggregates() {
 
     let mut per_customer: BTreeMap<u64, f64> = BTreeMap::new();
     for o in soa.iter() {
-        *per_customer.entry(o.customer_id).or_default() += o.total_amount;
+        *per_customer.entry(o.customer_id).or_default() += o.total_amount();
     }
     let mut best: Vec<(u64, f64)> = per_customer.into_iter().collect();
     best.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -163,7 +163,7 @@ fn store_snapshot_reads_in_a_duckdb_file_database_through_attach() {
     let expected = store.with_kernel(|soa| {
         let n = soa.iter().filter(|o| o.order_id <= report.to_lsn * 50).count() as i64;
         let total: f64 =
-            soa.iter().filter(|o| o.order_id <= report.to_lsn * 50).map(|o| o.total_amount).sum();
+            soa.iter().filter(|o| o.order_id <= report.to_lsn * 50).map(|o| o.total_amount()).sum();
         (n, total)
     });
 

@@ -15,7 +15,13 @@ pub fn bench_dir() -> tempfile::TempDir {
 
 /// Order `id`: 100,000 customers, 5,000 products, prices up to 100.
 pub fn order(id: u64) -> Order {
-    Order::new(id, id % 100_000, id % 5_000, (id % 9 + 1) as u32, (id % 10_000) as f64 / 100.0)
+    Order::builder(id)
+        .customer(id % 100_000)
+        .product(id % 5_000)
+        .quantity((id % 9 + 1) as u32)
+        .unit_price((id % 10_000) as f64 / 100.0)
+        .build()
+        .unwrap()
         .with_timestamp(1_600_000_000 + id % 150_000_000)
         .with_shipping_address_hash(id.wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }

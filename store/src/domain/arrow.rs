@@ -146,13 +146,18 @@ impl ToArrow for OrderSoA {
                 product_id: 0,
                 quantity: quantity[row],
                 unit_price: unit_price[row],
-                total_amount: total[row],
                 status: status_ok,
                 payment_method: pay_ok,
                 order_timestamp: 0,
                 shipping_address_hash: 0,
             };
             order.validate().map_err(|e| invalid(column_of(&e), row, e.to_string()))?;
+            let expected = order.total_amount();
+            if !totals_agree(expected, total[row]) {
+                let why =
+                    format!("total {} differs from quantity × unit price = {expected}", total[row]);
+                return Err(invalid("total_amount", row, why));
+            }
         }
         self.reserve(n);
         self.order_id.extend_from_slice(ids);
@@ -184,9 +189,13 @@ impl ToArrow for OrderSoA {
 fn column_of(e: &DomainError) -> &'static str {
     match e {
         DomainError::ZeroQuantity { .. } => "quantity",
-        DomainError::InvalidPrice { .. } => "unit_price",
-        _ => "total_amount",
+        _ => "unit_price",
     }
+}
+
+/// A stored total agrees with quantity × unit price up to rounding of the product.
+fn totals_agree(expected: f64, found: f64) -> bool {
+    found.is_finite() && (expected - found).abs() <= 1e-9 * expected.abs().max(1.0)
 }
 
 #[cfg(test)]
@@ -212,7 +221,6 @@ mod tests {
                 product_id: product,
                 quantity: qty,
                 unit_price: price,
-                total_amount: f64::from(qty) * price,
                 status: OrderStatus::ALL[s],
                 payment_method: PaymentMethod::ALL[p],
                 order_timestamp: ts,
@@ -250,7 +258,16 @@ mod tests {
 
     #[test]
     fn into_record_batch_moves_buffers_without_copying() {
-        let soa = soa_of(vec![Order::new(0, 1, 2, 3, 4.0); 1000]);
+        let soa = soa_of(vec![
+            Order::builder(0)
+                .customer(1)
+                .product(2)
+                .quantity(3)
+                .unit_price(4.0)
+                .build()
+                .unwrap();
+            1000
+        ]);
         let ptr = soa.order_id_raw_array().as_ptr();
         let batch = soa.into_record_batch().expect("into arrow");
         let ids = batch.column(0).as_primitive::<UInt64Type>();
@@ -259,7 +276,16 @@ mod tests {
 
     #[test]
     fn from_record_batch_names_the_bad_column() {
-        let soa = soa_of(vec![Order::new(0, 1, 2, 3, 4.0); 3]);
+        let soa = soa_of(vec![
+            Order::builder(0)
+                .customer(1)
+                .product(2)
+                .quantity(3)
+                .unit_price(4.0)
+                .build()
+                .unwrap();
+            3
+        ]);
         let batch = soa.to_record_batch().expect("to arrow");
         // An out-of-range status byte.
         let mut columns = batch.columns().to_vec();
@@ -307,14 +333,43 @@ mod tests {
 
     #[test]
     fn a_rejected_batch_leaves_the_state_as_it_was() {
-        let mut soa = soa_of(vec![Order::new(0, 1, 2, 3, 4.0); 100]);
+        let mut soa = soa_of(vec![
+            Order::builder(0)
+                .customer(1)
+                .product(2)
+                .quantity(3)
+                .unit_price(4.0)
+                .build()
+                .unwrap();
+            100
+        ]);
         let before = soa.clone();
         // Rows 1..=50 of a second state: new ids, then one that already exists.
         let mut other = OrderSoA::new();
         for id in 1000..1050 {
-            other.push(Order::new(id, 1, 2, 3, 4.0)).expect("push");
+            other
+                .push(
+                    Order::builder(id)
+                        .customer(1)
+                        .product(2)
+                        .quantity(3)
+                        .unit_price(4.0)
+                        .build()
+                        .unwrap(),
+                )
+                .expect("push");
         }
-        other.push(Order::new(soa.order_id_raw_array()[10], 1, 2, 3, 4.0)).expect("push");
+        other
+            .push(
+                Order::builder(soa.order_id_raw_array()[10])
+                    .customer(1)
+                    .product(2)
+                    .quantity(3)
+                    .unit_price(4.0)
+                    .build()
+                    .unwrap(),
+            )
+            .expect("push");
         let batch = other.to_record_batch().expect("to arrow");
         assert!(matches!(
             soa.extend_from_record_batch(&batch),

@@ -5,7 +5,7 @@ pub(crate) mod index;
 mod order;
 mod soa;
 
-pub use order::{Order, OrderStatus, PaymentMethod, now_epoch_seconds};
+pub use order::{Order, OrderBuilder, OrderStatus, PaymentMethod, now_epoch_seconds};
 pub use soa::{COLUMN_BYTES_PER_ORDER, OrderSoA, SoaMemoryStats};
 
 /// A value or an operation the order domain does not allow.
@@ -34,15 +34,13 @@ pub enum DomainError {
         /// The price given.
         value: f64,
     },
-    /// `total_amount` must equal `quantity × unit_price`.
-    #[error("order {order_id}: total {found} differs from quantity × unit price = {expected}")]
-    InconsistentTotal {
+    /// A field an order cannot do without was not given to its builder.
+    #[error("order {order_id}: no {field} given")]
+    MissingField {
         /// The order.
         order_id: u64,
-        /// `quantity × unit_price`.
-        expected: f64,
-        /// The total given.
-        found: f64,
+        /// The field's name in [`crate::OrderBuilder`].
+        field: &'static str,
     },
     /// An order with this id already exists.
     #[error("order {order_id} already exists")]

@@ -136,8 +136,25 @@ impl TryFrom<u8> for PaymentMethod {
     }
 }
 
-/// An order. `total_amount` is always `quantity × unit_price`;
-/// `order_timestamp` is seconds since the Unix epoch (UTC).
+/// An order. Its total is derived ([`Order::total_amount`]), never stored in it, so no
+/// caller can set one that disagrees with quantity × unit price.
+///
+/// Build one with [`Order::builder`], which names every field and checks the values:
+///
+/// ```
+/// use orderlog_store::{Order, PaymentMethod};
+///
+/// let order = Order::builder(1)
+///     .customer(101)
+///     .product(1001)
+///     .quantity(2)
+///     .unit_price(25.99)
+///     .payment(PaymentMethod::PayPal)
+///     .placed_at(1_700_000_000)
+///     .build()?;
+/// assert_eq!(order.total_amount(), 51.98);
+/// # Ok::<(), orderlog_store::DomainError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Order {
     /// Unique id.
@@ -150,13 +167,11 @@ pub struct Order {
     pub quantity: u32,
     /// Price of one unit; finite and not negative.
     pub unit_price: f64,
-    /// `quantity × unit_price`.
-    pub total_amount: f64,
     /// Where the order is in its life.
     pub status: OrderStatus,
     /// How it is paid.
     pub payment_method: PaymentMethod,
-    /// When it was placed, in seconds since the Unix epoch.
+    /// When it was placed, in seconds since the Unix epoch (UTC).
     pub order_timestamp: u64,
     /// A hash of the shipping address (the address itself is not stored).
     pub shipping_address_hash: u64,
@@ -168,26 +183,26 @@ pub fn now_epoch_seconds() -> u64 {
 }
 
 impl Order {
-    /// A new pending order paid by credit card, placed now, with its total derived.
-    pub fn new(
-        order_id: u64,
-        customer_id: u64,
-        product_id: u64,
-        quantity: u32,
-        unit_price: f64,
-    ) -> Self {
-        Order {
+    /// Starts an order with id `order_id`. Customer, product, quantity and unit price
+    /// must be named; the rest default to a pending order paid by credit card, placed
+    /// now (the system clock, when [`OrderBuilder::build`] runs), with address hash 0.
+    pub fn builder(order_id: u64) -> OrderBuilder {
+        OrderBuilder {
             order_id,
-            customer_id,
-            product_id,
-            quantity,
-            unit_price,
-            total_amount: f64::from(quantity) * unit_price,
+            customer_id: None,
+            product_id: None,
+            quantity: None,
+            unit_price: None,
             status: OrderStatus::Pending,
             payment_method: PaymentMethod::CreditCard,
-            order_timestamp: now_epoch_seconds(),
+            order_timestamp: None,
             shipping_address_hash: 0,
         }
+    }
+
+    /// `quantity × unit_price`: the only total an order has.
+    pub fn total_amount(&self) -> f64 {
+        f64::from(self.quantity) * self.unit_price
     }
 
     /// The same order with another status.
@@ -214,18 +229,94 @@ impl Order {
         self
     }
 
-    /// Checks the value rules: quantity ≥ 1, prices finite and ≥ 0, total consistent.
+    /// Checks the value rules: quantity ≥ 1; unit price and total finite and ≥ 0.
     pub fn validate(&self) -> Result<(), DomainError> {
-        validate_values(self.order_id, self.quantity, self.unit_price)?;
-        let expected = f64::from(self.quantity) * self.unit_price;
-        if !self.total_amount.is_finite() || !totals_agree(expected, self.total_amount) {
-            return Err(DomainError::InconsistentTotal {
-                order_id: self.order_id,
-                expected,
-                found: self.total_amount,
-            });
-        }
-        Ok(())
+        validate_values(self.order_id, self.quantity, self.unit_price)
+    }
+}
+
+/// An order under construction ([`Order::builder`]): every field set by name.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[must_use = "an order builder does nothing until `build` is called"]
+pub struct OrderBuilder {
+    order_id: u64,
+    customer_id: Option<u64>,
+    product_id: Option<u64>,
+    quantity: Option<u32>,
+    unit_price: Option<f64>,
+    status: OrderStatus,
+    payment_method: PaymentMethod,
+    order_timestamp: Option<u64>,
+    shipping_address_hash: u64,
+}
+
+impl OrderBuilder {
+    /// Who orders (required).
+    pub fn customer(mut self, customer_id: u64) -> Self {
+        self.customer_id = Some(customer_id);
+        self
+    }
+
+    /// What is ordered (required).
+    pub fn product(mut self, product_id: u64) -> Self {
+        self.product_id = Some(product_id);
+        self
+    }
+
+    /// How many (required; at least 1).
+    pub fn quantity(mut self, quantity: u32) -> Self {
+        self.quantity = Some(quantity);
+        self
+    }
+
+    /// The price of one unit (required; finite and not negative).
+    pub fn unit_price(mut self, unit_price: f64) -> Self {
+        self.unit_price = Some(unit_price);
+        self
+    }
+
+    /// The status it starts in (default: pending).
+    pub fn status(mut self, status: OrderStatus) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// How it is paid (default: credit card).
+    pub fn payment(mut self, payment_method: PaymentMethod) -> Self {
+        self.payment_method = payment_method;
+        self
+    }
+
+    /// When it was placed, in seconds since the Unix epoch (default: the system clock
+    /// when [`OrderBuilder::build`] runs).
+    pub fn placed_at(mut self, epoch_seconds: u64) -> Self {
+        self.order_timestamp = Some(epoch_seconds);
+        self
+    }
+
+    /// A hash of the shipping address (default: 0).
+    pub fn shipping_address_hash(mut self, hash: u64) -> Self {
+        self.shipping_address_hash = hash;
+        self
+    }
+
+    /// The order, or which required field is missing or which value is invalid.
+    pub fn build(self) -> Result<Order, DomainError> {
+        let order_id = self.order_id;
+        let missing = |field| DomainError::MissingField { order_id, field };
+        let order = Order {
+            order_id,
+            customer_id: self.customer_id.ok_or_else(|| missing("customer"))?,
+            product_id: self.product_id.ok_or_else(|| missing("product"))?,
+            quantity: self.quantity.ok_or_else(|| missing("quantity"))?,
+            unit_price: self.unit_price.ok_or_else(|| missing("unit_price"))?,
+            status: self.status,
+            payment_method: self.payment_method,
+            order_timestamp: self.order_timestamp.unwrap_or_else(now_epoch_seconds),
+            shipping_address_hash: self.shipping_address_hash,
+        };
+        order.validate()?;
+        Ok(order)
     }
 }
 
@@ -241,11 +332,6 @@ fn validate_values(order_id: u64, quantity: u32, unit_price: f64) -> Result<(), 
         return Err(DomainError::InvalidPrice { order_id, value: unit_price });
     }
     Ok(())
-}
-
-/// Totals agree when equal up to rounding of the multiplication.
-fn totals_agree(expected: f64, found: f64) -> bool {
-    (expected - found).abs() <= 1e-9 * expected.abs().max(1.0)
 }
 
 #[cfg(test)]
@@ -289,22 +375,42 @@ mod tests {
     }
 
     #[test]
-    fn new_derives_the_total_and_validate_rejects_bad_values() {
-        let o = Order::new(1, 101, 1001, 2, 25.99);
-        assert_eq!(o.total_amount, 51.98);
-        assert!(o.validate().is_ok());
-        assert!(matches!(
-            Order::new(1, 1, 1, 0, 1.0).validate(),
-            Err(DomainError::ZeroQuantity { .. })
-        ));
-        for price in [f64::NAN, f64::INFINITY, -0.01] {
-            assert!(matches!(
-                Order::new(1, 1, 1, 1, price).validate(),
-                Err(DomainError::InvalidPrice { .. })
-            ));
+    fn the_builder_names_every_field_derives_the_total_and_refuses_bad_values() {
+        let base = || Order::builder(1).customer(101).product(1001).quantity(2).unit_price(25.99);
+        let o = base().placed_at(1_700_000_000).build().expect("a valid order");
+        assert_eq!((o.customer_id, o.product_id, o.quantity), (101, 1001, 2));
+        assert_eq!(o.total_amount(), 51.98);
+        assert_eq!(o.order_timestamp, 1_700_000_000);
+        assert_eq!((o.status, o.payment_method), (OrderStatus::Pending, PaymentMethod::CreditCard));
+        let before = now_epoch_seconds();
+        let placed = base().build().expect("a valid order").order_timestamp;
+        assert!(placed >= before && placed <= now_epoch_seconds());
+
+        let missing = |b: OrderBuilder| match b.build() {
+            Err(DomainError::MissingField { order_id: 1, field }) => field,
+            other => panic!("{other:?}"),
+        };
+        let full = [("customer", 0), ("product", 1), ("quantity", 2), ("unit_price", 3)];
+        for (field, skip) in full {
+            let mut b = Order::builder(1);
+            for (_, i) in full {
+                if i != skip {
+                    b = match i {
+                        0 => b.customer(1),
+                        1 => b.product(1),
+                        2 => b.quantity(1),
+                        _ => b.unit_price(1.0),
+                    };
+                }
+            }
+            assert_eq!(missing(b), field);
         }
-        let mut o = Order::new(1, 1, 1, 3, 10.0);
-        o.total_amount = 31.0;
-        assert!(matches!(o.validate(), Err(DomainError::InconsistentTotal { .. })));
+        assert!(matches!(base().quantity(0).build(), Err(DomainError::ZeroQuantity { .. })));
+        for price in [f64::NAN, f64::INFINITY, -0.01, f64::MAX] {
+            assert!(
+                matches!(base().unit_price(price).build(), Err(DomainError::InvalidPrice { .. })),
+                "{price}"
+            );
+        }
     }
 }

@@ -196,7 +196,7 @@ impl OrderSoA {
             product_id: |o| o.product_id,
             quantity: |o| o.quantity,
             unit_price: |o| o.unit_price,
-            total_amount: |o| o.total_amount,
+            total_amount: |o| o.total_amount(),
             status: |o| u8::from(o.status),
             payment_method: |o| u8::from(o.payment_method),
             order_timestamp: |o| o.order_timestamp,
@@ -217,7 +217,7 @@ impl OrderSoA {
         self.product_id.push(o.product_id);
         self.quantity.push(o.quantity);
         self.unit_price.push(o.unit_price);
-        self.total_amount.push(o.total_amount);
+        self.total_amount.push(o.total_amount());
         self.status.push(o.status.into());
         self.payment_method.push(o.payment_method.into());
         self.order_timestamp.push(o.order_timestamp);
@@ -248,7 +248,6 @@ impl OrderSoA {
             product_id: self.product_id[row],
             quantity: self.quantity[row],
             unit_price: self.unit_price[row],
-            total_amount: self.total_amount[row],
             status: status_of(self.status[row]),
             payment_method: payment_of(self.payment_method[row]),
             order_timestamp: self.order_timestamp[row],
@@ -409,7 +408,13 @@ mod tests {
     use super::*;
 
     fn order(id: u64) -> Order {
-        Order::new(id, id % 7, id % 11, (id % 5 + 1) as u32, id as f64 * 0.5)
+        Order::builder(id)
+            .customer(id % 7)
+            .product(id % 11)
+            .quantity((id % 5 + 1) as u32)
+            .unit_price(id as f64 * 0.5)
+            .build()
+            .unwrap()
             .with_timestamp(1_700_000_000 + id)
     }
 
@@ -437,8 +442,9 @@ mod tests {
     fn invalid_orders_change_nothing() {
         let mut soa = OrderSoA::new();
         soa.push(order(1)).expect("push");
-        assert!(soa.push(Order::new(2, 1, 1, 0, 1.0)).is_err());
-        assert!(soa.push(Order::new(3, 1, 1, 1, f64::NAN)).is_err());
+        // Built past the builder's checks, as a decoded or hand-made value could be.
+        assert!(soa.push(Order { quantity: 0, ..order(2) }).is_err());
+        assert!(soa.push(Order { unit_price: f64::NAN, ..order(3) }).is_err());
         assert_eq!(soa.len(), 1);
         assert!(!soa.contains(2));
     }

@@ -113,46 +113,53 @@ fn write_seed_corpus() {
 /// Batches covering every event kind, each with and without an expected version.
 fn batches() -> Vec<(&'static str, Vec<Event>)> {
     let order = |id: u64| {
-        Order::new(id, 100 + id, 7, 2, 9.5)
+        Order::builder(id)
+            .customer(100 + id)
+            .product(7)
+            .quantity(2)
+            .unit_price(9.5)
+            .build()
+            .unwrap()
             .with_status(OrderStatus::Pending)
             .with_payment_method(PaymentMethod::PayPal)
             .with_timestamp(1_767_225_600)
             .with_shipping_address_hash(0xfeed_f00d)
     };
-    let creates: Vec<Event> = (1..=20).map(|id| Event::create(order(id)).at(T0 + id)).collect();
+    let creates: Vec<Event> =
+        (1..=20).map(|id| Event::create(order(id)).stamped(T0 + id)).collect();
     vec![
         ("batch-create", creates),
-        ("batch-create-expecting", vec![Event::create(order(21)).at(T0).expecting(0)]),
+        ("batch-create-expecting", vec![Event::create(order(21)).stamped(T0).expecting(0)]),
         (
             "batch-set-status",
             vec![
-                Event::set_status(1, OrderStatus::Confirmed).at(T0 + 100),
-                Event::set_status(1, OrderStatus::Shipped).at(T0 + 101).expecting(2),
+                Event::set_status(1, OrderStatus::Confirmed).stamped(T0 + 100),
+                Event::set_status(1, OrderStatus::Shipped).stamped(T0 + 101).expecting(2),
             ],
         ),
         (
             "batch-amend",
             vec![
-                Event::amend(2, Some(5), None).at(T0 + 200),
-                Event::amend(2, None, Some(3.25)).at(T0 + 201),
-                Event::amend(2, Some(1), Some(0.0)).at(T0 + 202).expecting(3),
+                Event::amend(2, Some(5), None).stamped(T0 + 200),
+                Event::amend(2, None, Some(3.25)).stamped(T0 + 201),
+                Event::amend(2, Some(1), Some(0.0)).stamped(T0 + 202).expecting(3),
             ],
         ),
         (
             "batch-change-payment",
-            vec![Event::change_payment(3, PaymentMethod::BankTransfer).at(T0 + 300)],
+            vec![Event::change_payment(3, PaymentMethod::BankTransfer).stamped(T0 + 300)],
         ),
-        ("batch-cancel", vec![Event::cancel(4).at(T0 + 400).expecting(1)]),
-        ("batch-erase", vec![Event::erase(5).at(T0 + 500)]),
+        ("batch-cancel", vec![Event::cancel(4).stamped(T0 + 400).expecting(1)]),
+        ("batch-erase", vec![Event::erase(5).stamped(T0 + 500)]),
         (
             "batch-mixed",
             vec![
-                Event::create(order(30)).at(T0 + 600),
-                Event::set_status(30, OrderStatus::Confirmed).at(T0 + 601),
-                Event::amend(30, Some(3), None).at(T0 + 602),
-                Event::change_payment(30, PaymentMethod::CashOnDelivery).at(T0 + 603),
-                Event::cancel(30).at(T0 + 604),
-                Event::erase(30).at(T0 + 605),
+                Event::create(order(30)).stamped(T0 + 600),
+                Event::set_status(30, OrderStatus::Confirmed).stamped(T0 + 601),
+                Event::amend(30, Some(3), None).stamped(T0 + 602),
+                Event::change_payment(30, PaymentMethod::CashOnDelivery).stamped(T0 + 603),
+                Event::cancel(30).stamped(T0 + 604),
+                Event::erase(30).stamped(T0 + 605),
             ],
         ),
     ]
@@ -188,10 +195,16 @@ fn build_store(dir: &Path, batches: &[(&str, Vec<Event>)]) {
             let batch: Vec<Event> = (0..3)
                 .map(|k| {
                     next_id += 1;
-                    let o = Order::new(next_id, next_id, 3, 1 + k, 4.0)
+                    let o = Order::builder(next_id)
+                        .customer(next_id)
+                        .product(3)
+                        .quantity(1 + k)
+                        .unit_price(4.0)
+                        .build()
+                        .unwrap()
                         .with_status(OrderStatus::ALL[(next_id % 6) as usize])
                         .with_timestamp(1_767_225_600);
-                    Event::create(o).at(T0 + next_id)
+                    Event::create(o).stamped(T0 + next_id)
                 })
                 .collect();
             store.apply_batch(&batch).expect("apply");

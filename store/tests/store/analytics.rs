@@ -43,14 +43,14 @@ fn create(history: &mut History, store: &OrderStore, ids: std::ops::Range<u64>) 
         let batch = chunk
             .iter()
             .map(|&id| {
-                let mut order = Order::new(
-                    id,
-                    id % 13,
-                    id % 7,
-                    1 + (id % 4) as u32,
-                    5.0 + (id % 11) as f64 * 1.25,
-                )
-                .with_timestamp(1_700_000_000 + id * 3 * 86_400);
+                let mut order = Order::builder(id)
+                    .customer(id % 13)
+                    .product(id % 7)
+                    .quantity(1 + (id % 4) as u32)
+                    .unit_price(5.0 + (id % 11) as f64 * 1.25)
+                    .build()
+                    .unwrap()
+                    .with_timestamp(1_700_000_000 + id * 3 * 86_400);
                 order.payment_method = PaymentMethod::ALL[(id % 5) as usize];
                 Event::create(order)
             })
@@ -89,7 +89,7 @@ fn revenue_by_status(state: &OrderState) -> BTreeMap<u8, (u64, f64)> {
     for o in state.orders().iter() {
         let e = out.entry(o.status as u8).or_insert((0, 0.0));
         e.0 += 1;
-        e.1 += o.total_amount;
+        e.1 += o.total_amount();
     }
     out
 }
@@ -100,7 +100,7 @@ fn top_customers(state: &OrderState, limit: usize) -> Vec<(u64, u64, f64)> {
     for o in state.orders().iter() {
         let e = per.entry(o.customer_id).or_insert((0, 0.0));
         e.0 += 1;
-        e.1 += o.total_amount;
+        e.1 += o.total_amount();
     }
     let mut rows: Vec<(u64, u64, f64)> = per.into_iter().map(|(c, (n, s))| (c, n, s)).collect();
     rows.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
@@ -127,7 +127,7 @@ fn monthly(state: &OrderState) -> BTreeMap<(i32, u32), (u64, f64)> {
     for o in state.orders().iter() {
         let e = out.entry(year_month(o.order_timestamp)).or_insert((0, 0.0));
         e.0 += 1;
-        e.1 += o.total_amount;
+        e.1 += o.total_amount();
     }
     out
 }
@@ -167,7 +167,7 @@ fn assert_matches(analytics: &Analytics, state: &OrderState) {
         .orders()
         .iter()
         .zip(state.versions())
-        .map(|(o, v)| (o.order_id, *v, o.total_amount, o.status as u8))
+        .map(|(o, v)| (o.order_id, *v, o.total_amount(), o.status as u8))
         .collect();
     want.sort_by_key(|r| r.0);
     let batches = analytics
@@ -352,8 +352,19 @@ fn analytics_names_enums_answers_json_and_refuses_writes() {
 #[test]
 fn analytics_over_a_state_without_a_store() {
     let mut state = OrderState::new();
-    let batch: Vec<Event> =
-        (1..=50).map(|id| Event::create(Order::new(id, id % 3, 1, 1, id as f64))).collect();
+    let batch: Vec<Event> = (1..=50)
+        .map(|id| {
+            Event::create(
+                Order::builder(id)
+                    .customer(id % 3)
+                    .product(1)
+                    .quantity(1)
+                    .unit_price(id as f64)
+                    .build()
+                    .unwrap(),
+            )
+        })
+        .collect();
     state.apply_batch(&batch).expect("fold");
     let tail = Tail::gather(&state, 1..=60).expect("tail");
     let view =

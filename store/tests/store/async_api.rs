@@ -22,7 +22,11 @@ fn current_thread() -> tokio::runtime::Runtime {
 fn async_write_behind_a_long_reader_leaves_the_runtime_running() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = OrderStore::open(dir.path(), options()).expect("open");
-    store.apply(Event::create(Order::new(1, 1, 1, 1, 1.0))).expect("create");
+    store
+        .apply(Event::create(
+            Order::builder(1).customer(1).product(1).quantity(1).unit_price(1.0).build().unwrap(),
+        ))
+        .expect("create");
 
     // A reader on another thread holds the state's lock until told to let go (or, if
     // the runtime is stuck, after 20 s so the test fails instead of hanging).
@@ -80,7 +84,18 @@ fn every_blocking_operation_has_an_async_form() {
         // Enough single writes to roll many small segments: each roll runs on the pool.
         let rolls_before = store.stats().wal.segments;
         for id in 1..=300 {
-            store.apply_async(Event::create(Order::new(id, id % 7, 1, 1, 2.0))).await.expect("w");
+            store
+                .apply_async(Event::create(
+                    Order::builder(id)
+                        .customer(id % 7)
+                        .product(1)
+                        .quantity(1)
+                        .unit_price(2.0)
+                        .build()
+                        .unwrap(),
+                ))
+                .await
+                .expect("w");
         }
         assert!(store.stats().wal.segments > rolls_before + 3, "{:?}", store.stats().wal);
         store.reserve_async(1_000).await.expect("reserve");

@@ -25,7 +25,13 @@ fn workload(store: &OrderStore, model: &mut OrderState, ids: std::ops::Range<u64
     for id in ids {
         let batch = vec![
             Event::create(
-                Order::new(id, id % 7, id % 5, 2, 3.0 + id as f64)
+                Order::builder(id)
+                    .customer(id % 7)
+                    .product(id % 5)
+                    .quantity(2)
+                    .unit_price(3.0 + id as f64)
+                    .build()
+                    .unwrap()
                     .with_timestamp(1_700_000_000 + id),
             ),
             Event::set_status(id, OrderStatus::Confirmed),

@@ -36,14 +36,14 @@ impl Ev {
         let id = |i: &u8| u64::from(*i % 24) + 1;
         let e = match self {
             Ev::Create(i) => Event::create(
-                Order::new(
-                    id(i),
-                    u64::from(*i) * 3,
-                    7,
-                    u32::from(*i % 5) + 1,
-                    f64::from(*i) * 1.25,
-                )
-                .with_timestamp(1_700_000_000 + u64::from(*i)),
+                Order::builder(id(i))
+                    .customer(u64::from(*i) * 3)
+                    .product(7)
+                    .quantity(u32::from(*i % 5) + 1)
+                    .unit_price(f64::from(*i) * 1.25)
+                    .build()
+                    .unwrap()
+                    .with_timestamp(1_700_000_000 + u64::from(*i)),
             ),
             Ev::Status(i, s) => Event::set_status(id(i), OrderStatus::ALL[usize::from(*s % 6)]),
             // Quantity 0 is invalid: some amends are refused.
@@ -56,7 +56,7 @@ impl Ev {
             Ev::Cancel(i) => Event::cancel(id(i)),
             Ev::Erase(i) => Event::erase(id(i)),
         };
-        e.at(1_700_000_000_000)
+        e.stamped(1_700_000_000_000)
     }
 }
 
@@ -141,8 +141,17 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
             Step::Fill(n) => {
                 let events: Vec<Event> = (0..u64::from(n))
                     .map(|k| {
-                        Event::create(Order::new(next_fill_id + k, k, k, 1, 2.5).with_timestamp(k))
-                            .at(1)
+                        Event::create(
+                            Order::builder(next_fill_id + k)
+                                .customer(k)
+                                .product(k)
+                                .quantity(1)
+                                .unit_price(2.5)
+                                .placed_at(k)
+                                .build()
+                                .unwrap(),
+                        )
+                        .stamped(1)
                     })
                     .collect();
                 next_fill_id += u64::from(n);

@@ -8,7 +8,13 @@ use orderlog_store::{Order, OrderSoA, OrderStatus, PaymentMethod};
 fn orders(n: u64) -> OrderSoA {
     let mut soa = OrderSoA::new();
     for id in 1..=n {
-        let order = Order::new(id, id % 97, id % 31, (id % 9 + 1) as u32, (id % 500) as f64 * 0.25)
+        let order = Order::builder(id)
+            .customer(id % 97)
+            .product(id % 31)
+            .quantity((id % 9 + 1) as u32)
+            .unit_price((id % 500) as f64 * 0.25)
+            .build()
+            .unwrap()
             .with_status(OrderStatus::ALL[(id % 6) as usize])
             .with_payment_method(PaymentMethod::ALL[(id % 5) as usize])
             .with_timestamp(1_700_000_000 + id * 37);

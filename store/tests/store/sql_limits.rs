@@ -23,12 +23,33 @@ fn options(analytics: AnalyticsOptions) -> StoreOptions {
 fn store_with_snapshot(dir: &std::path::Path, analytics: AnalyticsOptions) -> OrderStore {
     let store = OrderStore::open(dir, options(analytics)).expect("open");
     for id in 1..=100 {
-        store.apply(Event::create(Order::new(id, id % 7, id % 5, 1, 10.0))).expect("create");
+        store
+            .apply(Event::create(
+                Order::builder(id)
+                    .customer(id % 7)
+                    .product(id % 5)
+                    .quantity(1)
+                    .unit_price(10.0)
+                    .build()
+                    .unwrap(),
+            ))
+            .expect("create");
     }
     let report = store.compact().expect("compact");
     assert!(report.to_lsn >= 50, "sealed segments folded into a snapshot: {report:?}");
-    let tail: Vec<Event> =
-        (101..=120).map(|id| Event::create(Order::new(id, 1, 1, 2, 5.0))).collect();
+    let tail: Vec<Event> = (101..=120)
+        .map(|id| {
+            Event::create(
+                Order::builder(id)
+                    .customer(1)
+                    .product(1)
+                    .quantity(2)
+                    .unit_price(5.0)
+                    .build()
+                    .unwrap(),
+            )
+        })
+        .collect();
     store.apply_batch(&tail).expect("tail");
     store
 }
@@ -205,7 +226,17 @@ fn sql_past_the_memory_limit_fails_cleanly_while_writes_go_on() {
         });
         let mut id = 1_000;
         loop {
-            store.apply(Event::create(Order::new(id, 1, 1, 1, 1.0))).expect("write during query");
+            store
+                .apply(Event::create(
+                    Order::builder(id)
+                        .customer(1)
+                        .product(1)
+                        .quantity(1)
+                        .unit_price(1.0)
+                        .build()
+                        .unwrap(),
+                ))
+                .expect("write during query");
             id += 1;
             writes += 1;
             if done.load(Ordering::SeqCst) {
