@@ -178,35 +178,20 @@ async fn query_storage_returns_only_matching_orders() {
     assert!(store.query_storage(|o| o.customer_id > 5_000).await.expect("query").is_none());
 }
 
+/// The two orders the usage examples start with.
+fn first_orders() -> [Order; 2] {
+    let first = Order::builder(1).customer(101).product(1001).quantity(2).unit_price(25.99);
+    let second = Order::builder(2).customer(102).product(1002).quantity(1).unit_price(49.99);
+    [first.build().unwrap(), second.build().unwrap()]
+}
+
 /// Typical usage: basic adds and queries, batches, and Parquet across a restart.
 #[tokio::test]
 async fn usage_examples_run() {
     // Basic usage.
     let mut store = PersistentOrderStore::new();
-    store
-        .add(
-            Order::builder(1)
-                .customer(101)
-                .product(1001)
-                .quantity(2)
-                .unit_price(25.99)
-                .build()
-                .unwrap(),
-        )
-        .await
-        .expect("add");
-    store
-        .add(
-            Order::builder(2)
-                .customer(102)
-                .product(1002)
-                .quantity(1)
-                .unit_price(49.99)
-                .build()
-                .unwrap(),
-        )
-        .await
-        .expect("add");
+    store.add(first_orders()[0]).await.expect("add");
+    store.add(first_orders()[1]).await.expect("add");
     let delivered = store.query_storage(|o| o.status == OrderStatus::Delivered).await;
     assert!(delivered.expect("query").is_none());
     let stats = store.memory_stats().await.expect("stats");
@@ -249,30 +234,8 @@ async fn usage_examples_run() {
     let parquet_persistence = ParquetPersistence::new(dir.path().join("orders"))
         .with_compression(ParquetCompression::Snappy);
     let mut store = PersistentOrderStore::with_persistence(parquet_persistence);
-    store
-        .add(
-            Order::builder(1)
-                .customer(101)
-                .product(1001)
-                .quantity(2)
-                .unit_price(25.99)
-                .build()
-                .unwrap(),
-        )
-        .await
-        .expect("add");
-    store
-        .add(
-            Order::builder(2)
-                .customer(102)
-                .product(1002)
-                .quantity(1)
-                .unit_price(49.99)
-                .build()
-                .unwrap(),
-        )
-        .await
-        .expect("add");
+    store.add(first_orders()[0]).await.expect("add");
+    store.add(first_orders()[1]).await.expect("add");
     let stats = store.memory_stats().await.expect("stats");
     assert_eq!((stats.total_rows, stats.num_batches), (2, 2));
     drop(store);

@@ -256,18 +256,14 @@ mod tests {
         }
     }
 
+    /// One valid order (ids are given by `soa_of`).
+    fn sample() -> Order {
+        Order::builder(0).customer(1).product(2).quantity(3).unit_price(4.0).build().unwrap()
+    }
+
     #[test]
     fn into_record_batch_moves_buffers_without_copying() {
-        let soa = soa_of(vec![
-            Order::builder(0)
-                .customer(1)
-                .product(2)
-                .quantity(3)
-                .unit_price(4.0)
-                .build()
-                .unwrap();
-            1000
-        ]);
+        let soa = soa_of(vec![sample(); 1000]);
         let ptr = soa.order_id_raw_array().as_ptr();
         let batch = soa.into_record_batch().expect("into arrow");
         let ids = batch.column(0).as_primitive::<UInt64Type>();
@@ -276,16 +272,7 @@ mod tests {
 
     #[test]
     fn from_record_batch_names_the_bad_column() {
-        let soa = soa_of(vec![
-            Order::builder(0)
-                .customer(1)
-                .product(2)
-                .quantity(3)
-                .unit_price(4.0)
-                .build()
-                .unwrap();
-            3
-        ]);
+        let soa = soa_of(vec![sample(); 3]);
         let batch = soa.to_record_batch().expect("to arrow");
         // An out-of-range status byte.
         let mut columns = batch.columns().to_vec();
@@ -333,16 +320,7 @@ mod tests {
 
     #[test]
     fn a_rejected_batch_leaves_the_state_as_it_was() {
-        let mut soa = soa_of(vec![
-            Order::builder(0)
-                .customer(1)
-                .product(2)
-                .quantity(3)
-                .unit_price(4.0)
-                .build()
-                .unwrap();
-            100
-        ]);
+        let mut soa = soa_of(vec![sample(); 100]);
         let before = soa.clone();
         // Rows 1..=50 of a second state: new ids, then one that already exists.
         let mut other = OrderSoA::new();
