@@ -10,7 +10,10 @@
 //! real power loss: seeded and reproducible, in an ordinary `cargo test`.
 //!
 //! What it does not simulate: the kernel's own I/O path (the page cache, the mapping's
-//! writeback) and real devices, whose write caches are trusted to honour `fsync`. See
+//! writeback). For that, [`CrashFs`] mounts a file system that drops what was not synced
+//! at a power cut, under the store running with its production storage in a child
+//! process (Linux, `/dev/fuse`, root or `fusermount3`; see `examples/power_cut.rs`).
+//! Neither simulates real devices, whose write caches are trusted to honour `fsync`. See
 //! `docs/reliability.md`.
 //!
 //! ```
@@ -43,6 +46,15 @@ pub use orderlog_wal::storage::sim::{Fault, FaultKind, FaultTarget};
 
 use crate::{CompactionReport, OrderStore, StoreError, StoreOptions};
 pub use orderlog_snapshot::PublishStep;
+
+/// A crash-consistency FUSE file system: power cuts through the real kernel I/O path
+/// (page cache, mapped writeback, `msync`, `fdatasync`, renames, directory syncs), for
+/// tests that run the store in a child process with its production storage. See
+/// [`orderlog_crashfs`] and `examples/power_cut.rs`.
+pub use orderlog_crashfs::{
+    CrashFs, CrashFsError, Fault as FsFault, FaultError as FsFaultError, FaultOp as FsFaultOp,
+    FsStats,
+};
 
 /// [`OrderStore::compact`], calling `hook` after each step of publishing the snapshot; an
 /// error from the hook stops the compaction right there, as a crash would (the next open

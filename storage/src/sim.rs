@@ -167,7 +167,8 @@ impl SimFile {
     }
 }
 
-fn write_into(image: &mut Vec<u8>, offset: u64, data: &[u8]) {
+/// Writes `data` into `image` at `offset`, growing it (with zeros) as needed.
+pub fn write_into(image: &mut Vec<u8>, offset: u64, data: &[u8]) {
     let end = offset as usize + data.len();
     if image.len() < end {
         image.resize(end, 0);
@@ -200,13 +201,7 @@ impl SimDir {
     /// the changes since.
     fn crash(&self, rng: &mut StdRng) -> BTreeMap<String, u64> {
         let mut entries = self.durable.clone();
-        let kept: Vec<bool> = if rng.random_bool(0.5) {
-            let n = rng.random_range(0..=self.ops.len());
-            (0..self.ops.len()).map(|i| i < n).collect()
-        } else {
-            (0..self.ops.len()).map(|_| rng.random_bool(0.5)).collect()
-        };
-        for (op, keep) in self.ops.iter().zip(kept) {
+        for (op, keep) in self.ops.iter().zip(kept_changes(rng, self.ops.len())) {
             if !keep {
                 continue;
             }
@@ -772,38 +767,58 @@ impl SimStorage {
     }
 }
 
+/// Which of `n` directory changes made since the directory's last sync a power cut
+/// keeps, drawn from `rng`: a prefix (changes persisted in order), or any subset (out of
+/// order). Each change is whole: a rename is kept or not, never half of it.
+pub fn kept_changes(rng: &mut StdRng, n: usize) -> Vec<bool> {
+    if rng.random_bool(0.5) {
+        let kept = rng.random_range(0..=n);
+        (0..n).map(|i| i < kept).collect()
+    } else {
+        (0..n).map(|_| rng.random_bool(0.5)).collect()
+    }
+}
+
 /// Applies one unsynced write to a crash image: dropped, kept, torn or garbled.
 fn crash_write(rng: &mut StdRng, image: &mut Vec<u8>, p: &Pending) {
+    tear_write(rng, image, p.offset, &p.data);
+}
+
+/// What a power cut leaves of one write of `data` at `offset` that was not synced, drawn
+/// from `rng` and applied to `image`: dropped, kept, a prefix kept (cut at a 512 B or
+/// 4 KiB boundary), any subset of its 512 B sectors kept (a later one without an earlier
+/// one), or garbled.
+pub fn tear_write(rng: &mut StdRng, image: &mut Vec<u8>, offset: u64, data: &[u8]) {
     const SECTOR: u64 = 512;
-    let end = p.offset + p.data.len() as u64;
+    let end = offset + data.len() as u64;
     match rng.random_range(0..5u8) {
         0 => {}
-        1 => write_into(image, p.offset, &p.data),
+        1 => write_into(image, offset, data),
         2 => {
             // A prefix survives, cut at a sector boundary.
             let sector: u64 = if rng.random_bool(0.5) { SECTOR } else { 4096 };
-            let first_cut = (p.offset / sector + 1) * sector;
+            let first_cut = (offset / sector + 1) * sector;
             if first_cut < end {
                 let cuts = (end - first_cut).div_ceil(sector);
                 let cut = first_cut + sector * rng.random_range(0..cuts);
-                write_into(image, p.offset, &p.data[..(cut - p.offset) as usize]);
+                write_into(image, offset, &data[..(cut - offset) as usize]);
             }
         }
         3 => {
             // Sector by sector, in any order: any subset survives.
-            let mut at = p.offset;
+            let mut at = offset;
             while at < end {
                 let next = ((at / SECTOR + 1) * SECTOR).min(end);
                 if rng.random_bool(0.5) {
-                    let range = (at - p.offset) as usize..(next - p.offset) as usize;
-                    write_into(image, at, &p.data[range]);
+                    let range = (at - offset) as usize..(next - offset) as usize;
+                    write_into(image, at, &data[range]);
                 }
                 at = next;
             }
         }
         _ => {
-            let garbage: Vec<u8> = (0..p.data.len()).map(|_| rng.random()).collect();
-            write_into(image, p.offset, &garbage);
+            let garbage: Vec<u8> = (0..data.len()).map(|_| rng.random()).collect();
+            write_into(image, offset, &garbage);
         }
     }
 }

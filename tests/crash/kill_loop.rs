@@ -224,17 +224,17 @@ impl Watchdog {
 
 /// What a reopen after a kill found.
 #[derive(Default)]
-struct Tally {
-    kills: u64,
-    unacked_survived: u64,
-    from_snapshot: u64,
-    torn: u64,
+pub(crate) struct Tally {
+    pub(crate) kills: u64,
+    pub(crate) unacked_survived: u64,
+    pub(crate) from_snapshot: u64,
+    pub(crate) torn: u64,
 }
 
 /// Checks the store in `dir` after a kill: `verify` finds no corruption in the log or the
 /// snapshots; the reopened store holds every acknowledged LSN, nothing beyond what the
 /// child could have tried, and the model's state at its last LSN. Returns that LSN.
-fn check_after_kill(
+pub(crate) fn check_after_kill(
     dir: &Path,
     seed: u64,
     last_acked: u64,

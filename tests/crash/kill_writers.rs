@@ -35,7 +35,7 @@ const WRITERS: u64 = 4;
 /// Kills per store directory.
 const KILLS_PER_STORE: u64 = 3;
 /// The child's policy and backend: a name of [`CASES`].
-const CASE_VAR: &str = "ORDERLOG_CRASH_CHILD_CASE";
+pub(crate) const CASE_VAR: &str = "ORDERLOG_CRASH_CHILD_CASE";
 
 /// The order writer `w` creates in its batch `j`.
 fn id(w: u64, j: u64) -> u64 {
@@ -43,7 +43,7 @@ fn id(w: u64, j: u64) -> u64 {
 }
 
 /// The sync policies and backends the kills cycle through.
-const CASES: [(&str, SyncPolicy, IoBackend); 6] = [
+pub(crate) const CASES: [(&str, SyncPolicy, IoBackend); 6] = [
     ("always-mmap", SyncPolicy::Always, IoBackend::Mmap),
     ("always-pwrite", SyncPolicy::Always, IoBackend::Pwrite),
     ("interval-mmap", SyncPolicy::Interval(Duration::from_millis(2)), IoBackend::Mmap),
@@ -52,7 +52,7 @@ const CASES: [(&str, SyncPolicy, IoBackend); 6] = [
     ("never-pwrite", SyncPolicy::Never, IoBackend::Pwrite),
 ];
 
-fn options(case: &str) -> StoreOptions {
+pub(crate) fn options(case: &str) -> StoreOptions {
     let (_, policy, backend) =
         CASES.iter().find(|(name, ..)| *name == case).copied().expect("a known case");
     StoreOptions {

@@ -8,6 +8,9 @@
 //! - `kill_loop`: the store in a child process, SIGKILLed at random moments.
 //! - `kill_writers`: the same with four writer threads and a compactor, under every sync
 //!   policy and both I/O backends.
+//! - `power_cut`: the store in a child process on a crash-consistency FUSE mount, both
+//!   backends and every sync policy, power cut through the real kernel I/O path; and
+//!   failed syncs, writes and `fallocate` there.
 //! - `power_loss`: the store's log on the simulated disk, power cut at a random point.
 //! - `sweep`: a crash after every storage operation of a workload, and after every step
 //!   of every compaction's publish.
@@ -23,6 +26,7 @@ mod durability;
 mod io_errors;
 mod kill_loop;
 mod kill_writers;
+mod power_cut;
 mod power_loss;
 mod sweep;
 mod workload;

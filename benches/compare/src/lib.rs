@@ -45,6 +45,9 @@ pub struct Plan {
     pub seq_mib: u64,
     /// MiB of the memcpy limit.
     pub copy_mib: u64,
+    /// Only the limits and the ingest grid (no naive baseline, data sets or analytics):
+    /// what depends on the file system.
+    pub ingest_only: bool,
 }
 
 impl Plan {
@@ -60,6 +63,7 @@ impl Plan {
             syncs: 2_000,
             seq_mib: 256,
             copy_mib: 2_048,
+            ingest_only: false,
         }
     }
 
@@ -75,6 +79,7 @@ impl Plan {
             syncs: 500,
             seq_mib: 64,
             copy_mib: 512,
+            ingest_only: false,
         }
     }
 
@@ -90,6 +95,7 @@ impl Plan {
             syncs: 5,
             seq_mib: 2,
             copy_mib: 64,
+            ingest_only: false,
         }
     }
 }
@@ -151,6 +157,10 @@ pub fn run(plan: &Plan, log: &dyn Fn(&str)) -> Result<Results> {
     // The limits again after the grid: a limit is the best the machine showed in the run.
     log("physical limits, again");
     out.limits = out.limits.best(&limits::measure(plan.syncs, plan.seq_mib, plan.copy_mib)?);
+    if plan.ingest_only {
+        out.elapsed = start.elapsed();
+        return Ok(out);
+    }
     log("naive: Parquet after each add");
     out.naive = peers::naive(plan.naive_adds)?;
     for &n in &plan.sizes {
@@ -225,8 +235,8 @@ fn mb(bytes_per_sec: f64) -> String {
     format!("{:.0} MB/s", bytes_per_sec / 1e6)
 }
 
-/// The generated section: every table, ratios and goals.
-pub fn render(r: &Results) -> String {
+/// The physical limits' table.
+fn render_limits(r: &Results) -> String {
     let l = &r.limits;
     let mut s = String::new();
     s.push_str("#### Physical limits (same run; the better of two measurements, before and after the ingest grid)\n\n");
@@ -246,6 +256,54 @@ pub fn render(r: &Results) -> String {
     ]);
     t.row(vec!["memcpy (64 MiB buffers)".into(), format!("{:.1} GB/s", l.memcpy / 1e9)]);
     s.push_str(&t.markdown());
+    s
+}
+
+/// The tables of an `--ingest-only` run: the limits, the ingest grid and its latencies,
+/// and the two I/O backends of the store under `Always` side by side.
+pub fn render_ingest(r: &Results) -> String {
+    use System::*;
+    let l = &r.limits;
+    let mut s = render_limits(r);
+    s.push_str("\n#### Durable ingest (mutations/s) and commit latency p50 / p99\n\n");
+    let mut t = table(&grid_header("system"), 1);
+    for system in System::ALL {
+        t.row(grid_row(r, system, |c| {
+            format!(
+                "{} ({} / {})",
+                rate(c.rate()),
+                duration(percentile(&c.latencies, 50.0)),
+                duration(percentile(&c.latencies, 99.0))
+            )
+        }));
+    }
+    s.push_str(&t.markdown());
+    s.push_str("\n#### The store's I/O backends under `Always` (> 1: the first is faster)\n\n");
+    let mut t = table(&grid_header("ratio"), 1);
+    let tput = |a: &Ingest, p: &Ingest| ratio(Some(a.rate()), Some(p.rate()));
+    t.row(ratio_row(r, "Pwrite ÷ Mmap", OrderlogAlways, OrderlogAlwaysMmap, tput));
+    for (label, ours) in [("Pwrite", OrderlogAlways), ("Mmap", OrderlogAlwaysMmap)] {
+        t.row(ratio_row(
+            r,
+            &format!("{label}: commits/s ÷ raw fdatasync/s"),
+            ours,
+            ours,
+            |a, _| ratio(Some(a.commits as f64 / a.elapsed.as_secs_f64()), Some(l.fdatasync_rate)),
+        ));
+        for (name, peer) in
+            [("okaywal", Okaywal), ("fjall SyncData", Fjall), ("SQLite FULL", SqliteFull)]
+        {
+            t.row(ratio_row(r, &format!("{label} ÷ {name}"), ours, peer, tput));
+        }
+    }
+    s.push_str(&t.markdown());
+    s
+}
+
+/// The generated section: every table, ratios and goals.
+pub fn render(r: &Results) -> String {
+    let l = &r.limits;
+    let mut s = render_limits(r);
 
     s.push_str(
         "\n#### Durable ingest (mutations/s; bN = orders per commit, wN = writer threads)\n\n",

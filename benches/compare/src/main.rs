@@ -1,6 +1,6 @@
-//! `cargo run --release -p orderlog-compare -- [--quick] [--write-docs]`: runs the
-//! comparison, prints its tables, and with `--write-docs` replaces the generated section
-//! of `docs/benchmarks.md`.
+//! `cargo run --release -p orderlog-compare -- [--quick] [--write-docs | --ingest-only]`:
+//! runs the comparison, prints its tables, and with `--write-docs` replaces the generated
+//! section of `docs/benchmarks.md`; `--ingest-only` runs the file-system-dependent part.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -8,7 +8,7 @@ use std::time::Instant;
 use clap::Parser;
 use orderlog_compare::report::replace_section;
 use orderlog_compare::workload::Result;
-use orderlog_compare::{Plan, render, run};
+use orderlog_compare::{Plan, render, render_ingest, run};
 
 /// Compare orderlog with SQLite, fjall, okaywal, naive Parquet persistence and the
 /// machine's limits, on the same order workload.
@@ -18,6 +18,11 @@ struct Args {
     /// Fewer commits per cell and 1M orders only (under 2 minutes).
     #[arg(long)]
     quick: bool,
+    /// Only the physical limits and the durable-ingest grid (every system, both I/O
+    /// backends of the store), in a few minutes: for comparing file systems
+    /// (`ORDERLOG_BENCH_DIR` on each). Prints its tables; never writes the document.
+    #[arg(long, conflicts_with = "write_docs")]
+    ingest_only: bool,
     /// Replace the generated section of the benchmarks document.
     #[arg(long)]
     write_docs: bool,
@@ -78,7 +83,8 @@ fn machine() -> String {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let plan = if args.quick { Plan::quick() } else { Plan::full() };
+    let mut plan = if args.quick { Plan::quick() } else { Plan::full() };
+    plan.ingest_only = args.ingest_only;
     let command = format!(
         "cargo run --release -p orderlog-compare{}",
         if args.quick { " -- --quick" } else { "" }
@@ -86,6 +92,15 @@ fn main() -> Result<()> {
     let started = Instant::now();
     let log = |m: &str| eprintln!("[{:>6.1} s] {m}", started.elapsed().as_secs_f64());
     let results = run(&plan, &log)?;
+    if args.ingest_only {
+        println!(
+            "### Ingest on {}\n\nGenerated in {:.0} s.\n\n{}",
+            machine(),
+            results.elapsed.as_secs_f64(),
+            render_ingest(&results)
+        );
+        return Ok(());
+    }
     let date = std::process::Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC"])
         .output()
