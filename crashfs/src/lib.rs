@@ -34,8 +34,16 @@
 //!   rewritten at each power cut, so size tests accordingly;
 //! - only regular files and directories exist here (no links, no special files).
 //!
-//! Needs Linux, `/dev/fuse`, and either root or `fusermount3` (Debian's `fuse3`).
-//! [`CrashFs::check_available`] says why not, so a test can skip with a clear message.
+//! The file system is served by a daemon process (the `orderlog-crashfs` binary of this
+//! crate), so the process under test and the test itself may both use the mount, maps
+//! included: a process that maps files from a FUSE mount it serves itself can deadlock.
+//! [`CrashFs`] finds the binary through `ORDERLOG_CRASHFS_BIN`, then beside the running
+//! executable or up to two directories above it (a test binary in `target/release/deps`
+//! finds `target/release/orderlog-crashfs`), then on `PATH`.
+//!
+//! Needs Linux, `/dev/fuse`, either root or `fusermount3` (Debian's `fuse3`), and that
+//! binary (`cargo build --release -p orderlog-crashfs`). [`CrashFs::check_available`]
+//! says what is missing, so a test can skip with a clear message.
 //!
 //! ```no_run
 //! use orderlog_crashfs::{CrashFs, Fault};
@@ -50,52 +58,55 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod daemon;
 mod fault;
 mod fs;
 mod model;
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 pub use fault::{Fault, FaultError, FaultOp};
 pub use model::FsStats;
 
-use model::Model;
+/// The daemon's entry point, for the `orderlog-crashfs` binary.
+#[doc(hidden)]
+pub use daemon::run as run_daemon;
+
+/// The daemon binary's name.
+pub const DAEMON_BINARY: &str = "orderlog-crashfs";
+/// The environment variable naming the daemon binary's path.
+pub const DAEMON_BINARY_VAR: &str = "ORDERLOG_CRASHFS_BIN";
 
 /// Why the file system could not be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CrashFsError {
-    /// FUSE is not usable here (not Linux, no `/dev/fuse`, or neither root nor
-    /// `fusermount3`).
-    #[error("FUSE is not available: {reason}")]
+    /// FUSE or the daemon binary is not usable here (not Linux, no `/dev/fuse`, neither
+    /// root nor `fusermount3`, no `orderlog-crashfs` binary).
+    #[error("the crash file system is not available: {reason}")]
     Unavailable {
         /// What is missing.
         reason: String,
     },
-    /// Mounting at `mountpoint` failed.
-    #[error("mounting the crash file system at {mountpoint}: {source}")]
-    Mount {
-        /// Where.
-        mountpoint: PathBuf,
-        /// The mount's error.
-        source: std::io::Error,
-    },
-    /// Unmounting failed.
-    #[error("unmounting the crash file system at {mountpoint}: {source}")]
-    Unmount {
-        /// Where.
-        mountpoint: PathBuf,
-        /// The unmount's error.
-        source: std::io::Error,
-    },
-    /// Reading or writing the backing directory failed.
-    #[error("backing directory {path}: {source}")]
-    Backing {
-        /// The file or directory.
-        path: PathBuf,
+    /// The daemon could not be started or talked to.
+    #[error("the crash file system's daemon ({binary}): {source}")]
+    Spawn {
+        /// The daemon binary.
+        binary: PathBuf,
         /// The error.
         source: std::io::Error,
+    },
+    /// The daemon refused a command or failed (mounting, unmounting, writing the image).
+    #[error("the crash file system at {mountpoint}: {message}")]
+    Daemon {
+        /// Where it is (or was to be) mounted.
+        mountpoint: PathBuf,
+        /// What the daemon said, or how it ended.
+        message: String,
     },
 }
 
@@ -106,14 +117,27 @@ pub type Result<T> = std::result::Result<T, CrashFsError>;
 /// leaving the backing directory as the last power cut (or the mount) left it.
 #[derive(Debug)]
 pub struct CrashFs {
-    model: Arc<Mutex<Model>>,
-    session: Option<fuser::BackgroundSession>,
+    daemon: Mutex<Daemon>,
     mountpoint: PathBuf,
     backing: PathBuf,
 }
 
+/// The daemon process and its two pipes.
+#[derive(Debug)]
+struct Daemon {
+    child: Child,
+    input: Option<ChildStdin>,
+    output: BufReader<ChildStdout>,
+    /// Set once it has unmounted (or been killed): nothing more to ask.
+    done: bool,
+}
+
+/// How long a daemon may take to exit after unmounting before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(10);
+
 impl CrashFs {
-    /// Ok if a mount can work here; otherwise why not, for a test to print as it skips.
+    /// Ok if a mount can work here; otherwise what is missing, for a test to print as
+    /// it skips.
     pub fn check_available() -> Result<()> {
         let unavailable = |reason: String| Err(CrashFsError::Unavailable { reason });
         if !cfg!(target_os = "linux") {
@@ -128,35 +152,50 @@ impl CrashFs {
                 .and_then(|ids| ids.split_whitespace().nth(1))
                 == Some("0")
         });
-        let fusermount = std::env::var_os("PATH").is_some_and(|path| {
-            std::env::split_paths(&path).any(|d| d.join("fusermount3").is_file())
-        });
-        if !root && !fusermount {
+        if !root && on_path("fusermount3").is_none() {
             return unavailable(
                 "neither root nor fusermount3 (Debian's fuse3 package) to mount with".into(),
             );
         }
-        Ok(())
+        daemon_binary().map(drop)
     }
 
     /// Mounts at `mountpoint` (an existing, empty directory) the tree in `backing` (a
-    /// directory, possibly empty), all of it durable.
+    /// directory, possibly empty), all of it durable, served by a new daemon process.
     pub fn mount(backing: impl AsRef<Path>, mountpoint: impl AsRef<Path>) -> Result<CrashFs> {
         let backing = backing.as_ref().to_path_buf();
         let mountpoint = mountpoint.as_ref().to_path_buf();
-        let model = Model::load(&backing)
-            .map_err(|source| CrashFsError::Backing { path: backing.clone(), source })?;
-        let model = Arc::new(Mutex::new(model));
-        let mut config = fuser::Config::default();
-        config.mount_options = vec![
-            fuser::MountOption::FSName("orderlog-crashfs".into()),
-            fuser::MountOption::Subtype("crashfs".into()),
-            fuser::MountOption::RW,
-        ];
-        let session = fuser::spawn_mount(fs::CrashFsOps::new(model.clone()), &mountpoint, &config)
-            .map_err(|source| CrashFsError::Mount { mountpoint: mountpoint.clone(), source })?;
-        tracing::debug!(mountpoint = %mountpoint.display(), backing = %backing.display(), "crash file system mounted");
-        Ok(CrashFs { model, session: Some(session), mountpoint, backing })
+        let binary = daemon_binary()?;
+        let spawn_err = |source| CrashFsError::Spawn { binary: binary.clone(), source };
+        let mut child = Command::new(&binary)
+            .arg(&backing)
+            .arg(&mountpoint)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(spawn_err)?;
+        let (Some(input), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(spawn_err(std::io::Error::other("no pipes to the daemon")));
+        };
+        let daemon =
+            Daemon { child, input: Some(input), output: BufReader::new(output), done: false };
+        let fs = CrashFs { daemon: Mutex::new(daemon), mountpoint, backing };
+        let ready = fs.daemon().read_line();
+        match ready {
+            Ok(line) if line == "ready" => {}
+            other => {
+                let message = match other {
+                    Ok(line) => line.strip_prefix("error ").unwrap_or(&line).to_string(),
+                    Err(e) => e,
+                };
+                fs.daemon().done = true;
+                return Err(fs.daemon_error(message));
+            }
+        }
+        tracing::debug!(mountpoint = %fs.mountpoint.display(), backing = %fs.backing.display(), "crash file system mounted");
+        Ok(fs)
     }
 
     /// Where the file system is mounted: the directory the program under test uses.
@@ -169,80 +208,161 @@ impl CrashFs {
         &self.backing
     }
 
-    fn model(&self) -> MutexGuard<'_, Model> {
-        // A panic while holding the lock leaves a model that is still whole: every
-        // operation changes it in one step after its checks.
-        self.model.lock().unwrap_or_else(|p| p.into_inner())
+    fn daemon(&self) -> MutexGuard<'_, Daemon> {
+        // The guarded value is a process handle and its pipes: whole whatever a panic
+        // interrupted.
+        self.daemon.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn daemon_error(&self, message: String) -> CrashFsError {
+        CrashFsError::Daemon { mountpoint: self.mountpoint.clone(), message }
+    }
+
+    /// Sends `command` and returns the answer, which must start with `expect`.
+    fn ask(&self, command: &str, expect: &str) -> Result<String> {
+        let answer = self.daemon().ask(command).map_err(|e| self.daemon_error(e))?;
+        match answer.strip_prefix(expect) {
+            Some(rest) => Ok(rest.trim().to_string()),
+            None => Err(self.daemon_error(format!("`{command}` answered `{answer}`"))),
+        }
     }
 
     /// Arms a fault; several may be armed, each counting its own operations.
-    pub fn inject(&self, fault: Fault) {
-        self.model().inject(fault);
+    pub fn inject(&self, fault: Fault) -> Result<()> {
+        self.ask(&format!("inject {}", daemon::fault_words(&fault)), "ok").map(drop)
     }
 
     /// Disarms every fault.
-    pub fn clear_faults(&self) {
-        self.model().clear_faults();
+    pub fn clear_faults(&self) -> Result<()> {
+        self.ask("clear", "ok").map(drop)
     }
 
     /// How many of the armed faults have fired.
-    pub fn faults_fired(&self) -> usize {
-        self.model().faults_fired()
+    pub fn faults_fired(&self) -> Result<usize> {
+        let n = self.ask("fired", "fired ")?;
+        n.parse().map_err(|_| self.daemon_error(format!("fired `{n}`")))
     }
 
     /// What the file system has done since it was mounted.
-    pub fn stats(&self) -> FsStats {
-        self.model().stats()
+    pub fn stats(&self) -> Result<FsStats> {
+        let line = self.ask("stats", "stats ")?;
+        let n: Vec<u64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+        let [writes, bytes_written, file_syncs, dir_syncs, faults_fired, refused_after_cut] = n[..]
+        else {
+            return Err(self.daemon_error(format!("stats `{line}`")));
+        };
+        Ok(FsStats {
+            writes,
+            bytes_written,
+            file_syncs,
+            dir_syncs,
+            faults_fired,
+            refused_after_cut,
+        })
     }
 
     /// Cuts the power: from now on every operation on the mount fails. The image a power
     /// cut leaves is drawn from `seed` (the same state and seed give the same image) and
-    /// written to the backing directory, replacing what was there. Then the file system
-    /// is unmounted, the kernel's cached pages dying with it, and the image is mounted
-    /// again at the same place. Stop the program under test first (kill it); a process
-    /// still holding files on the mount only delays the unmount.
-    pub fn power_cut(mut self, seed: u64) -> Result<CrashFs> {
-        let image = self.model().power_cut(seed);
-        self.unmount()?;
-        let backing = self.backing.clone();
-        let backing_err = |source| CrashFsError::Backing { path: backing.clone(), source };
-        for entry in std::fs::read_dir(&backing).map_err(backing_err)? {
-            let path = entry.map_err(backing_err)?.path();
-            let removed = if path.is_dir() {
-                std::fs::remove_dir_all(&path)
-            } else {
-                std::fs::remove_file(&path)
-            };
-            removed.map_err(|source| CrashFsError::Backing { path, source })?;
-        }
-        image.write_to(&backing).map_err(backing_err)?;
-        tracing::debug!(seed, files = image.files.len(), "power cut: durable image written");
+    /// written to the backing directory, replacing what was there. The kernel's
+    /// connection is aborted and the file system unmounted, the kernel's cached pages
+    /// dying with it; then the image is mounted again at the same place. Stop the
+    /// program under test first (kill it); a process still holding files on the mount
+    /// only gets errors from them.
+    pub fn power_cut(self, seed: u64) -> Result<CrashFs> {
+        self.ask(&format!("cut {seed}"), "cut ")?;
+        self.daemon().finish(false).map_err(|e| self.daemon_error(e))?;
+        tracing::debug!(seed, mountpoint = %self.mountpoint.display(), "power cut");
         CrashFs::mount(&self.backing, &self.mountpoint)
     }
+}
 
-    /// Unmounts (lazily if something still holds a file there) and stops serving.
-    fn unmount(&mut self) -> Result<()> {
-        let Some(session) = self.session.take() else { return Ok(()) };
-        let err = |source| CrashFsError::Unmount { mountpoint: self.mountpoint.clone(), source };
-        use nix::mount::{MntFlags, umount2};
-        match umount2(&self.mountpoint, MntFlags::empty()) {
-            Ok(()) => {}
-            Err(nix::errno::Errno::EBUSY) => {
-                umount2(&self.mountpoint, MntFlags::MNT_DETACH).map_err(|e| err(e.into()))?;
-            }
-            // Not root: through fusermount3.
-            Err(nix::errno::Errno::EPERM) => return session.umount_and_join().map_err(err),
-            Err(e) => return Err(err(e.into())),
+impl Daemon {
+    fn read_line(&mut self) -> std::result::Result<String, String> {
+        let mut line = String::new();
+        match self.output.read_line(&mut line) {
+            Ok(0) => Err(self.ended()),
+            Ok(_) => Ok(line.trim_end().to_string()),
+            Err(e) => Err(format!("reading from the daemon: {e}")),
         }
-        // The kernel closes the connection once unmounted: the session's loop ends.
-        session.join().map_err(err)
+    }
+
+    fn ask(&mut self, command: &str) -> std::result::Result<String, String> {
+        if self.done {
+            return Err("the daemon has unmounted".into());
+        }
+        let Some(input) = self.input.as_mut() else { return Err("no pipe to the daemon".into()) };
+        if let Err(e) = writeln!(input, "{command}").and_then(|()| input.flush()) {
+            return Err(format!("writing to the daemon: {e} ({})", self.ended()));
+        }
+        self.read_line()
+    }
+
+    /// How the daemon ended, once it has.
+    fn ended(&mut self) -> String {
+        match self.child.wait() {
+            Ok(status) => format!("the daemon exited ({status})"),
+            Err(e) => format!("the daemon is gone: {e}"),
+        }
+    }
+
+    /// Waits for the daemon to exit (asking it to unmount first if `unmount`), killing it
+    /// after [`EXIT_GRACE`]: killed, it closes the kernel connection, which fails every
+    /// request on the mount.
+    fn finish(&mut self, unmount: bool) -> std::result::Result<(), String> {
+        if self.done {
+            return Ok(());
+        }
+        self.done = true;
+        if unmount && let Some(input) = self.input.as_mut() {
+            let _ = writeln!(input, "unmount").and_then(|()| input.flush());
+        }
+        // End of input: a daemon still serving unmounts and exits.
+        drop(self.input.take());
+        let deadline = Instant::now() + EXIT_GRACE;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) if status.success() => return Ok(()),
+                Ok(Some(status)) => return Err(format!("the daemon exited ({status})")),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Ok(None) | Err(_) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return Err(format!("the daemon did not exit within {EXIT_GRACE:?}: killed"));
+                }
+            }
+        }
     }
 }
 
 impl Drop for CrashFs {
     fn drop(&mut self) {
-        if let Err(e) = self.unmount() {
-            tracing::warn!(error = %e, "crash file system not unmounted cleanly");
+        if let Err(e) = self.daemon().finish(true) {
+            tracing::warn!(error = %e, mountpoint = %self.mountpoint.display(), "crash file system not unmounted cleanly");
         }
     }
+}
+
+/// `name` in a directory of `PATH`.
+fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// The daemon binary: `ORDERLOG_CRASHFS_BIN`, beside the running executable or up to two
+/// directories above it, or on `PATH`.
+fn daemon_binary() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os(DAEMON_BINARY_VAR) {
+        return Ok(PathBuf::from(path));
+    }
+    let near = std::env::current_exe().ok().and_then(|exe| {
+        exe.ancestors().skip(1).take(3).map(|d| d.join(DAEMON_BINARY)).find(|p| p.is_file())
+    });
+    near.or_else(|| on_path(DAEMON_BINARY)).ok_or_else(|| CrashFsError::Unavailable {
+        reason: format!(
+            "no {DAEMON_BINARY} binary beside this program, on PATH or in \
+             {DAEMON_BINARY_VAR}: build it with `cargo build --release -p orderlog-crashfs`"
+        ),
+    })
 }

@@ -46,7 +46,7 @@ fn mount_unsynced_files_vanish_synced_ones_survive() {
     nameless.sync_all().unwrap();
     std::fs::write(root.join("unsynced"), b"never synced").unwrap();
     drop((durable, nameless));
-    let stats = fs.stats();
+    let stats = fs.stats().unwrap();
     assert!(stats.file_syncs >= 2 && stats.dir_syncs >= 2, "{stats:?}");
 
     let mut fs = fs;
@@ -78,7 +78,11 @@ fn mount_mapped_segment_survives_only_what_msync_covered() {
         drop(storage);
         // The synced 8 KiB reached the file system through the kernel (for the mapping:
         // the page cache's writeback, which msync started).
-        assert!(fs.stats().bytes_written >= 8192, "{backend:?}: {:?}", fs.stats());
+        assert!(
+            fs.stats().unwrap().bytes_written >= 8192,
+            "{backend:?}: {:?}",
+            fs.stats().unwrap()
+        );
         let fs = fs.power_cut(1).unwrap();
         let bytes = std::fs::read(fs.path().join("seg.wal")).unwrap();
         assert_eq!(bytes.len(), 64 * 1024, "{backend:?}");
@@ -94,11 +98,11 @@ fn mount_a_failed_fsync_is_reported_and_its_writes_are_lost() {
     f.write_all(b"first").unwrap();
     f.sync_all().unwrap();
     sync_dir(fs.path());
-    fs.inject(Fault::eio_on_fsync(1).on_names_containing(".wal"));
+    fs.inject(Fault::eio_on_fsync(1).on_names_containing(".wal")).unwrap();
     f.write_all(b" second").unwrap();
     let err = f.sync_all().expect_err("the injected fault");
     assert_eq!(err.raw_os_error(), Some(libc::EIO));
-    assert_eq!(fs.faults_fired(), 1);
+    assert_eq!(fs.faults_fired().unwrap(), 1);
     // Linux reports a writeback error once; the next sync succeeds without the data.
     f.sync_all().unwrap();
     drop(f);

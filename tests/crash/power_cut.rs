@@ -263,15 +263,15 @@ fn power_cut_failed_sync_poisons_and_reopen_reads_past_the_cache() {
             let dir = fs.path().join("store");
             let _open = crate::SPAWN.read().unwrap_or_else(|p| p.into_inner());
             let store = OrderStore::open(&dir, fault_options(backend)).expect("open");
-            fs.inject(Fault::eio_on_fsync(nth).on_names_containing(".wal"));
+            fs.inject(Fault::eio_on_fsync(nth).on_names_containing(".wal")).expect("inject");
             let (mut acked, err) = write_until_error(&store, 1, 10_000);
             assert!(err.is_some(), "{context}: the fault never hit a commit");
-            assert_eq!(fs.faults_fired(), 1, "{context}");
+            assert_eq!(fs.faults_fired().expect("fired"), 1, "{context}");
             let again = store.apply(order(1_000_000));
             assert!(again.is_err(), "{context}: a poisoned log accepted a write: {again:?}");
             let durable_before = store.durable_lsn();
             drop(store);
-            fs.clear_faults();
+            fs.clear_faults().expect("clear");
 
             let store = OrderStore::open(&dir, fault_options(backend)).expect("reopen");
             assert_eq!(
@@ -308,10 +308,10 @@ fn power_cut_failed_write_or_full_disk_loses_nothing_acknowledged() {
         let dir = fs.path().join("store");
         let _open = crate::SPAWN.read().unwrap_or_else(|p| p.into_inner());
         let store = OrderStore::open(&dir, fault_options(backend)).expect("open");
-        fs.inject(fault);
+        fs.inject(fault).expect("inject");
         let (acked, err) = write_until_error(&store, 1, 20_000);
         let err = err.unwrap_or_else(|| panic!("{context}: the fault never failed a commit"));
-        assert!(fs.faults_fired() >= 1, "{context}");
+        assert!(fs.faults_fired().expect("fired") >= 1, "{context}");
         let message = err.to_string();
         drop(store);
         let fs = fs.power_cut(3).expect("power cut");
