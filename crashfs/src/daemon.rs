@@ -13,7 +13,8 @@
 //! | `inject <op> <nth> <eio\|enospc> <0\|1 persistent> <name hex, or ->` | `ok` |
 //! | `clear` | `ok` |
 //! | `fired` | `fired <faults that fired>` |
-//! | `stats` | `stats <writes> <bytes> <file syncs> <dir syncs> <faults> <refused>` |
+//! | `stats` | `stats <writes> <bytes> <file syncs> <dir syncs> <faults> <refused> <operations>` |
+//! | `cutafter <n>` | `ok`: the power goes off at the `n`-th mutating operation from now |
 //! | `cut <seed>` | `cut <files>`: power cut, image written to the backing directory, exit |
 //! | `unmount` | `unmounted`, exit |
 //!
@@ -71,15 +72,23 @@ pub fn run(backing: &Path, mountpoint: &Path) -> Result<(), String> {
             ["stats"] => {
                 let s = lock().stats();
                 say(format!(
-                    "stats {} {} {} {} {} {}",
+                    "stats {} {} {} {} {} {} {}",
                     s.writes,
                     s.bytes_written,
                     s.file_syncs,
                     s.dir_syncs,
                     s.faults_fired,
-                    s.refused_after_cut
+                    s.refused_after_cut,
+                    s.operations
                 ));
             }
+            ["cutafter", n] => match n.parse::<u64>() {
+                Ok(n) => {
+                    lock().cut_after(n);
+                    say("ok".into());
+                }
+                Err(_) => say(format!("error bad count {n}")),
+            },
             ["cut", seed] => {
                 let Ok(seed) = seed.parse::<u64>() else {
                     say(format!("error bad seed {seed}"));

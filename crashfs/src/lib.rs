@@ -247,7 +247,15 @@ impl CrashFs {
     pub fn stats(&self) -> Result<FsStats> {
         let line = self.ask("stats", "stats ")?;
         let n: Vec<u64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
-        let [writes, bytes_written, file_syncs, dir_syncs, faults_fired, refused_after_cut] = n[..]
+        let [
+            writes,
+            bytes_written,
+            file_syncs,
+            dir_syncs,
+            faults_fired,
+            refused_after_cut,
+            operations,
+        ] = n[..]
         else {
             return Err(self.daemon_error(format!("stats `{line}`")));
         };
@@ -258,7 +266,19 @@ impl CrashFs {
             dir_syncs,
             faults_fired,
             refused_after_cut,
+            operations,
         })
+    }
+
+    /// Cuts the power at an operation rather than at a moment: the `n`-th mutating
+    /// operation from now (from 1; see [`FsStats::operations`]) and every later one fail
+    /// with `EIO` and change nothing, as if the power had gone off just before it. The
+    /// program under test sees errors from then on; kill it, then [`CrashFs::power_cut`]
+    /// draws the image from the state at that point. A kill lands where timing lets it;
+    /// this reaches every step, such as the instant between a rename and the sync that
+    /// should have preceded it.
+    pub fn cut_power_after(&self, n: u64) -> Result<()> {
+        self.ask(&format!("cutafter {n}"), "ok").map(drop)
     }
 
     /// Cuts the power: from now on every operation on the mount fails. The image a power

@@ -105,6 +105,9 @@ pub struct FsStats {
     pub faults_fired: u64,
     /// Operations refused after the power was cut.
     pub refused_after_cut: u64,
+    /// Mutating operations (creations, removals, renames, writes, length changes,
+    /// `fallocate`, syncs), the count [`crate::CrashFs::cut_power_after`] counts in.
+    pub operations: u64,
 }
 
 /// The file system's state; see the module docs.
@@ -115,6 +118,10 @@ pub(crate) struct Model {
     faults: Vec<Armed>,
     /// Set by a power cut: every later operation fails (`EIO`), changing nothing.
     cut: bool,
+    /// Mutating operations counted so far.
+    ops: u64,
+    /// The power goes off at the operation after this count ([`Model::cut_after`]).
+    cut_after: Option<u64>,
     stats: FsStats,
 }
 
@@ -135,6 +142,8 @@ impl Model {
             next_ino: ROOT + 1,
             faults: Vec::new(),
             cut: false,
+            ops: 0,
+            cut_after: None,
             stats: FsStats::default(),
         }
     }
@@ -177,7 +186,13 @@ impl Model {
     }
 
     pub(crate) fn stats(&self) -> FsStats {
-        self.stats
+        FsStats { operations: self.ops, ..self.stats }
+    }
+
+    /// The `n`-th mutating operation from now (from 1) and every later one find the power
+    /// off: they fail with `EIO` and change nothing.
+    pub(crate) fn cut_after(&mut self, n: u64) {
+        self.cut_after = Some(self.ops + n.saturating_sub(1));
     }
 
     pub(crate) fn inject(&mut self, fault: Fault) {
@@ -199,6 +214,12 @@ impl Model {
             self.stats.refused_after_cut += 1;
             return Err(libc::EIO);
         }
+        if self.cut_after.is_some_and(|last| self.ops >= last) {
+            self.cut = true;
+            self.stats.refused_after_cut += 1;
+            return Err(libc::EIO);
+        }
+        self.ops += 1;
         let name = self.nodes.get(&ino).map(|n| n.name.as_bytes().to_vec()).unwrap_or_default();
         for armed in &mut self.faults {
             if !armed.fault.matches(op, &name) {
@@ -358,11 +379,10 @@ impl Model {
         Ok(())
     }
 
-    /// Up to `size` bytes of `ino` from `offset`, as they are now.
+    /// Up to `size` bytes of `ino` from `offset`, as they are now. Served after a cut
+    /// too: a read changes nothing durable, and a failed read under a mapping makes the
+    /// kernel retry the page fault, so the process would spin instead of failing.
     pub(crate) fn read(&self, ino: Ino, offset: u64, size: u32) -> Result<&[u8], Errno> {
-        if self.cut {
-            return Err(libc::EIO);
-        }
         let live = &self.file(ino)?.live;
         let start = usize::try_from(offset).unwrap_or(usize::MAX).min(live.len());
         let end = start.saturating_add(size as usize).min(live.len());
@@ -648,6 +668,20 @@ mod tests {
                 .collect();
             assert!(names == ["m.tmp"] || names == ["MANIFEST"], "seed {seed}: {names:?}");
         }
+    }
+
+    #[test]
+    fn the_power_goes_off_at_the_chosen_operation() {
+        let mut fs = Model::empty();
+        let a = fs.create(ROOT, name("a"), NodeKind::File).unwrap(); // 1
+        fs.cut_after(3);
+        fs.write(a, 0, b"one").unwrap(); // 1st from now
+        fs.fsync(a).unwrap(); // 2nd
+        assert_eq!(fs.fsyncdir(ROOT), Err(libc::EIO), "the 3rd finds the power off");
+        assert_eq!(fs.write(a, 3, b"two"), Err(libc::EIO));
+        assert_eq!(fs.stats().operations, 3);
+        // The name was never synced: nothing survives, whatever the seed.
+        assert!(fs.power_cut(5).files.len() <= 1);
     }
 
     #[test]

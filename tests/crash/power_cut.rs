@@ -7,8 +7,11 @@
 //! 1. A child runs the seeded workload under one sync policy and backend (compactions
 //!    included). It prints `acked <lsn> <durable lsn> <µs since the epoch>` after each
 //!    acknowledged write.
-//! 2. It dies: SIGKILL after a seeded number of acknowledgements, or an abort at a named
-//!    kill point (a segment roll, a snapshot's publish).
+//! 2. It dies, one of three ways drawn from the seed: SIGKILL after a number of
+//!    acknowledgements; an abort at a named kill point (a segment roll, a snapshot's
+//!    publish); or the power goes off under it at its N-th file-system operation
+//!    (`CrashFs::cut_power_after`: every step is reachable, not only where a kill lands),
+//!    after which it fails and ends.
 //! 3. The power is cut: the mount keeps only what was synced (plus seeded torn,
 //!    reordered leftovers), the kernel's cached pages die with it, and the image is
 //!    mounted again.
@@ -42,6 +45,9 @@ use crate::workload::{Op, Workload};
 
 /// Power cuts per store directory.
 const CUTS_PER_STORE: u64 = 3;
+/// A cut at a file-system operation picks one of the child's first this many (its
+/// opening, up to a few dozen commits, a compaction's publish or two).
+const OPERATIONS_MAX: u64 = 400;
 
 /// A fresh mount in `tmp`, or `None` where FUSE is unavailable (the test is skipped).
 fn mount(tmp: &Path) -> Option<CrashFs> {
@@ -71,7 +77,14 @@ fn child() {
         return;
     };
     let seed: u64 = seed.parse().expect("seed");
-    let store = OrderStore::open(&dir, options(&case)).expect("child: open");
+    let mut options = options(&case);
+    // The sweep's child: the smallest segments (a roll every few commits) and a
+    // compaction after every few writes, so its first operations hold several publishes.
+    let compact_every: u64 = std::env::var(COMPACT_EVERY_VAR).map_or(0, |v| v.parse().expect("n"));
+    if compact_every > 0 {
+        options.wal.segment_bytes = orderlog_wal::options::SEGMENT_BYTES_MIN;
+    }
+    let store = OrderStore::open(&dir, options).expect("child: open");
     let mut work = Workload::at(seed, store.last_lsn());
     println!("opened {}", store.last_lsn());
     loop {
@@ -82,6 +95,9 @@ fn child() {
                     (Ok(lsn), true) => {
                         assert_eq!(lsn, work.lsn(), "child: unexpected LSN");
                         println!("acked {lsn} {} {}", store.durable_lsn(), micros_now());
+                        if compact_every > 0 && lsn % compact_every == 0 {
+                            store.compact().expect("child: compact");
+                        }
                     }
                     (Err(orderlog_store::StoreError::Mutation(_)), false) => {}
                     (got, _) => panic!("child: store and model disagree on {events:?}: {got:?}"),
@@ -125,6 +141,8 @@ fn power_cut_acknowledged_writes_survive_on_the_kernel_path() {
     let mut tally = Tally::default();
     let mut losses: [Losses; 3] = Default::default();
     let mut at_points = 0;
+    let mut at_operations = 0;
+    let mut never_created = 0;
     let mut store_seed = base;
     while tally.kills < cuts {
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -133,8 +151,11 @@ fn power_cut_acknowledged_writes_survive_on_the_kernel_path() {
         let mut rng = StdRng::seed_from_u64(store_seed);
         for round in 0..CUTS_PER_STORE.min(cuts - tally.kills) {
             let dir = fs.path().join("store");
-            // One death in three at a named point: a roll, a publish, a segment deletion.
-            let death = if rng.random_ratio(1, 3) {
+            // A third of the deaths at a named point (a roll, a publish, a segment
+            // deletion), a third at a file-system operation (any step, such as between
+            // two syncs of a publish), a third at a moment.
+            let kind = rng.random_range(0..3u8);
+            let death = if kind == 0 {
                 at_points += 1;
                 // Under `Never` no commit syncs: a sync's point may never come.
                 let points: Vec<KillPoint> = KillPoint::ALL
@@ -143,6 +164,10 @@ fn power_cut_acknowledged_writes_survive_on_the_kernel_path() {
                     .collect();
                 let point = points[rng.random_range(0..points.len())];
                 Death::At { point, nth: rng.random_range(1..=3) }
+            } else if kind == 1 {
+                at_operations += 1;
+                fs.cut_power_after(rng.random_range(1..=OPERATIONS_MAX)).expect("arm the cut");
+                Death::PowerOff { acks: rng.random_range(1..=120), delay_us: 0 }
             } else {
                 Death::Sigkill {
                     acks: rng.random_range(1..=120),
@@ -163,6 +188,14 @@ fn power_cut_acknowledged_writes_survive_on_the_kernel_path() {
                 SyncPolicy::Always => acks.last().map_or(0, |a| a.lsn).max(durable),
                 _ => durable,
             };
+            if !dir.join("wal").exists() {
+                // The power went off while the first open was creating the store: no
+                // directory of it became durable, and nothing was acknowledged.
+                assert_eq!(must_hold, 0, "{context}: the store's directory is gone");
+                tally.kills += 1;
+                never_created += 1;
+                continue;
+            }
             let recovered = {
                 let _open = crate::SPAWN.read().unwrap_or_else(|p| p.into_inner());
                 check_after_kill(&dir, store_seed, must_hold, &context, &mut tally)
@@ -178,8 +211,9 @@ fn power_cut_acknowledged_writes_survive_on_the_kernel_path() {
         store_seed += 1;
     }
     println!(
-        "power_cut: {} cuts ({at_points} at named kill points); {} kept unacknowledged writes, \
-         {} recovered from a snapshot, {} cut a torn tail; {:.1?}",
+        "power_cut: {} cuts ({at_points} at named kill points, {at_operations} at file-system \
+         operations; {never_created} before the store's first directory was durable); {} kept \
+         unacknowledged writes, {} recovered from a snapshot, {} cut a torn tail; {:.1?}",
         tally.kills,
         tally.unacked_survived,
         tally.from_snapshot,
@@ -194,6 +228,61 @@ fn power_cut_acknowledged_writes_survive_on_the_kernel_path() {
     }
     assert_eq!(losses[0].lost_acks, 0, "Always lost acknowledged writes");
 }
+
+/// The power goes off at every file-system operation, one after another, of the same
+/// seeded workload's first commits and compactions: every step of every roll and publish
+/// is reached (between a rename and a sync, between two syncs), where a kill lands only
+/// where timing lets it. Both backends under `Always`; `ORDERLOG_POWER_CUT_SWEEP=N`
+/// sweeps the first N operations (default 160).
+#[test]
+fn power_cut_sweep_every_file_system_operation() {
+    let last_op = env_count("ORDERLOG_POWER_CUT_SWEEP", 160);
+    let started = Instant::now();
+    let mut tally = Tally::default();
+    let mut failed_alone = 0;
+    let mut never_created = 0;
+    for case in ["always-pwrite", "always-mmap"] {
+        for op in 1..=last_op {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let Some(fs) = mount(tmp.path()) else { return };
+            let dir = fs.path().join("store");
+            fs.cut_power_after(op).expect("arm the cut");
+            // Killed after 60 acknowledgements if the cut comes later than that.
+            let death = Death::PowerOff { acks: 60, delay_us: 0 };
+            let env = [(CASE_VAR, case.to_string()), (COMPACT_EVERY_VAR, "6".to_string())];
+            let (_, acked) = run_child("power_cut::child", &dir, SWEEP_SEED, &env, death);
+            failed_alone += u64::from(acked.len() < 60);
+            let must_hold = acked.last().map_or(0, |a| parse_ack(a).lsn);
+            let fs = fs.power_cut(op).expect("power cut");
+            if !dir.join("wal").exists() {
+                assert_eq!(must_hold, 0, "{case}, operation {op}: the store's directory is gone");
+                never_created += 1;
+                continue;
+            }
+            let context = format!("{case}, power off at file-system operation {op}");
+            let _open = crate::SPAWN.read().unwrap_or_else(|p| p.into_inner());
+            check_after_kill(&dir, SWEEP_SEED, must_hold, &context, &mut tally);
+            drop(fs);
+        }
+    }
+    println!(
+        "power_cut sweep: {} runs, the power off at each of operations 1..={last_op} of both \
+         backends; {never_created} before the store's first directory was durable, {} killed \
+         after 60 acknowledgements (the cut still ahead); {} recovered from a snapshot, {} cut \
+         a torn tail; {:.1?}",
+        2 * last_op,
+        2 * last_op - failed_alone,
+        tally.from_snapshot,
+        tally.torn,
+        started.elapsed()
+    );
+}
+
+/// The sweep's workload.
+const SWEEP_SEED: u64 = 21;
+/// Set for the sweep's child: compact after every this many writes (and roll the
+/// smallest segments).
+const COMPACT_EVERY_VAR: &str = "ORDERLOG_CRASH_CHILD_COMPACT_EVERY";
 
 fn policy_index(policy: SyncPolicy) -> usize {
     match policy {
