@@ -9,7 +9,7 @@
 //!
 //! | command | answer |
 //! |---|---|
-//! | (at start) | `ready`, or `error <why>` and exit 1 |
+//! | (at start) | `ready <protocol version>`, or `error <why>` and exit 1 |
 //! | `inject <op> <nth> <eio\|enospc> <0\|1 persistent> <name hex, or ->` | `ok` |
 //! | `clear` | `ok` |
 //! | `fired` | `fired <faults that fired>` |
@@ -32,6 +32,10 @@ use crate::fault::{Fault, FaultError, FaultOp};
 use crate::fs::CrashFsOps;
 use crate::model::Model;
 
+/// The protocol's version, in the `ready` line: a daemon binary left from another
+/// version of this crate is refused, not misunderstood.
+pub(crate) const PROTOCOL: u32 = 2;
+
 /// Runs the daemon on `backing` and `mountpoint`; the binary's `main`.
 pub fn run(backing: &Path, mountpoint: &Path) -> Result<(), String> {
     let model = Model::load(backing).map_err(|e| format!("{}: {e}", backing.display()))?;
@@ -51,7 +55,7 @@ pub fn run(backing: &Path, mountpoint: &Path) -> Result<(), String> {
         // serve, and the loop below ends at the end of input.
         let _ = writeln!(out, "{line}").and_then(|()| out.flush());
     };
-    say("ready".into());
+    say(format!("ready {PROTOCOL}"));
     let lock = || model.lock().unwrap_or_else(|p| p.into_inner());
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
@@ -146,7 +150,13 @@ fn teardown(
     use nix::mount::{MntFlags, umount2};
     match umount2(mountpoint, MntFlags::empty()) {
         Ok(()) => {}
-        Err(nix::errno::Errno::EBUSY) => {
+        // Busy (a process still holds a file there), or the aborted connection refuses
+        // the unmount's own requests: detach it, the kernel finishes when it can.
+        Err(
+            nix::errno::Errno::EBUSY
+            | nix::errno::Errno::ECONNABORTED
+            | nix::errno::Errno::ENOTCONN,
+        ) => {
             umount2(mountpoint, MntFlags::MNT_DETACH).map_err(|e| err(&e))?;
         }
         // Not root: through fusermount3.

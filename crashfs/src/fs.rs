@@ -21,15 +21,22 @@ use crate::model::{Ino, Model, NodeKind};
 /// length a segment keeps (it is preallocated).
 const TTL: Duration = Duration::from_secs(1);
 
+/// A directory's entries as one `opendir` saw them.
+type Listing = Vec<(std::ffi::OsString, Ino, NodeKind)>;
+
 pub(crate) struct CrashFsOps {
     model: Arc<Mutex<Model>>,
+    /// Each open directory handle's listing, taken at `opendir`: `readdir` offsets index
+    /// it, so entries created or removed while a reader iterates (as `remove_dir_all`
+    /// does) neither shift nor repeat the rest.
+    listings: Mutex<(u64, std::collections::HashMap<u64, Listing>)>,
     /// Every time stamp: the model keeps none.
     mounted_at: SystemTime,
 }
 
 impl CrashFsOps {
     pub(crate) fn new(model: Arc<Mutex<Model>>) -> CrashFsOps {
-        CrashFsOps { model, mounted_at: SystemTime::now() }
+        CrashFsOps { model, listings: Mutex::default(), mounted_at: SystemTime::now() }
     }
 
     fn model(&self) -> MutexGuard<'_, Model> {
@@ -244,14 +251,7 @@ impl Filesystem for CrashFsOps {
         empty(self.model().fsync(ino.0), reply);
     }
 
-    fn readdir(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        _fh: FileHandle,
-        offset: u64,
-        mut reply: ReplyDirectory,
-    ) {
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         let entries = match self.model().entries(ino.0) {
             Ok(entries) => entries,
             Err(e) => return reply.error(Errno::from_i32(e)),
@@ -260,13 +260,43 @@ impl Filesystem for CrashFsOps {
             (OsStr::new(".").to_owned(), ino.0, NodeKind::Dir),
             (OsStr::new("..").to_owned(), ino.0, NodeKind::Dir),
         ];
-        let all = dots.into_iter().chain(entries);
-        for (i, (name, child, kind)) in all.enumerate().skip(offset as usize) {
+        let mut listings = self.listings.lock().unwrap_or_else(|p| p.into_inner());
+        listings.0 += 1;
+        let fh = listings.0;
+        listings.1.insert(fh, dots.into_iter().chain(entries).collect());
+        reply.opened(FileHandle(fh), FopenFlags::empty());
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.listings.lock().unwrap_or_else(|p| p.into_inner()).1.remove(&fh.0);
+        reply.ok();
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let listings = self.listings.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(all) = listings.1.get(&fh.0) else {
+            return reply.error(Errno::from_i32(libc::EBADF));
+        };
+        for (i, (name, child, kind)) in all.iter().enumerate().skip(offset as usize) {
             let kind = match kind {
                 NodeKind::File => FileType::RegularFile,
                 NodeKind::Dir => FileType::Directory,
             };
-            if reply.add(INodeNo(child), i as u64 + 1, kind, name) {
+            if reply.add(INodeNo(*child), i as u64 + 1, kind, name) {
                 break;
             }
         }

@@ -64,6 +64,7 @@ mod fs;
 mod model;
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
@@ -167,7 +168,10 @@ impl CrashFs {
         let mountpoint = mountpoint.as_ref().to_path_buf();
         let binary = daemon_binary()?;
         let spawn_err = |source| CrashFsError::Spawn { binary: binary.clone(), source };
+        // Its own process group: a Ctrl-C at the terminal stops the test, whose exit
+        // closes the daemon's input, and the daemon then unmounts cleanly.
         let mut child = Command::new(&binary)
+            .process_group(0)
             .arg(&backing)
             .arg(&mountpoint)
             .stdin(Stdio::piped())
@@ -183,14 +187,24 @@ impl CrashFs {
             Daemon { child, input: Some(input), output: BufReader::new(output), done: false };
         let fs = CrashFs { daemon: Mutex::new(daemon), mountpoint, backing };
         let ready = fs.daemon().read_line();
+        let expected = format!("ready {}", daemon::PROTOCOL);
         match ready {
-            Ok(line) if line == "ready" => {}
+            Ok(line) if line == expected => {}
+            Ok(line) if line.starts_with("ready") => {
+                let _ = fs.daemon().finish(true);
+                return Err(fs.daemon_error(format!(
+                    "{} answered `{line}`, not `{expected}`: a binary of another version \
+                     (rebuild it: cargo build --release -p orderlog-crashfs)",
+                    binary.display()
+                )));
+            }
             other => {
                 let message = match other {
                     Ok(line) => line.strip_prefix("error ").unwrap_or(&line).to_string(),
                     Err(e) => e,
                 };
-                fs.daemon().done = true;
+                // It exits after saying why; reap it.
+                let _ = fs.daemon().finish(false);
                 return Err(fs.daemon_error(message));
             }
         }

@@ -63,7 +63,7 @@ fn mount_unsynced_files_vanish_synced_ones_survive() {
 }
 
 #[test]
-fn mount_mapped_segment_survives_only_what_msync_covered() {
+fn mount_segment_keeps_what_its_sync_covered() {
     for backend in [IoBackend::Mmap, IoBackend::Pwrite] {
         let Some((fs, _tmp)) = mounted() else { return };
         let storage = FsStorage::new(fs.path()).with_backend(backend);

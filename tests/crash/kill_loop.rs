@@ -95,6 +95,10 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// The exit code of a child that stopped on a store error with the power off under it
+/// (any other ending of such a child is a failure).
+pub(crate) const POWER_OFF_EXIT: i32 = 75;
+
 /// How a child dies.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Death {
@@ -182,8 +186,10 @@ pub(crate) fn run_child(
     let as_expected = match death {
         Death::Sigkill { .. } => status.signal() == Some(libc::SIGKILL) && !acked.is_empty(),
         Death::At { .. } => status.signal() == Some(libc::SIGABRT),
-        // Killed, or ended by itself on the errors (a panic of the child test).
-        Death::PowerOff { .. } => status.signal() == Some(libc::SIGKILL) || status.code().is_some(),
+        // Killed, or ended by itself on a store error (see `POWER_OFF_EXIT`).
+        Death::PowerOff { .. } => {
+            status.signal() == Some(libc::SIGKILL) || status.code() == Some(POWER_OFF_EXIT)
+        }
     };
     if !as_expected {
         let mut err = String::new();
