@@ -4,7 +4,7 @@
 //! ignored test `kill_loop::child`): the child opens an `OrderStore` on the real file
 //! system under `SyncPolicy::Always` (small segments, no background compactor), resumes
 //! the workload drawn from the seed where the store's log ends (`apply`, `apply_batch`,
-//! refused batches, `compact`), and prints `acked <lsn>` after every acknowledged write.
+//! refused batches, `compact`), and prints `acked <lsn> ...` after every acknowledged write.
 //! The parent reads those lines over a pipe and SIGKILLs the child after a seeded random
 //! number of acknowledgements (plus a random few microseconds, so the kill lands anywhere
 //! in the next write, sync, segment roll or compaction), then reopens the store and checks:
@@ -51,15 +51,48 @@ fn options() -> StoreOptions {
     }
 }
 
-/// The child's side: runs the workload forever (until killed), acknowledging on stdout.
+/// Set for a child that is to compact after every this many writes and roll the
+/// smallest segments (the power-cut sweep: its first operations hold several publishes).
+pub(crate) const COMPACT_EVERY_VAR: &str = "ORDERLOG_CRASH_CHILD_COMPACT_EVERY";
+/// Set for a child under which the power goes off ([`Death::PowerOff`]).
+pub(crate) const POWER_OFF_VAR: &str = "ORDERLOG_CRASH_CHILD_POWER_OFF";
+
+fn micros_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// The child's side: runs the workload forever (until killed), printing `acked <lsn>
+/// <durable lsn> <µs since the epoch>` after each acknowledged write. Under `Always` with
+/// the default backend, or under the policy and backend `CASE_VAR` names (the power-cut
+/// tests); see [`COMPACT_EVERY_VAR`] and [`POWER_OFF_VAR`].
 #[test]
-#[ignore = "the child process of kill_loop_acknowledged_writes_survive_sigkill"]
+#[ignore = "the child process of the kill loops and the power-cut tests"]
 fn child() {
     let (Ok(dir), Ok(seed)) = (std::env::var(CHILD_DIR), std::env::var(CHILD_SEED)) else {
         return;
     };
     let seed: u64 = seed.parse().expect("seed");
-    let store = OrderStore::open(&dir, options()).expect("child: open");
+    let mut options = match std::env::var(crate::kill_writers::CASE_VAR) {
+        Ok(case) => crate::kill_writers::options(&case),
+        Err(_) => options(),
+    };
+    let compact_every: u64 = std::env::var(COMPACT_EVERY_VAR).map_or(0, |v| v.parse().expect("n"));
+    if compact_every > 0 {
+        options.wal.segment_bytes = orderlog_wal::options::SEGMENT_BYTES_MIN;
+    }
+    // With the power off under it, every store error ends the child with
+    // POWER_OFF_EXIT; the parent checks that the power was off indeed.
+    let power_off = std::env::var_os(POWER_OFF_VAR).is_some();
+    let failed = |what: &str, e: &dyn std::fmt::Display| -> ! {
+        if power_off {
+            println!("failed {what}: {e}");
+            std::process::exit(POWER_OFF_EXIT);
+        }
+        panic!("child: {what}: {e}")
+    };
+    let store = OrderStore::open(&dir, options).unwrap_or_else(|e| failed("open", &e));
     let mut work = Workload::at(seed, store.last_lsn());
     let mut out = std::io::stdout().lock();
     writeln!(out, "opened {}", store.last_lsn()).expect("stdout");
@@ -71,15 +104,22 @@ fn child() {
                 match (got, valid) {
                     (Ok(lsn), true) => {
                         assert_eq!(lsn, work.lsn(), "child: unexpected LSN");
-                        writeln!(out, "acked {lsn}").expect("stdout");
+                        let line = format!("acked {lsn} {} {}", store.durable_lsn(), micros_now());
+                        writeln!(out, "{line}").expect("stdout");
                         out.flush().expect("flush");
+                        if compact_every > 0 && lsn % compact_every == 0 {
+                            store.compact().unwrap_or_else(|e| failed("compact", &e));
+                        }
                     }
                     (Err(orderlog_store::StoreError::Mutation(_)), false) => {}
+                    (Err(e), _) if !matches!(e, orderlog_store::StoreError::Mutation(_)) => {
+                        failed("write", &e)
+                    }
                     (got, _) => panic!("child: store and model disagree on {events:?}: {got:?}"),
                 }
             }
             Op::Compact => {
-                store.compact().expect("child: compact");
+                store.compact().unwrap_or_else(|e| failed("compact", &e));
             }
         }
     }
@@ -117,7 +157,8 @@ pub(crate) enum Death {
 /// (`None`: it died while opening) and the LSNs it acknowledged.
 fn kill_once(dir: &Path, seed: u64, death: Death) -> (Option<u64>, Vec<u64>) {
     let (opened, acked) = run_child("kill_loop::child", dir, seed, &[], death);
-    (opened, acked.iter().map(|a| a.parse().expect("lsn")).collect())
+    let lsn = |a: &String| a.split_whitespace().next().and_then(|l| l.parse().ok());
+    (opened, acked.iter().map(|a| lsn(a).expect("lsn")).collect())
 }
 
 /// Runs the ignored test `child_test` of this binary as a child process on `dir` (with

@@ -4,9 +4,9 @@
 //! renames and directory syncs.
 //!
 //! Each round:
-//! 1. A child runs the seeded workload under one sync policy and backend (compactions
-//!    included). It prints `acked <lsn> <durable lsn> <µs since the epoch>` after each
-//!    acknowledged write.
+//! 1. A child (`kill_loop::child`) runs the seeded workload under one sync policy and
+//!    backend, compactions included. It prints `acked <lsn> <durable lsn> <µs since the
+//!    epoch>` after each acknowledged write.
 //! 2. It dies, one of three ways drawn from the seed: SIGKILL after a number of
 //!    acknowledgements; an abort at a named kill point (a segment roll, a snapshot's
 //!    publish); or the power goes off under it at its N-th file-system operation
@@ -30,7 +30,7 @@
 //! with the reason printed; with `ORDERLOG_REQUIRE_FUSE=1` (CI) that is a failure.
 
 use std::path::Path;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use orderlog::testing::{CrashFs, FsFault as Fault};
 use orderlog_store::{Event, Order, OrderStore, StoreOptions, SyncPolicy};
@@ -40,10 +40,9 @@ use rand::{Rng, SeedableRng};
 
 use crate::env_count;
 use crate::kill_loop::{
-    CHILD_DIR, CHILD_SEED, Death, POWER_OFF_EXIT, Tally, check_after_kill, run_child,
+    COMPACT_EVERY_VAR, Death, POWER_OFF_VAR, Tally, check_after_kill, run_child,
 };
 use crate::kill_writers::{CASE_VAR, CASES, options};
-use crate::workload::{Op, Workload};
 
 /// Power cuts per store directory.
 const CUTS_PER_STORE: u64 = 3;
@@ -69,68 +68,6 @@ fn mount(tmp: &Path) -> Option<CrashFs> {
 fn cut(fs: CrashFs, seed: u64) -> CrashFs {
     let _spawning = crate::SPAWN.write().unwrap_or_else(|p| p.into_inner());
     fs.power_cut(seed).expect("power cut")
-}
-
-fn micros_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-}
-
-/// The child's side: the workload under the case's policy and backend, until killed.
-#[test]
-#[ignore = "the child process of power_cut_acknowledged_writes_survive_on_the_kernel_path"]
-fn child() {
-    let (Ok(dir), Ok(seed), Ok(case)) =
-        (std::env::var(CHILD_DIR), std::env::var(CHILD_SEED), std::env::var(CASE_VAR))
-    else {
-        return;
-    };
-    let seed: u64 = seed.parse().expect("seed");
-    let mut options = options(&case);
-    // The sweep's child: the smallest segments (a roll every few commits) and a
-    // compaction after every few writes, so its first operations hold several publishes.
-    let compact_every: u64 = std::env::var(COMPACT_EVERY_VAR).map_or(0, |v| v.parse().expect("n"));
-    if compact_every > 0 {
-        options.wal.segment_bytes = orderlog_wal::options::SEGMENT_BYTES_MIN;
-    }
-    // With the power off under it, every store error ends the child with
-    // POWER_OFF_EXIT; the parent checks that the power was off indeed.
-    let power_off = std::env::var_os(POWER_OFF_VAR).is_some();
-    let failed = |what: &str, e: &dyn std::fmt::Display| -> ! {
-        if power_off {
-            println!("failed {what}: {e}");
-            std::process::exit(POWER_OFF_EXIT);
-        }
-        panic!("child: {what}: {e}")
-    };
-    let store = OrderStore::open(&dir, options).unwrap_or_else(|e| failed("open", &e));
-    let mut work = Workload::at(seed, store.last_lsn());
-    println!("opened {}", store.last_lsn());
-    loop {
-        match work.next_op() {
-            Op::Write { events, single, valid } => {
-                let got = if single { store.apply(events[0]) } else { store.apply_batch(&events) };
-                match (got, valid) {
-                    (Ok(lsn), true) => {
-                        assert_eq!(lsn, work.lsn(), "child: unexpected LSN");
-                        println!("acked {lsn} {} {}", store.durable_lsn(), micros_now());
-                        if compact_every > 0 && lsn % compact_every == 0 {
-                            store.compact().unwrap_or_else(|e| failed("compact", &e));
-                        }
-                    }
-                    (Err(orderlog_store::StoreError::Mutation(_)), false) => {}
-                    (Err(e), _) if !matches!(e, orderlog_store::StoreError::Mutation(_)) => {
-                        failed("write", &e)
-                    }
-                    (got, _) => panic!("child: store and model disagree on {events:?}: {got:?}"),
-                }
-            }
-            Op::Compact => {
-                store.compact().unwrap_or_else(|e| failed("compact", &e));
-            }
-        }
-    }
 }
 
 /// One acknowledgement line of the child.
@@ -203,7 +140,7 @@ fn power_cut_acknowledged_writes_survive_on_the_kernel_path() {
             if matches!(death, Death::PowerOff { .. }) {
                 env.push((POWER_OFF_VAR, "1".to_string()));
             }
-            let (_, acked) = run_child("power_cut::child", &dir, store_seed, &env, death);
+            let (_, acked) = run_child("kill_loop::child", &dir, store_seed, &env, death);
             let acks: Vec<Ack> = acked.iter().map(|a| parse_ack(a)).collect();
             let cut_seed = rng.random::<u64>();
             if let Death::PowerOff { acks, .. } = death
@@ -290,7 +227,7 @@ fn power_cut_sweep_every_file_system_operation() {
                 (COMPACT_EVERY_VAR, "6".to_string()),
                 (POWER_OFF_VAR, "1".to_string()),
             ];
-            let (_, acked) = run_child("power_cut::child", &dir, SWEEP_SEED, &env, death);
+            let (_, acked) = run_child("kill_loop::child", &dir, SWEEP_SEED, &env, death);
             failed_alone += u64::from(acked.len() < 60);
             let must_hold = acked.last().map_or(0, |a| parse_ack(a).lsn);
             if acked.len() < 60 {
@@ -326,11 +263,6 @@ fn power_cut_sweep_every_file_system_operation() {
 
 /// The sweep's workload.
 const SWEEP_SEED: u64 = 21;
-/// Set for the sweep's child: compact after every this many writes (and roll the
-/// smallest segments).
-const COMPACT_EVERY_VAR: &str = "ORDERLOG_CRASH_CHILD_COMPACT_EVERY";
-/// Set for a child under which the power goes off ([`Death::PowerOff`]).
-const POWER_OFF_VAR: &str = "ORDERLOG_CRASH_CHILD_POWER_OFF";
 
 fn policy_index(policy: SyncPolicy) -> usize {
     match policy {
