@@ -67,6 +67,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -123,18 +124,35 @@ pub struct CrashFs {
     backing: PathBuf,
 }
 
-/// The daemon process and its two pipes.
+/// The daemon process, its input, and its output's lines (read by a thread of their own,
+/// so that waiting for an answer has a deadline).
 #[derive(Debug)]
 struct Daemon {
     child: Child,
     input: Option<ChildStdin>,
-    output: BufReader<ChildStdout>,
+    output: Receiver<std::io::Result<String>>,
     /// Set once it has unmounted (or been killed): nothing more to ask.
     done: bool,
 }
 
 /// How long a daemon may take to exit after unmounting before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(10);
+/// How long a daemon may take to answer (a power cut writes the whole image) before it is
+/// killed. Killed, it closes the kernel connection, so no process hangs on the mount.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Reads `output` line by line into a channel, until its end.
+fn read_lines(output: ChildStdout) -> Receiver<std::io::Result<String>> {
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines() {
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receive
+}
 
 impl CrashFs {
     /// Ok if a mount can work here; otherwise what is missing, for a test to print as
@@ -183,8 +201,7 @@ impl CrashFs {
             let _ = child.wait();
             return Err(spawn_err(std::io::Error::other("no pipes to the daemon")));
         };
-        let daemon =
-            Daemon { child, input: Some(input), output: BufReader::new(output), done: false };
+        let daemon = Daemon { child, input: Some(input), output: read_lines(output), done: false };
         let fs = CrashFs { daemon: Mutex::new(daemon), mountpoint, backing };
         let ready = fs.daemon().read_line();
         let expected = format!("ready {}", daemon::PROTOCOL);
@@ -312,11 +329,16 @@ impl CrashFs {
 
 impl Daemon {
     fn read_line(&mut self) -> std::result::Result<String, String> {
-        let mut line = String::new();
-        match self.output.read_line(&mut line) {
-            Ok(0) => Err(self.ended()),
-            Ok(_) => Ok(line.trim_end().to_string()),
-            Err(e) => Err(format!("reading from the daemon: {e}")),
+        match self.output.recv_timeout(ANSWER_TIMEOUT) {
+            Ok(Ok(line)) => Ok(line.trim_end().to_string()),
+            Ok(Err(e)) => Err(format!("reading from the daemon: {e}")),
+            Err(RecvTimeoutError::Disconnected) => Err(self.ended()),
+            Err(RecvTimeoutError::Timeout) => {
+                self.done = true;
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                Err(format!("no answer from the daemon within {ANSWER_TIMEOUT:?}: killed"))
+            }
         }
     }
 
@@ -373,6 +395,9 @@ impl Daemon {
 impl Drop for CrashFs {
     fn drop(&mut self) {
         if let Err(e) = self.daemon().finish(true) {
+            // A killed daemon leaves its mount behind, disconnected: detach it (as root;
+            // otherwise `fusermount3 -uz <mount point>` does).
+            let _ = nix::mount::umount2(&self.mountpoint, nix::mount::MntFlags::MNT_DETACH);
             tracing::warn!(error = %e, mountpoint = %self.mountpoint.display(), "crash file system not unmounted cleanly");
         }
     }
