@@ -42,7 +42,8 @@
 //! finds `target/release/orderlog-crashfs`), then on `PATH`.
 //!
 //! Needs Linux, `/dev/fuse`, either root or `fusermount3` (Debian's `fuse3`), and that
-//! binary (`cargo build --release -p orderlog-crashfs`). [`CrashFs::check_available`]
+//! binary (`cargo build --release -p orderlog-crashfs` in this workspace; `cargo install
+//! --path crashfs` for a service's own workspace). [`CrashFs::check_available`]
 //! says what is missing, so a test can skip with a clear message.
 //!
 //! ```no_run
