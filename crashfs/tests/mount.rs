@@ -109,3 +109,17 @@ fn mount_a_failed_fsync_is_reported_and_its_writes_are_lost() {
     let fs = fs.power_cut(0).unwrap();
     assert_eq!(std::fs::read(fs.path().join("x.wal")).unwrap(), b"first");
 }
+
+#[test]
+fn mount_a_directory_emptied_while_listed_can_be_removed() {
+    // `remove_dir_all` unlinks entries while it lists them: a listing must not shift
+    // under it (more entries than one `getdents` of the standard library returns).
+    let Some((fs, _tmp)) = mounted() else { return };
+    let dir = fs.path().join("snapshot-1");
+    std::fs::create_dir(&dir).unwrap();
+    for i in 0..3000 {
+        std::fs::write(dir.join(format!("part-{i:04}.parquet")), b"x").unwrap();
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(!dir.exists());
+}

@@ -70,6 +70,17 @@ fn cut(fs: CrashFs, seed: u64) -> CrashFs {
     fs.power_cut(seed).expect("power cut")
 }
 
+/// A child that died as `death` and ended by itself (before its last acknowledgement)
+/// may only have done so because the power went off under it.
+fn assert_ended_by_the_power(fs: &CrashFs, death: Death, acked: usize, context: &str) {
+    if let Death::PowerOff { acks, .. } = death
+        && acks > acked
+    {
+        let stats = fs.stats().expect("stats");
+        assert!(stats.refused_after_cut > 0, "{context}: the child ended with the power on");
+    }
+}
+
 /// One acknowledgement line of the child.
 struct Ack {
     lsn: u64,
@@ -143,13 +154,7 @@ fn power_cut_acknowledged_writes_survive_on_the_kernel_path() {
             let (_, acked) = run_child("kill_loop::child", &dir, store_seed, &env, death);
             let acks: Vec<Ack> = acked.iter().map(|a| parse_ack(a)).collect();
             let cut_seed = rng.random::<u64>();
-            if let Death::PowerOff { acks, .. } = death
-                && acks > acked.len()
-            {
-                // It ended by itself: only the power going off may have ended it.
-                let stats = fs.stats().expect("stats");
-                assert!(stats.refused_after_cut > 0, "the child ended early with the power on");
-            }
+            assert_ended_by_the_power(&fs, death, acked.len(), case);
             fs = cut(fs, cut_seed);
             let context = format!(
                 "{case}, store seed {store_seed} round {round}, {death:?}, cut seed {cut_seed} \
@@ -230,10 +235,7 @@ fn power_cut_sweep_every_file_system_operation() {
             let (_, acked) = run_child("kill_loop::child", &dir, SWEEP_SEED, &env, death);
             failed_alone += u64::from(acked.len() < 60);
             let must_hold = acked.last().map_or(0, |a| parse_ack(a).lsn);
-            if acked.len() < 60 {
-                let stats = fs.stats().expect("stats");
-                assert!(stats.refused_after_cut > 0, "{case}, operation {op}: ended, power on");
-            }
+            assert_ended_by_the_power(&fs, death, acked.len(), &format!("{case}, operation {op}"));
             let fs = cut(fs, op);
             if !dir.join("wal").exists() {
                 assert_eq!(must_hold, 0, "{case}, operation {op}: the store's directory is gone");
