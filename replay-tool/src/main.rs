@@ -42,6 +42,13 @@ enum Command {
     /// Print the log's frames and events as text or JSON lines (read-only).
     #[command(visible_alias = "inspect")]
     Dump(commands::dump::Args),
+    /// Print the store's durable events from a position (an LSN, a time, a consumer's
+    /// checkpoint) as text or JSON lines; --follow keeps printing them as a live store
+    /// makes them durable (read-only).
+    Tail(commands::tail::Args),
+    /// List the change feed's registered consumers, their positions and lag
+    /// (read-only).
+    Consumers(commands::consumers::Args),
     /// Check every segment header, frame CRC and chain, LSN continuity, the manifest and
     /// every snapshot file; print each finding with file and offset. Exit 1 on damage.
     Verify(commands::verify::Args),
@@ -102,6 +109,8 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Dump(args) => commands::dump::run(&args),
         Command::Verify(args) => commands::verify::run(&args),
+        Command::Tail(args) => commands::tail::run(&args),
+        Command::Consumers(args) => commands::consumers::run(&args),
         Command::Replay(args) => commands::replay::run(&args),
         Command::Stats(args) => commands::stats::run(&args),
         Command::Compact(args) => commands::compact::run(&args),

@@ -40,6 +40,7 @@ fn build_store(dir: &std::path::Path, n: u64) -> OrderStore {
             timeout: None,
             ..AnalyticsOptions::default()
         },
+        ..StoreOptions::default()
     };
     let store = OrderStore::open(dir, options).expect("open");
     let ids: Vec<u64> = (1..=n).collect();

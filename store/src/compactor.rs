@@ -76,11 +76,10 @@ pub struct CompactionReport {
 /// Runs one compaction: snapshot at the last sealed LSN, then truncate the log.
 /// `hook` sees each publish step (tests stop there to simulate a crash).
 pub(crate) fn compact_once(
-    wal: &Wal,
-    snapshots: &SnapshotStore,
-    opts: &CompactionOptions,
+    engine: &Engine,
     hook: &mut dyn FnMut(PublishStep) -> orderlog_snapshot::Result<()>,
 ) -> Result<CompactionReport> {
+    let (wal, snapshots, opts) = (&engine.wal, &engine.snapshots, &engine.compaction);
     let started = Instant::now();
     let (mut state, base) = match snapshots.load::<OrderState>()? {
         Some((state, verified)) => (state, Some(verified.info)),
@@ -125,6 +124,8 @@ pub(crate) fn compact_once(
     // all that would then hold those orders.
     let oldest_listed = snapshots.list()?.last().map_or(0, |s| s.lsn);
     let floor = report.to_lsn.min(oldest_listed).min(snapshots.durable_lsn());
+    // And never past a registered consumer's position, unless it holds too much.
+    let floor = crate::feed::consumer_floor(engine, floor)?;
     report.segments_removed = truncate_covered(wal, floor, opts.retain_segments)?;
     report.elapsed = started.elapsed();
     Ok(report)
@@ -180,6 +181,8 @@ pub struct CompactionStats {
 pub(crate) struct Engine {
     pub(crate) wal: Wal,
     pub(crate) snapshots: SnapshotStore,
+    /// The registered consumers, whose positions hold the log.
+    pub(crate) consumers: crate::feed::consumers::Consumers,
     compaction: CompactionOptions,
     /// Serialises compactions (background and on demand); analytics holds it while it
     /// reads snapshots and log, so nothing it reads is pruned meanwhile.
@@ -188,10 +191,16 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    pub(crate) fn new(wal: Wal, snapshots: SnapshotStore, compaction: CompactionOptions) -> Engine {
+    pub(crate) fn new(
+        wal: Wal,
+        snapshots: SnapshotStore,
+        consumers: crate::feed::consumers::Consumers,
+        compaction: CompactionOptions,
+    ) -> Engine {
         Engine {
             wal,
             snapshots,
+            consumers,
             compaction,
             compacting: Mutex::new(()),
             stats: Mutex::new(CompactionStats::default()),
@@ -219,7 +228,7 @@ impl Engine {
         hook: &mut dyn FnMut(PublishStep) -> orderlog_snapshot::Result<()>,
     ) -> Result<CompactionReport> {
         let _one_at_a_time = self.hold_compactions();
-        let outcome = compact_once(&self.wal, &self.snapshots, &self.compaction, hook);
+        let outcome = compact_once(self, hook);
         let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         match &outcome {
             Ok(report) => {

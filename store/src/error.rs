@@ -82,10 +82,99 @@ pub enum StoreError {
     /// A background thread could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(String),
+    /// A subscription or a consumer was refused or failed.
+    #[error(transparent)]
+    Feed(#[from] FeedError),
     /// An analytics query or view failed; the store is unaffected.
     #[cfg(feature = "analytics")]
     #[error(transparent)]
     Analytics(#[from] crate::analytics::AnalyticsError),
+}
+
+/// Why a subscription or a consumer was refused or failed ([`crate::OrderStore::subscribe`],
+/// [`crate::OrderStore::consumer`]). Nothing was written unless the variant says so.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FeedError {
+    /// No consumer of that name is registered.
+    #[error("no consumer named {name:?} is registered")]
+    UnknownConsumer {
+        /// The name asked for.
+        name: String,
+    },
+    /// A consumer name that cannot be used (it names a file).
+    #[error("invalid consumer name {name:?}: {reason}")]
+    InvalidConsumerName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A subscription from an LSN the log has not reached.
+    #[error("cannot subscribe from LSN {requested}: the log's last LSN is {last_lsn}")]
+    FutureLsn {
+        /// The LSN asked for.
+        requested: Lsn,
+        /// The log's last LSN (a subscription may start at the one after it).
+        last_lsn: Lsn,
+    },
+    /// A filter that can match nothing (it names no event kind, or no order).
+    #[error("the filter names no {what}: it would match nothing")]
+    EmptyFilter {
+        /// `event kind` or `order`.
+        what: &'static str,
+    },
+    /// The subscription asked for the log itself (`require_log`), and the log no longer
+    /// holds its position: a compaction truncated it.
+    #[error(
+        "the log no longer holds LSN {from} (it begins at LSN {first_lsn}), and the subscription requires the log, not a snapshot in its place"
+    )]
+    LogTruncated {
+        /// The position asked for.
+        from: Lsn,
+        /// The log's first retained LSN.
+        first_lsn: Lsn,
+    },
+    /// An acknowledgement of an LSN not yet durable (or never written).
+    #[error("cannot acknowledge LSN {lsn}: only LSNs up to {durable_lsn} are durable")]
+    AckBeyondDurable {
+        /// The LSN acknowledged.
+        lsn: Lsn,
+        /// The log's durable LSN.
+        durable_lsn: Lsn,
+    },
+    /// A consumer's file is damaged.
+    #[error("consumer file {} is damaged at offset {offset}: {reason}", .file.display())]
+    CorruptConsumer {
+        /// The file.
+        file: std::path::PathBuf,
+        /// Where the damage starts.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Reading or writing a consumer's file failed.
+    #[error("{doing} consumer file {}: {source}", .path.display())]
+    ConsumerIo {
+        /// What was being done.
+        doing: &'static str,
+        /// The file (or the consumers' directory).
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An earlier acknowledgement of this consumer could not be made durable: its
+    /// position on disk is unknown until the store is reopened.
+    #[error(
+        "consumer {name:?} refuses acknowledgements: an earlier one could not be made durable ({cause}); reopen the store"
+    )]
+    ConsumerFailed {
+        /// The consumer.
+        name: String,
+        /// The failure.
+        cause: String,
+    },
 }
 
 /// Result alias for the crate.

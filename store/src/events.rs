@@ -128,13 +128,78 @@ impl Event {
 
     /// The event's type name.
     pub fn kind_name(&self) -> &'static str {
+        self.event_type().name()
+    }
+}
+
+/// An event's kind without its values: what a feed's filter names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum EventType {
+    /// [`EventKind::Create`].
+    Create,
+    /// [`EventKind::SetStatus`].
+    SetStatus,
+    /// [`EventKind::Amend`].
+    Amend,
+    /// [`EventKind::ChangePayment`].
+    ChangePayment,
+    /// [`EventKind::Cancel`].
+    Cancel,
+    /// [`EventKind::Erase`].
+    Erase,
+}
+
+impl EventType {
+    /// Every type, in tag order.
+    pub const ALL: [EventType; 6] = [
+        EventType::Create,
+        EventType::SetStatus,
+        EventType::Amend,
+        EventType::ChangePayment,
+        EventType::Cancel,
+        EventType::Erase,
+    ];
+
+    /// The type's name, as [`Event::kind_name`] gives it (`create`, `set_status`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            EventType::Create => "create",
+            EventType::SetStatus => "set_status",
+            EventType::Amend => "amend",
+            EventType::ChangePayment => "change_payment",
+            EventType::Cancel => "cancel",
+            EventType::Erase => "erase",
+        }
+    }
+
+    /// The type named `name` (as [`EventType::name`] gives it).
+    pub fn from_name(name: &str) -> Option<EventType> {
+        EventType::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// A bit of its own, for sets of types.
+    pub(crate) fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Event {
+    /// The event's type.
+    pub fn event_type(&self) -> EventType {
         match self.kind {
-            EventKind::Create(_) => "create",
-            EventKind::SetStatus(_) => "set_status",
-            EventKind::Amend { .. } => "amend",
-            EventKind::ChangePayment(_) => "change_payment",
-            EventKind::Cancel => "cancel",
-            EventKind::Erase => "erase",
+            EventKind::Create(_) => EventType::Create,
+            EventKind::SetStatus(_) => EventType::SetStatus,
+            EventKind::Amend { .. } => EventType::Amend,
+            EventKind::ChangePayment(_) => EventType::ChangePayment,
+            EventKind::Cancel => EventType::Cancel,
+            EventKind::Erase => EventType::Erase,
         }
     }
 }

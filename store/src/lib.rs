@@ -20,6 +20,7 @@ mod compactor;
 pub mod domain;
 mod error;
 pub mod events;
+pub mod feed;
 mod fold;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -41,8 +42,8 @@ pub use compactor::{CompactionOptions, CompactionReport, CompactionStats, STATE_
 pub use domain::{
     DomainError, Order, OrderBuilder, OrderSoA, OrderStatus, PaymentMethod, SoaMemoryStats,
 };
-pub use error::{Result, StoreError};
-pub use events::{DecodeError, Event, EventKind};
+pub use error::{FeedError, Result, StoreError};
+pub use events::{DecodeError, Event, EventKind, EventType};
 pub use fold::Fold;
 pub use offline::OfflineStore;
 pub use orderlog_snapshot::{ParquetCompression, PublishStep, SnapshotOptions};

@@ -71,6 +71,23 @@ impl OfflineStore {
         Ok(self.log.last_lsn().max(newest))
     }
 
+    /// The registered consumers of the change feed, by name (read from their files;
+    /// nothing changed).
+    pub fn consumers(&self) -> Result<Vec<crate::feed::ConsumerRecord>> {
+        use orderlog_wal::storage::Storage;
+        let storage =
+            orderlog_wal::storage::FsStorage::new(&self.dir).sub(crate::feed::CONSUMER_DIR);
+        crate::feed::read_consumers(storage.as_ref())
+    }
+
+    /// The first LSN after the log's longest prefix with no event stamped later than
+    /// `ms` (where a subscription from that time starts); `None` if that prefix ends
+    /// before the retained log begins (a compaction removed it).
+    pub fn lsn_after_time(&self, ms: u64) -> Result<Option<Lsn>> {
+        let listed = self.snapshot_list()?;
+        Ok(crate::fold::lsn_at_time(&self.log, &listed, ms)?.ok().map(|end| end + 1))
+    }
+
     /// The logged batches from LSN `from` on, decoded: `(lsn, events)`.
     pub fn batches_from(
         &self,

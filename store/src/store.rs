@@ -19,7 +19,7 @@ use crate::layout::{SNAPSHOT_DIR, WAL_DIR};
 use crate::state::OrderState;
 
 /// Options for [`OrderStore::open`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// The write-ahead log's options (sync policy, recovery mode, segment size, ...).
     pub wal: WalOptions,
@@ -28,6 +28,22 @@ pub struct StoreOptions {
     /// Limits on the SQL analytics handles the store makes (memory, threads, spilling,
     /// time per query; used with the cargo feature `analytics`).
     pub analytics: crate::AnalyticsOptions,
+    /// Most bytes of log one registered consumer may hold below what compaction would
+    /// otherwise remove ([`OrderStore::consumer`]); one that would hold more is marked
+    /// lagging (a warning, `StoreStats::consumers`, `orderlog consumers`) and no longer
+    /// holds the log. Default 4 GiB.
+    pub consumer_hold_bytes_max: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            wal: WalOptions::default(),
+            compaction: CompactionOptions::default(),
+            analytics: crate::AnalyticsOptions::default(),
+            consumer_hold_bytes_max: 4 << 30,
+        }
+    }
 }
 
 impl StoreOptions {
@@ -173,7 +189,12 @@ impl OrderStore {
             elapsed: started.elapsed(),
         };
         log_open(&dir, &report);
-        let engine = Arc::new(Engine::new(wal, snapshots, options.compaction));
+        let consumers = crate::feed::consumers::Consumers::open(
+            storage.sub(crate::feed::CONSUMER_DIR),
+            options.consumer_hold_bytes_max,
+            wal.last_lsn(),
+        )?;
+        let engine = Arc::new(Engine::new(wal, snapshots, consumers, options.compaction));
         let background = engine.background();
         let inner = Inner {
             dir,
@@ -293,6 +314,11 @@ impl OrderStore {
         self.inner.state.try_write()
     }
 
+    /// What the store shares with its compactor and its subscriptions.
+    pub(crate) fn engine(&self) -> &Arc<Engine> {
+        &self.inner.engine
+    }
+
     /// The log (the async API waits on its group commit).
     pub(crate) fn wal_handle(&self) -> &Wal {
         &self.inner.engine.wal
@@ -407,7 +433,11 @@ impl OrderStore {
     /// What the store has done since it opened: the log's counters and the
     /// compactions run and failed.
     pub fn stats(&self) -> StoreStats {
-        StoreStats { wal: self.inner.engine.wal.stats(), compaction: self.inner.engine.stats() }
+        StoreStats {
+            wal: self.inner.engine.wal.stats(),
+            compaction: self.inner.engine.stats(),
+            consumers: self.consumers(),
+        }
     }
 
     /// Makes every logged mutation durable (whatever the policy).
@@ -449,6 +479,8 @@ pub struct StoreStats {
     pub wal: orderlog_wal::WalStats,
     /// Compactions completed and failed, the last failure and the last report.
     pub compaction: CompactionStats,
+    /// The registered consumers: positions, lag, log held, and which are lagging.
+    pub consumers: Vec<crate::feed::ConsumerInfo>,
 }
 
 /// What analytics reads of a store ([`OrderStore::read_view`]): the log, the snapshots

@@ -64,7 +64,8 @@ fn disk_model_read_faults_during_recovery_are_errors_never_data() {
                 let what = format!("seed {seed}, read {nth} of {reads} failing, {mode:?}");
                 match open_mode(&copy, mode) {
                     Err(StoreError::Wal(orderlog_wal::WalError::Io { .. }))
-                    | Err(StoreError::Snapshot(orderlog_snapshot::SnapshotError::Io { .. })) => {
+                    | Err(StoreError::Snapshot(orderlog_snapshot::SnapshotError::Io { .. }))
+                    | Err(StoreError::Feed(orderlog_store::FeedError::ConsumerIo { .. })) => {
                         faults += 1;
                     }
                     // An unreadable snapshot file is skipped like a damaged one; with no

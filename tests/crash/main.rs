@@ -4,6 +4,8 @@
 //! - `disk_model`: the simulated disk's stricter faults under the store (read errors in
 //!   recovery, a crash inside recovery, a power cut under four writers).
 //! - `durability`: one case per durability defect found by reading the code.
+//! - `feed`: the change feed's durable consumers under power cuts (simulated disk) and
+//!   SIGKILL, in the middle of an acknowledgement too.
 //! - `io_errors`: the N-th storage operation fails, once or from then on, for every N.
 //! - `kill_loop`: the store in a child process, SIGKILLed at random moments.
 //! - `kill_writers`: the same with four writer threads and a compactor, under every sync
@@ -23,6 +25,7 @@
 mod corruption;
 mod disk_model;
 mod durability;
+mod feed;
 mod io_errors;
 mod kill_loop;
 mod kill_writers;

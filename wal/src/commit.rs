@@ -40,6 +40,8 @@ pub(crate) struct SyncState {
     /// The background syncer sleeps with no timeout (nothing to checkpoint): a sync that
     /// leaves the checkpoint behind must wake it.
     pub syncer_parked: bool,
+    /// The log is closed and its last frame durable: the durable LSN moves no more.
+    pub closed: bool,
 }
 
 /// The durable LSN as published to async waiters.
@@ -47,6 +49,7 @@ pub(crate) struct SyncState {
 pub(crate) struct Published {
     pub durable_lsn: Lsn,
     pub poisoned: bool,
+    pub closed: bool,
 }
 
 pub(crate) struct Committer {
@@ -65,7 +68,8 @@ impl Committer {
     pub fn new(durable_lsn: Lsn) -> Self {
         let state =
             SyncState { durable_lsn, checkpointed_lsn: durable_lsn, ..SyncState::default() };
-        let (published, _) = watch::channel(Published { durable_lsn, poisoned: false });
+        let (published, _) =
+            watch::channel(Published { durable_lsn, poisoned: false, closed: false });
         Committer {
             state: Mutex::new(state),
             changed: Condvar::new(),
@@ -207,6 +211,7 @@ impl Committer {
         self.published.send_replace(Published {
             durable_lsn: st.durable_lsn,
             poisoned: st.poisoned.is_some(),
+            closed: st.closed,
         });
     }
 
@@ -237,6 +242,52 @@ impl Committer {
 
     pub fn durable_lsn(&self) -> Lsn {
         self.lock().durable_lsn
+    }
+
+    /// Records that the log is closed with everything durable, and wakes every waiter.
+    pub fn closed(&self) {
+        let mut st = self.lock();
+        st.closed = true;
+        self.publish(&st);
+        self.notify();
+    }
+
+    /// Blocks until the durable LSN passes `seen` or `timeout` passes; returns it.
+    pub fn wait_beyond(&self, seen: Lsn, timeout: std::time::Duration) -> Result<Lsn> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut st = self.lock();
+        loop {
+            if st.durable_lsn > seen {
+                return Ok(st.durable_lsn);
+            }
+            if let Some(cause) = &st.poisoned {
+                return Err(Self::poisoned_error(cause));
+            }
+            if st.closed {
+                return Err(WalError::Closed);
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Ok(st.durable_lsn);
+            }
+            st = self.changed.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+
+    /// Awaits the durable LSN passing `seen`; returns it.
+    pub async fn beyond_async(&self, seen: Lsn) -> Result<Lsn> {
+        let mut rx = self.published.subscribe();
+        // Copied out at once: the `Ref` holds the channel's read lock (see above).
+        let found =
+            rx.wait_for(|p| p.poisoned || p.closed || p.durable_lsn > seen).await.map(|r| *r);
+        match found {
+            Ok(p) if p.durable_lsn > seen => Ok(p.durable_lsn),
+            Ok(p) if !p.poisoned => Err(WalError::Closed),
+            _ => {
+                let st = self.lock();
+                Err(Self::poisoned_error(st.poisoned.as_deref().unwrap_or("log closed")))
+            }
+        }
     }
 
     pub fn check_poisoned(&self) -> Result<()> {

@@ -22,6 +22,12 @@ impl Frame {
         Frame { lsn: frame.lsn, bytes, frame }
     }
 
+    /// A frame holding its own copy of its payload (the followers' cache).
+    pub(crate) fn owned(lsn: Lsn, payload: Vec<u8>, group_continues: bool) -> Frame {
+        let frame = ScannedFrame { lsn, payload: 0..payload.len(), group_continues };
+        Frame { lsn, bytes: Arc::new(payload), frame }
+    }
+
     /// The frame's LSN.
     pub fn lsn(&self) -> Lsn {
         self.lsn

@@ -39,6 +39,7 @@
 
 mod commit;
 mod error;
+mod follow;
 pub mod format;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -53,6 +54,7 @@ mod wal;
 pub type Lsn = u64;
 
 pub use error::{CorruptionKind, Result, WalError};
+pub use follow::{Followed, LogFollower};
 pub use iter::{Frame, ReadLog, WalIter};
 pub use options::{IoBackend, RecoveryMode, SyncPolicy, WalOptions};
 /// The storage door the log writes through (the `orderlog-storage` crate).

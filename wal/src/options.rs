@@ -57,6 +57,10 @@ pub struct WalOptions {
     /// [`crate::Wal::open_with`] decides for itself). `None` (the default): the fastest
     /// safe choice for the sync policy, [`WalOptions::backend`].
     pub io_backend: Option<IoBackend>,
+    /// Most payload bytes of recent frames kept in memory for followers
+    /// ([`crate::Wal::follow`]) while one lives; a follower further behind reads from
+    /// disk. Default 16 MiB.
+    pub follow_cache_bytes: usize,
 }
 
 impl Default for WalOptions {
@@ -69,6 +73,7 @@ impl Default for WalOptions {
             sync_policy: SyncPolicy::Always,
             recovery_mode: RecoveryMode::TolerateTornTail,
             io_backend: None,
+            follow_cache_bytes: 16 << 20,
         }
     }
 }

@@ -137,7 +137,19 @@ impl LogReader {
 
     /// A tail that delivers the frames after `last_lsn()` as a writer appends them.
     pub fn tail(&self) -> LogTail {
-        LogTail { storage: Arc::clone(&self.storage), next: self.report.last_lsn + 1 }
+        LogTail {
+            storage: Arc::clone(&self.storage),
+            next: self.report.last_lsn + 1,
+            durable_only: false,
+        }
+    }
+
+    /// A tail from `next` on that delivers only frames the log's checkpoints prove
+    /// durable (a live writer's checkpoint trails its durable LSN by about 50 ms, and
+    /// catches up when it goes idle or closes): what a reader may act on without a power
+    /// cut taking it back.
+    pub fn durable_tail_from(&self, next: Lsn) -> LogTail {
+        LogTail { storage: Arc::clone(&self.storage), next: next.max(1), durable_only: true }
     }
 }
 
@@ -160,6 +172,8 @@ fn summary(file: PathBuf, scan: &SegmentScan) -> SegmentSummary {
 pub struct LogTail {
     storage: Arc<dyn Storage>,
     next: Lsn,
+    /// Deliver only frames a checkpoint (or the segment's seal) proves durable.
+    durable_only: bool,
 }
 
 impl std::fmt::Debug for LogTail {
@@ -199,6 +213,9 @@ impl LogTail {
             };
         };
         let mut out = Vec::new();
+        let first_next = self.next;
+        // The last LSN a checkpoint or a seal proves durable, among the segments read.
+        let mut proven = 0;
         for (i, (base, name)) in segments.iter().enumerate().skip(start) {
             let is_last = i + 1 == segments.len();
             let file = path.join(name);
@@ -224,6 +241,7 @@ impl LogTail {
                 Verdict::Corrupt(_, damage) => return Err(corruption(file, damage)),
             };
             let sealed = scan.sealed();
+            proven = proven.max(scan.checkpoint.map_or(0, |c| c.last_lsn));
             let bytes = Arc::new(bytes);
             let from = self.next;
             for frame in scan.frames.into_iter().filter(|f| f.lsn >= from) {
@@ -233,6 +251,10 @@ impl LogTail {
             if !sealed {
                 break;
             }
+        }
+        if self.durable_only {
+            out.retain(|f| f.lsn() <= proven);
+            self.next = out.last().map_or(first_next, |f| f.lsn() + 1);
         }
         Ok(out)
     }

@@ -10,6 +10,7 @@ use std::time::Instant;
 use crate::Lsn;
 use crate::commit::Committer;
 use crate::error::{Result, WalError};
+use crate::follow::{LogFollower, RecentFrames};
 use crate::format::{
     Checkpoint, PAD, SPARE_SEGMENT, SegmentHeader, encode_frame, frame_size, segment_file_name,
 };
@@ -89,8 +90,13 @@ struct Writer {
     spare_asked: bool,
 }
 
-struct Shared {
+pub(crate) struct Shared {
     storage: Arc<dyn Storage>,
+    /// The frames appended most recently, while a follower lives.
+    pub(crate) recent: RecentFrames,
+    /// The first LSN a truncation keeps, set before it deletes a segment: a follower
+    /// below it is behind, though the segments are not all gone yet.
+    truncating_to: AtomicU64,
     opts: WalOptions,
     writer: Mutex<Writer>,
     committer: Committer,
@@ -173,12 +179,15 @@ impl RecoveredLog {
     /// segment for appending and starts the background syncer.
     pub fn open(self) -> Result<Wal> {
         let RecoveredLog { locked: LockedLog { storage, opts, lock }, mut recovered } = self;
+        let follow_cache_bytes = opts.follow_cache_bytes;
         recovered.apply(storage.as_ref())?;
         let writer = prepare_writer(storage.as_ref(), &opts, recovered.segments)?;
         let last = writer.next_lsn - 1;
         let shared = Arc::new(Shared {
             storage,
             opts,
+            recent: RecentFrames::new(follow_cache_bytes),
+            truncating_to: AtomicU64::new(0),
             writer: Mutex::new(writer),
             committer: Committer::new(last),
             written_lsn: AtomicU64::new(last),
@@ -371,18 +380,38 @@ impl Wal {
 
     /// LSN of the first frame still in the log (the next LSN if it holds none).
     pub fn first_lsn(&self) -> Lsn {
-        let w = self.shared.lock_writer();
-        w.segments.first().map_or(w.next_lsn, |s| s.0)
+        self.shared.first_lsn()
     }
 
     /// LSN of the last frame written (durable or not); 0 if none.
     pub fn last_lsn(&self) -> Lsn {
-        self.shared.written_lsn.load(Ordering::Acquire)
+        self.shared.last_lsn()
     }
 
     /// LSN of the last frame known durable.
     pub fn durable_lsn(&self) -> Lsn {
         self.shared.committer.durable_lsn()
+    }
+
+    /// Blocks until the durable LSN passes `seen`, or `timeout` passes; returns the
+    /// durable LSN then (`seen` or below on a timeout). A poisoned log is an error; a
+    /// closed one is [`WalError::Closed`] once its last frame is durable (nothing more
+    /// will become durable).
+    pub fn wait_durable_beyond(&self, seen: Lsn, timeout: std::time::Duration) -> Result<Lsn> {
+        self.shared.committer.wait_beyond(seen, timeout)
+    }
+
+    /// Async form of [`Wal::wait_durable_beyond`], without a timeout.
+    pub async fn durable_beyond_async(&self, seen: Lsn) -> Result<Lsn> {
+        self.shared.committer.beyond_async(seen).await
+    }
+
+    /// A follower of the log's durable frames from `from` on ([`LogFollower`]). While
+    /// one lives, writers also copy each frame into a cache of recent frames (at most
+    /// [`WalOptions::follow_cache_bytes`] of payload) that followers read once caught
+    /// up; with none, appending costs what it did.
+    pub fn follow(&self, from: Lsn) -> LogFollower {
+        LogFollower::new(Arc::clone(&self.shared), from)
     }
 
     /// LSN of the last frame in a sealed segment: every frame up to it is durable and its
@@ -400,13 +429,15 @@ impl Wal {
         self.shared.lock_writer().segments.iter().map(|s| s.0).collect()
     }
 
+    /// Every segment's base LSN and bytes of frames (headers and padding included),
+    /// oldest first (the last one is being appended to).
+    pub fn segment_sizes(&self) -> Vec<(Lsn, u64)> {
+        self.shared.lock_writer().segments.iter().map(|s| (s.0, s.2)).collect()
+    }
+
     /// Reads frames from `from` to the last LSN written when the iterator was made.
     pub fn iter_from(&self, from: Lsn) -> Result<WalIter> {
-        let w = self.shared.lock_writer();
-        let segments = w.segments.iter().map(|(b, n, _)| (*b, n.clone())).collect();
-        let last = w.next_lsn - 1;
-        drop(w);
-        WalIter::new(Arc::clone(&self.shared.storage), segments, from, last)
+        self.shared.iter_from(from)
     }
 
     /// Passes the named kill `point` (see [`crate::killpoint`]): the log's storage may end
@@ -425,6 +456,9 @@ impl Wal {
         let doomed: Vec<String> = {
             let w = self.shared.lock_writer();
             let covered = w.segments.windows(2).take_while(|pair| pair[1].0 <= lsn).count();
+            if let Some(kept) = w.segments.get(covered) {
+                self.shared.truncating_to.fetch_max(kept.0, Ordering::AcqRel);
+            }
             w.segments[..covered].iter().map(|(_, name, _)| name.clone()).collect()
         };
         // Oldest first, each removal made durable before the next: a file system may
@@ -697,6 +731,37 @@ fn stamp_segment(
 }
 
 impl Shared {
+    /// See [`Wal::first_lsn`].
+    pub(crate) fn first_lsn(&self) -> Lsn {
+        let w = self.lock_writer();
+        w.segments.first().map_or(w.next_lsn, |s| s.0)
+    }
+
+    /// The first LSN a follower can still read: [`Wal::first_lsn`], or the first LSN a
+    /// truncation under way keeps.
+    pub(crate) fn follow_floor(&self) -> Lsn {
+        self.first_lsn().max(self.truncating_to.load(Ordering::Acquire))
+    }
+
+    /// See [`Wal::last_lsn`].
+    pub(crate) fn last_lsn(&self) -> Lsn {
+        self.written_lsn.load(Ordering::Acquire)
+    }
+
+    /// See [`Wal::durable_lsn`].
+    pub(crate) fn durable_lsn(&self) -> Lsn {
+        self.committer.durable_lsn()
+    }
+
+    /// See [`Wal::iter_from`].
+    pub(crate) fn iter_from(self: &Arc<Self>, from: Lsn) -> Result<WalIter> {
+        let w = self.lock_writer();
+        let segments = w.segments.iter().map(|(b, n, _)| (*b, n.clone())).collect();
+        let last = w.next_lsn - 1;
+        drop(w);
+        WalIter::new(Arc::clone(&self.storage), segments, from, last)
+    }
+
     fn lock_writer(&self) -> MutexGuard<'_, Writer> {
         // Code under this lock returns errors rather than panicking; if a panic ever
         // happened mid-update, the poisoned flag below keeps writers out.
@@ -753,6 +818,11 @@ impl Shared {
             return Err(err);
         }
         let last = first + payloads.len() as u64 - 1;
+        if self.recent.wanted() {
+            // Before the frames can be synced (the writer's lock is held): a follower
+            // that sees them durable finds them here, unless the cache moved past them.
+            self.recent.record(first, payloads);
+        }
         w.offset += need;
         w.next_lsn = last + 1;
         w.prev_crc = crc;
@@ -1104,6 +1174,8 @@ impl Shared {
             })?;
             self.committer.checkpointed(last);
         }
+        drop(w);
+        self.committer.closed();
         Ok(())
     }
 }

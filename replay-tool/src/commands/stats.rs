@@ -87,6 +87,7 @@ pub fn run(args: &Args) -> Result<()> {
         .collect::<Vec<_>>();
     let below_bytes: u64 = below.iter().map(|s| s.file_bytes).sum();
     let live = live_writer(&dir);
+    let consumers = crate::commands::consumers::consumer_lags(&offline)?;
     let truncation = log.report().truncated.as_ref();
 
     let mut out = Out::new();
@@ -116,6 +117,7 @@ pub fn run(args: &Args) -> Result<()> {
                 "lsn": s.lsn, "rows": s.rows, "bytes": s.total_bytes(),
                 "created_unix_ms": s.created_unix_ms, "compression": s.compression.to_string(),
             })).collect::<Vec<Value>>(),
+            "consumers": consumers.iter().map(crate::commands::consumers::consumer_json).collect::<Vec<Value>>(),
             "state": {
                 "lsn": fold.lsn,
                 "orders": fold.state.len(),
@@ -173,6 +175,9 @@ pub fn run(args: &Args) -> Result<()> {
             s.compression,
             format_ms(s.created_unix_ms)
         ));
+    }
+    for c in &consumers {
+        lines.push(format!("consumer {}", crate::commands::consumers::consumer_text(c)));
     }
     let statuses: Vec<String> =
         by_status.iter().map(|(k, n)| format!("{k} {}", thousands(*n))).collect();

@@ -13,6 +13,9 @@ fn every_subcommand(dir: &Path, out: &Path) -> Vec<(&'static str, Run)> {
         ("dump", run(&["dump", &d])),
         ("dump --json", run(&["dump", &d, "--json"])),
         ("stats", run(&["stats", &d])),
+        ("tail", run(&["tail", &d])),
+        ("tail --json", run(&["tail", &d, "--json"])),
+        ("consumers", run(&["consumers", &d])),
         ("verify", run(&["verify", &d])),
         ("verify --json", run(&["verify", &d, "--json"])),
         ("replay", run(&["replay", &d, "--until-lsn", "1", "--out", &arg(out)])),
@@ -160,7 +163,18 @@ fn usage_errors_exit_2_and_help_explains_every_subcommand() {
         .fails(2, "below --orders");
     run(&["dump", ".", "--limit", "minus one"]).fails(2, "invalid value");
     let help = run(&["--help"]);
-    for sub in ["dump", "verify", "replay", "stats", "sql", "compact", "generate", "demo"] {
+    for sub in [
+        "dump",
+        "verify",
+        "replay",
+        "stats",
+        "sql",
+        "compact",
+        "generate",
+        "demo",
+        "tail",
+        "consumers",
+    ] {
         assert!(help.ok().contains(sub), "{sub} missing from --help");
         let sub_help = run(&[sub, "--help"]);
         assert!(sub_help.ok().contains("Usage: orderlog"), "{sub}");

@@ -9,3 +9,4 @@ mod replay;
 mod sql;
 mod subcommands;
 mod support;
+mod tail;

@@ -6,6 +6,7 @@
 mod analytics;
 mod async_api;
 mod compaction;
+mod feed;
 mod lifecycle;
 mod model;
 #[cfg(feature = "analytics")]

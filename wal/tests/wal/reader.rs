@@ -113,6 +113,33 @@ fn reader_and_tail_follow_a_live_log() {
 }
 
 #[test]
+fn a_durable_tail_delivers_only_what_the_checkpoints_prove_durable() {
+    let dir = tempfile::tempdir().expect("dir");
+    // Large segments (no roll seals a segment) and no syncs: nothing is durable.
+    let opts =
+        WalOptions { sync_policy: SyncPolicy::Never, segment_bytes: 1 << 20, ..small_opts() };
+    let wal = Wal::open(dir.path(), opts).expect("open");
+    for n in 0..5 {
+        wal.append(&payload(1, n)).expect("append");
+    }
+    let reader = LogReader::open(dir.path(), RecoveryMode::default()).expect("reader");
+    let mut durable = reader.durable_tail_from(2);
+    let mut plain = reader.tail();
+    assert!(durable.poll().expect("poll").is_empty(), "nothing is proven durable yet");
+    assert_eq!(durable.next_lsn(), 2);
+    for n in 5..8 {
+        wal.append(&payload(1, n)).expect("append");
+    }
+    assert_eq!(plain.poll().expect("poll").len(), 3, "complete frames, durable or not");
+    assert!(durable.poll().expect("poll").is_empty());
+    // Closing syncs and writes the final checkpoint: now all of it is proven.
+    wal.close().expect("close");
+    let lsns: Vec<Lsn> = durable.poll().expect("poll").iter().map(|f| f.lsn()).collect();
+    assert_eq!(lsns, (2..=8).collect::<Vec<_>>());
+    assert!(durable.poll().expect("poll").is_empty());
+}
+
+#[test]
 fn reader_reports_a_torn_tail_without_cutting_it() {
     let disk = SimStorage::new("/sim/wal");
     let wal = open_sim(&disk, small_opts()).expect("open");
