@@ -42,9 +42,9 @@ pub use orderlog_store::{
 };
 pub use orderlog_store::{
     AnalyticsOptions, CompactionOptions, CompactionReport, CompactionStats, DecodeError,
-    DomainError, Event, EventKind, Fold, FoldTarget, MutationError, OfflineStore, OpenReport,
-    Order, OrderSoA, OrderState, OrderStatus, OrderStore, ParquetCompression, PaymentMethod,
-    ReserveError, SnapshotOptions, SoaMemoryStats, Spill, StoreError, StoreOptions, StoreStats,
-    Unreachable, domain, events, layout,
+    DomainError, Event, EventKind, EventType, FeedError, Fold, FoldTarget, MutationError,
+    OfflineStore, OpenReport, Order, OrderSoA, OrderState, OrderStatus, OrderStore,
+    ParquetCompression, PaymentMethod, ReserveError, SnapshotOptions, SoaMemoryStats, Spill,
+    StoreError, StoreOptions, StoreStats, Unreachable, domain, events, feed, layout,
 };
 pub use orderlog_wal::{IoBackend, Lsn, RecoveryMode, SyncPolicy, Wal, WalError, WalOptions};
