@@ -104,6 +104,9 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.stop_compactor();
+        // Subscriptions share the log: close it now (errors ignored, as documented on
+        // `close`), so they end once they have delivered what is durable.
+        let _ = self.engine.wal.close();
     }
 }
 

@@ -233,7 +233,14 @@ impl LogFollower {
             }
             let mut iter = match self.disk.take() {
                 Some(iter) => iter,
-                None => self.wal.iter_from(self.next)?,
+                None => match self.wal.iter_from(self.next) {
+                    Ok(iter) => iter,
+                    // Truncated between the floor's check and the listing.
+                    Err(_) if self.next < self.wal.follow_floor() => {
+                        return Ok(Followed::Behind { first_lsn: self.wal.follow_floor() });
+                    }
+                    Err(e) => return Err(e),
+                },
             };
             let mut frames = Vec::new();
             let mut failure = None;

@@ -62,7 +62,7 @@ pub fn consumer_lags(offline: &OfflineStore) -> Result<Vec<ConsumerLag>> {
         .map(|record| ConsumerLag {
             lag_lsns: last.saturating_sub(record.acked_lsn),
             lag_bytes: lag_bytes(record.acked_lsn),
-            behind_log: record.acked_lsn + 1 < first,
+            behind_log: record.acked_lsn.saturating_add(1) < first,
             record,
         })
         .collect())

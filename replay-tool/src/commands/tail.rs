@@ -139,7 +139,7 @@ pub fn run(args: &Args) -> Result<()> {
                 if names.is_empty() { "none".to_string() } else { names.join(", ") }
             )));
         };
-        found.acked_lsn + 1
+        found.acked_lsn.saturating_add(1)
     } else {
         first
     };

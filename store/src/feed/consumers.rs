@@ -186,6 +186,14 @@ fn decode(path: &std::path::Path, bytes: &[u8]) -> Result<(ConsumerRecord, u32, 
     let Some(slot) = current else {
         return Err(corrupt(PAGE, "neither position slot is valid"));
     };
+    if slot.seq == u64::MAX || slot.acked_lsn == u64::MAX {
+        return Err(corrupt(PAGE, "a position slot's sequence or LSN is out of range"));
+    }
+    if check_name(&name).is_err()
+        || path.file_name().and_then(|f| f.to_str()) != Some(file_name(&name).as_str())
+    {
+        return Err(corrupt(24, "the name in the header is not the file's"));
+    }
     let record = ConsumerRecord {
         name,
         acked_lsn: slot.acked_lsn,
@@ -401,22 +409,34 @@ impl Consumers {
         entry.write(lsn, lagging)
     }
 
-    /// Marks `name` lagging: it no longer holds the log.
-    pub(crate) fn mark_lagging(&self, name: &str, held_bytes: u64) -> Result<()> {
+    /// Marks `name` lagging (it no longer holds the log) if, at its position now, it
+    /// still holds more than allowed (`held` gives the bytes it holds at a position).
+    /// Returns its position if it holds the log after all (it acknowledged meanwhile),
+    /// `None` if it is lagging.
+    pub(crate) fn mark_lagging_if(
+        &self,
+        name: &str,
+        held: impl Fn(Lsn) -> u64,
+    ) -> Result<Option<Lsn>> {
         let entry = self.entry(name)?;
         let mut entry = lock(&entry);
         if entry.record.lagging {
-            return Ok(());
+            return Ok(None);
+        }
+        let acked = entry.record.acked_lsn;
+        let held_bytes = held(acked);
+        if held_bytes <= self.hold_bytes_max {
+            return Ok(Some(acked));
         }
         tracing::warn!(
             consumer = name,
-            acked_lsn = entry.record.acked_lsn,
+            acked_lsn = acked,
             held_bytes,
             limit = self.hold_bytes_max,
             "consumer is lagging: it would hold more log than allowed, and no longer holds it"
         );
-        let acked = entry.record.acked_lsn;
-        entry.write(acked, true)
+        entry.write(acked, true)?;
+        Ok(None)
     }
 
     /// Deletes the consumer `name`: it holds the log no more.
@@ -427,11 +447,12 @@ impl Consumers {
         }
         let file = file_name(name);
         let path = self.storage.path().join(&file);
-        self.storage
-            .remove(&file)
-            .and_then(|()| self.storage.sync_dir())
-            .map_err(|e| io_error("deleting", path, e))?;
+        self.storage.remove(&file).map_err(|e| io_error("deleting", path.clone(), e))?;
+        // Gone from the directory: it holds the log no more, whether or not the removal
+        // is durable yet (a power cut before the sync may bring the file back, with the
+        // position it had).
         entries.remove(name);
+        self.storage.sync_dir().map_err(|e| io_error("deleting", path, e))?;
         tracing::info!(consumer = name, "consumer deleted");
         Ok(())
     }
@@ -518,5 +539,11 @@ mod tests {
         assert!(err.contains("x.consumer") && err.contains("offset 0"), "{err}");
         let err = decode(path, &bytes[..100]).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("shorter"), "{err}");
+        // A valid file under another name: refused, naming the header's name field.
+        bytes[3] = MAGIC[3];
+        assert!(decode(path, &bytes).is_ok());
+        let other = std::path::Path::new("consumers/y.consumer");
+        let err = decode(other, &bytes).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("offset 24"), "{err}");
     }
 }

@@ -253,6 +253,9 @@ pub(crate) struct Core {
     examined: Lsn,
     caught_up_at: Instant,
     ended: bool,
+    /// With rows: no state at the position could be folded; the newest snapshot must
+    /// stand in before anything is delivered.
+    needs_base: bool,
 }
 
 impl Core {
@@ -279,13 +282,19 @@ impl Core {
                 }
             }
             StartAt::End => wal.durable_lsn() + 1,
-            StartAt::Consumer(name) => engine.consumers.get(&name)?.acked_lsn + 1,
+            StartAt::Consumer(name) => engine.consumers.get(&name)?.acked_lsn.saturating_add(1),
         };
         let first_lsn = wal.first_lsn();
         if options.require_log && next < first_lsn {
             return Err(FeedError::LogTruncated { from: next, first_lsn }.into());
         }
         let rows = if options.with_rows { initial_rows(&engine, next)? } else { None };
+        // With rows and no state reachable at the position (no retained snapshot at or
+        // below it that the log continues), the newest snapshot stands in first.
+        let needs_base = options.with_rows && rows.is_none() && next > 1;
+        if needs_base && options.require_log {
+            return Err(FeedError::LogTruncated { from: next, first_lsn }.into());
+        }
         let follower = wal.follow(next);
         Ok(Core {
             engine,
@@ -297,6 +306,7 @@ impl Core {
             examined: next - 1,
             caught_up_at: Instant::now(),
             ended: false,
+            needs_base,
         })
     }
 
@@ -312,6 +322,14 @@ impl Core {
 
     /// One step: reads up to `frames_per_step` frames (from disk only if `allow_disk`).
     fn step(&mut self, allow_disk: bool) -> Result<Step> {
+        if self.needs_base {
+            if !allow_disk {
+                return Ok(Step::NeedsDisk);
+            }
+            self.take_snapshot()?;
+            self.needs_base = false;
+            return Ok(Step::Progress);
+        }
         let max = self.options.frames_per_step;
         let followed = if allow_disk {
             self.follower.poll(max)?
@@ -438,6 +456,12 @@ impl Core {
                 return Ok(None);
             }
             match self.step(true)? {
+                // Frames the filter skipped: read on, within the timeout.
+                Step::Progress | Step::NeedsDisk
+                    if self.pending.is_empty() && Instant::now() >= deadline =>
+                {
+                    return Ok(None);
+                }
                 Step::Progress | Step::NeedsDisk => continue,
                 Step::CaughtUp(durable) => {
                     let left = deadline.saturating_duration_since(Instant::now());
@@ -622,9 +646,13 @@ impl FeedStream {
         self.core.lock().await.position()
     }
 
-    /// How far behind the durable log the subscription is.
-    pub async fn lag(&self) -> Lag {
-        self.core.lock().await.lag()
+    /// How far behind the durable log the subscription is (on the blocking pool: it
+    /// reads the log's segment table, which a segment roll holds).
+    pub async fn lag(&self) -> Result<Lag> {
+        let core = Arc::clone(&self.core);
+        tokio::task::spawn_blocking(move || core.blocking_lock().lag())
+            .await
+            .map_err(|e| StoreError::Thread(format!("measuring a subscription's lag failed: {e}")))
     }
 }
 
@@ -642,7 +670,13 @@ async fn next_async(core: Arc<tokio::sync::Mutex<Core>>) -> Option<Result<FeedIt
             Err(e) => return Some(Err(fail(&mut guard, e))),
         };
         match step {
-            Step::Progress => {}
+            Step::Progress => {
+                if guard.pending.is_empty() {
+                    // Frames the filter skipped: let other tasks run between steps.
+                    drop(guard);
+                    tokio::task::yield_now().await;
+                }
+            }
             Step::NeedsDisk => {
                 drop(guard);
                 let shared = Arc::clone(&core);
@@ -655,9 +689,10 @@ async fn next_async(core: Arc<tokio::sync::Mutex<Core>>) -> Option<Result<FeedIt
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => return Some(Err(e)),
                     Err(e) => {
-                        return Some(Err(StoreError::Thread(format!(
+                        let e = StoreError::Thread(format!(
                             "a subscription's read from disk failed: {e}"
-                        ))));
+                        ));
+                        return Some(Err(fail(&mut *core.lock().await, e)));
                     }
                 }
             }
@@ -677,9 +712,10 @@ async fn next_async(core: Arc<tokio::sync::Mutex<Core>>) -> Option<Result<FeedIt
                             Ok(Ok(())) => {}
                             Ok(Err(e)) => return Some(Err(e)),
                             Err(e) => {
-                                return Some(Err(StoreError::Thread(format!(
+                                let e = StoreError::Thread(format!(
                                     "a subscription's last read failed: {e}"
-                                ))));
+                                ));
+                                return Some(Err(fail(&mut *core.lock().await, e)));
                             }
                         }
                     }
@@ -770,6 +806,10 @@ impl Consumer {
             return Err(FeedError::AckBeyondDurable { lsn, durable_lsn: durable }.into());
         }
         let engine = &self.engine;
+        // A lagging consumer may hold the log again: not while a compaction is choosing
+        // what to truncate (it would not see the change).
+        let _no_compaction =
+            engine.consumers.get(&self.name)?.lagging.then(|| engine.hold_compactions());
         engine.consumers.ack(&self.name, lsn, |lsn| {
             let segments = engine.wal.segment_sizes();
             held_bytes(&segments, lsn, engine.wal.durable_lsn()) <= engine.consumers.hold_bytes_max
@@ -832,22 +872,37 @@ pub(crate) fn held_bytes(segments: &[(Lsn, u64)], acked: Lsn, floor: Lsn) -> u64
 
 /// The floor the compactor may truncate the log to, given the registered consumers:
 /// `floor` lowered to the slowest consumer's position, except that a consumer holding
-/// more than the limit is marked lagging and holds nothing.
-pub(crate) fn consumer_floor(engine: &Engine, floor: Lsn) -> Result<Lsn> {
+/// more than the limit is marked lagging and holds nothing. Runs under the compaction
+/// lock, which registration and a lagging consumer's return to holding also take, so no
+/// consumer starts holding between this and the truncation.
+pub(crate) fn consumer_floor(engine: &Engine, floor: Lsn) -> Lsn {
     let segments = engine.wal.segment_sizes();
     let mut out = floor;
     for record in engine.consumers.list() {
         if record.lagging || record.acked_lsn >= floor {
             continue;
         }
-        let held = held_bytes(&segments, record.acked_lsn, floor);
-        if held > engine.consumers.hold_bytes_max {
-            engine.consumers.mark_lagging(&record.name, held)?;
-            continue;
+        let held = |acked: Lsn| held_bytes(&segments, acked, floor);
+        let holds = if held(record.acked_lsn) > engine.consumers.hold_bytes_max {
+            // Checked again at its position now, under its lock: it may have acknowledged.
+            engine.consumers.mark_lagging_if(&record.name, held)
+        } else {
+            Ok(Some(record.acked_lsn))
+        };
+        match holds {
+            Ok(Some(acked)) => out = out.min(acked),
+            Ok(None) => {}
+            // Deleted meanwhile: it holds nothing.
+            Err(StoreError::Feed(FeedError::UnknownConsumer { .. })) => {}
+            // Its file cannot be written: it keeps holding the log at its last known
+            // position (reported; a reopen reads what its file holds).
+            Err(e) => {
+                tracing::error!(consumer = %record.name, error = %e, "cannot mark a consumer lagging: it keeps holding the log");
+                out = out.min(record.acked_lsn);
+            }
         }
-        out = out.min(record.acked_lsn);
     }
-    Ok(out)
+    out
 }
 
 use crate::store::OrderStore;
@@ -904,6 +959,9 @@ impl OrderStore {
     /// nothing) if it does not exist. Its position then holds the log: no compaction
     /// removes frames after it, up to [`crate::StoreOptions::consumer_hold_bytes_max`].
     pub fn consumer(&self, name: &str) -> Result<Consumer> {
+        // Not while a compaction is choosing what to truncate: it would not see the new
+        // consumer's position.
+        let _no_compaction = self.engine().hold_compactions();
         self.engine().consumers.register(name)?;
         Ok(Consumer::new(Arc::clone(self.engine()), name.to_owned()))
     }

@@ -163,6 +163,49 @@ fn rows_after_each_event_match_the_store() {
 }
 
 #[test]
+fn with_rows_from_a_position_no_snapshot_reaches_the_newest_snapshot_stands_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = StoreOptions::for_tests();
+    // Sealed segments kept below the older snapshot: the log begins before it.
+    options.compaction.retain_segments = 2;
+    let store = OrderStore::open(dir.path(), options).unwrap();
+    write(&store, 1, 150);
+    let older = store.compact().unwrap().to_lsn;
+    write(&store, 1_000, 150);
+    let newer = store.compact().unwrap().to_lsn;
+    let first = store.stats().wal.first_lsn;
+    // The log begins before the older snapshot, the position lies between the two: no
+    // state at the position can be folded (no snapshot at or below it).
+    assert!(first > 1 && first + 1 < older, "log from {first}, snapshots {older}, {newer}");
+    let options = FeedOptions { with_rows: true, ..FeedOptions::default() };
+    let mut sub = store.subscribe(StartAt::Lsn(first + 1), options.clone()).unwrap();
+    let items = read_until(&mut sub, store.durable_lsn());
+    assert!(
+        matches!(&items[0], FeedItem::Snapshot { lsn, .. } if *lsn == newer),
+        "{:?}",
+        items.first().map(FeedItem::lsn)
+    );
+    let rows = items[1..].iter().flat_map(|i| i.as_batch().unwrap().events.iter());
+    assert!(rows.clone().count() > 0 && rows.clone().all(|e| e.row.is_some()));
+    let required = FeedOptions { require_log: true, ..options };
+    assert!(matches!(
+        store.subscribe(StartAt::Lsn(first + 1), required),
+        Err(StoreError::Feed(FeedError::LogTruncated { .. }))
+    ));
+}
+
+#[test]
+fn dropping_the_last_store_handle_ends_its_subscriptions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = OrderStore::open(dir.path(), StoreOptions::for_tests()).unwrap();
+    let sub = store.subscribe(StartAt::Beginning, Filter::all()).unwrap();
+    let reader = std::thread::spawn(move || sub.map(|i| i.unwrap().lsn()).collect::<Vec<_>>());
+    write(&store, 1, 3);
+    drop(store);
+    assert_eq!(reader.join().unwrap(), (1..=6).collect::<Vec<_>>());
+}
+
+#[test]
 fn behind_a_truncated_log_the_newest_snapshot_stands_in_unless_the_log_is_required() {
     let dir = tempfile::tempdir().unwrap();
     let store = OrderStore::open(dir.path(), StoreOptions::for_tests()).unwrap();
