@@ -15,6 +15,7 @@ use orderlog_store::{
     SyncPolicy, WalOptions,
 };
 use orderlog_wal::storage::SimStorage;
+use orderlog_wal::storage::sim::{Fault, FaultKind, FaultTarget};
 use proptest::prelude::*;
 
 fn create(id: u64) -> Event {
@@ -344,6 +345,37 @@ fn a_consumer_holding_more_than_the_limit_is_marked_lagging_and_holds_nothing() 
 }
 
 #[test]
+fn a_consumer_whose_file_cannot_be_written_fails_its_acks_not_the_compactions() {
+    let disk = SimStorage::new("/sim/failing-consumer");
+    let options = StoreOptions {
+        wal: WalOptions { sync_policy: SyncPolicy::Never, ..StoreOptions::for_tests().wal },
+        // Any position holds too much: a compaction tries to mark it lagging.
+        consumer_hold_bytes_max: 1,
+        ..StoreOptions::for_tests()
+    };
+    let store = OrderStore::open_on(Arc::new(disk.clone()), options).unwrap();
+    let consumer = store.consumer("c").unwrap();
+    write(&store, 1, 150);
+    store.sync().unwrap();
+    // The next sync (the acknowledgement's) fails.
+    disk.inject(Fault {
+        target: FaultTarget::Sync,
+        nth: 0,
+        kind: FaultKind::Io,
+        persistent: false,
+    });
+    assert!(matches!(consumer.ack(5), Err(StoreError::Feed(FeedError::ConsumerIo { .. }))));
+    disk.clear_fault();
+    assert!(matches!(consumer.ack(6), Err(StoreError::Feed(FeedError::ConsumerFailed { .. }))));
+    // Its position on disk is unknown: it keeps holding the log from where it was known,
+    // and the compaction completes.
+    let report = store.compact().unwrap();
+    assert!(report.to_lsn > 0);
+    assert_eq!(store.stats().wal.first_lsn, 1);
+    assert_eq!(store.stats().compaction.failed, 0);
+}
+
+#[test]
 fn only_durable_events_are_delivered_and_a_power_cut_takes_none_of_them_back() {
     let disk = SimStorage::new("/sim/feed");
     let options = StoreOptions {
@@ -365,6 +397,51 @@ fn only_durable_events_are_delivered_and_a_power_cut_takes_none_of_them_back() {
     let store = OrderStore::open_on(Arc::new(image), options).unwrap();
     // Whatever the cut kept of order 3, what was delivered is there.
     assert!(store.get(1).is_some() && store.get(2).is_some());
+}
+
+#[test]
+fn a_cancelled_next_on_the_async_stream_loses_nothing() {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = StoreOptions::for_tests();
+        // A small cache: most of the log is read from disk, on the blocking pool.
+        options.wal.follow_cache_bytes = 256;
+        let store = OrderStore::open_async(dir.path(), options).await.unwrap();
+        let written = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || write(&store, 1, 600)).await.unwrap()
+        };
+        // Four frames per read: many reads from disk, each on the blocking pool.
+        let options = FeedOptions { frames_per_step: 4, ..FeedOptions::default() };
+        let mut stream = store.subscribe_async(StartAt::Beginning, options).await.unwrap();
+        let (mut seen, mut cancelled) = (Vec::new(), 0);
+        for call in 0u64.. {
+            if seen.len() == written.len() {
+                break;
+            }
+            if call % 2 == 0 {
+                // Polled once and dropped if it must wait (a read on the blocking pool):
+                // what that read finds comes with a later call.
+                let mut next = Box::pin(stream.next_item());
+                let once =
+                    std::future::poll_fn(|cx| std::task::Poll::Ready(next.as_mut().poll(cx))).await;
+                match once {
+                    std::task::Poll::Ready(item) => seen.push(item.unwrap().unwrap().lsn()),
+                    std::task::Poll::Pending => cancelled += 1,
+                }
+            } else {
+                let item = tokio::time::timeout(Duration::from_secs(10), stream.next_item())
+                    .await
+                    .unwrap_or_else(|_| panic!("no item within 10 s after {} of them", seen.len()));
+                seen.push(item.unwrap().unwrap().lsn());
+            }
+        }
+        assert_eq!(seen, written.iter().map(|w| w.0).collect::<Vec<_>>());
+        assert!(cancelled > 0, "no call was cancelled");
+        store.close_async().await.unwrap();
+    });
 }
 
 #[test]
