@@ -45,6 +45,7 @@ pub mod format;
 pub mod fuzzing;
 mod iter;
 pub mod options;
+pub mod piece;
 pub mod reader;
 mod recovery;
 mod scan;
