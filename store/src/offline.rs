@@ -71,9 +71,10 @@ impl OfflineStore {
         Ok(self.log.last_lsn().max(newest))
     }
 
-    /// The registered consumers of the change feed, by name (read from their files;
-    /// nothing changed).
-    pub fn consumers(&self) -> Result<Vec<crate::feed::ConsumerRecord>> {
+    /// The registered consumers of the change feed, one outcome per consumer file, by
+    /// file name (read from their files; nothing changed): a damaged file is an error
+    /// naming it and the offset, and does not hide the others.
+    pub fn consumers(&self) -> Result<Vec<Result<crate::feed::ConsumerRecord>>> {
         use orderlog_wal::storage::Storage;
         let storage =
             orderlog_wal::storage::FsStorage::new(&self.dir).sub(crate::feed::CONSUMER_DIR);

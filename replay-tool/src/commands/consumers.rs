@@ -6,7 +6,7 @@ use orderlog_store::feed::ConsumerRecord;
 use orderlog_store::{Lsn, OfflineStore};
 use serde_json::{Value, json};
 
-use crate::error::Result;
+use crate::error::{CliError, Result};
 use crate::layout::existing_store;
 use crate::output::{Out, bytes, thousands};
 use crate::timefmt::format_ms;
@@ -38,8 +38,9 @@ pub struct ConsumerLag {
     pub behind_log: bool,
 }
 
-/// Every consumer in the directory with its lag.
-pub fn consumer_lags(offline: &OfflineStore) -> Result<Vec<ConsumerLag>> {
+/// Every consumer in the directory with its lag, and the damaged consumer files (each
+/// error names the file and the offset).
+pub fn consumer_lags(offline: &OfflineStore) -> Result<(Vec<ConsumerLag>, Vec<String>)> {
     let log = offline.log();
     let (first, last) = (log.first_lsn(), log.last_lsn());
     let lag_bytes = |acked: Lsn| -> u64 {
@@ -56,16 +57,19 @@ pub fn consumer_lags(offline: &OfflineStore) -> Result<Vec<ConsumerLag>> {
             })
             .sum()
     };
-    Ok(offline
-        .consumers()?
-        .into_iter()
-        .map(|record| ConsumerLag {
-            lag_lsns: last.saturating_sub(record.acked_lsn),
-            lag_bytes: lag_bytes(record.acked_lsn),
-            behind_log: record.acked_lsn.saturating_add(1) < first,
-            record,
-        })
-        .collect())
+    let (mut lags, mut damaged) = (Vec::new(), Vec::new());
+    for outcome in offline.consumers()? {
+        match outcome {
+            Ok(record) => lags.push(ConsumerLag {
+                lag_lsns: last.saturating_sub(record.acked_lsn),
+                lag_bytes: lag_bytes(record.acked_lsn),
+                behind_log: record.acked_lsn.saturating_add(1) < first,
+                record,
+            }),
+            Err(e) => damaged.push(e.to_string()),
+        }
+    }
+    Ok((lags, damaged))
 }
 
 /// A consumer as a JSON object (`consumers --json`, `stats --json`).
@@ -102,21 +106,31 @@ pub fn consumer_text(c: &ConsumerLag) -> String {
     line
 }
 
-/// Runs `consumers`.
+/// Runs `consumers`: exit 1 if a consumer file is damaged (every other one is listed).
 pub fn run(args: &Args) -> Result<()> {
     let dir = existing_store(&args.dir.dir)?;
     let offline = OfflineStore::open(&dir, args.recovery_mode.into())?;
-    let lags = consumer_lags(&offline)?;
+    let (lags, damaged) = consumer_lags(&offline)?;
     let mut out = Out::new();
-    if lags.is_empty() && !args.json {
+    if lags.is_empty() && damaged.is_empty() && !args.json {
         out.line("no consumers registered")?;
     }
     for c in &lags {
         let alive =
             if args.json { out.json(&consumer_json(c))? } else { out.line(consumer_text(c))? };
         if !alive {
-            break;
+            return Ok(());
         }
+    }
+    for error in &damaged {
+        if args.json {
+            out.json(&json!({ "damaged": error }))?;
+        } else {
+            out.line(format!("DAMAGED: {error}"))?;
+        }
+    }
+    if !damaged.is_empty() {
+        return Err(CliError::Verdict(format!("{} damaged consumer file(s)", damaged.len())));
     }
     Ok(())
 }

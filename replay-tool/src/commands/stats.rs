@@ -87,7 +87,7 @@ pub fn run(args: &Args) -> Result<()> {
         .collect::<Vec<_>>();
     let below_bytes: u64 = below.iter().map(|s| s.file_bytes).sum();
     let live = live_writer(&dir);
-    let consumers = crate::commands::consumers::consumer_lags(&offline)?;
+    let (consumers, damaged_consumers) = crate::commands::consumers::consumer_lags(&offline)?;
     let truncation = log.report().truncated.as_ref();
 
     let mut out = Out::new();
@@ -118,6 +118,7 @@ pub fn run(args: &Args) -> Result<()> {
                 "created_unix_ms": s.created_unix_ms, "compression": s.compression.to_string(),
             })).collect::<Vec<Value>>(),
             "consumers": consumers.iter().map(crate::commands::consumers::consumer_json).collect::<Vec<Value>>(),
+            "damaged_consumer_files": damaged_consumers,
             "state": {
                 "lsn": fold.lsn,
                 "orders": fold.state.len(),
@@ -178,6 +179,9 @@ pub fn run(args: &Args) -> Result<()> {
     }
     for c in &consumers {
         lines.push(format!("consumer {}", crate::commands::consumers::consumer_text(c)));
+    }
+    for error in &damaged_consumers {
+        lines.push(format!("consumer file DAMAGED: {error}"));
     }
     let statuses: Vec<String> =
         by_status.iter().map(|(k, n)| format!("{k} {}", thousands(*n))).collect();

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use orderlog_store::events::decode_batch;
-use orderlog_store::{Event, EventType, Lsn, OfflineStore, StoreError};
+use orderlog_store::{Event, EventType, FeedError, Lsn, OfflineStore, StoreError};
 use orderlog_wal::Frame;
 use serde_json::json;
 
@@ -131,8 +131,22 @@ pub fn run(args: &Args) -> Result<()> {
     } else if let Some(ms) = args.from_time {
         offline.lsn_after_time(ms)?.unwrap_or(1)
     } else if let Some(name) = &args.consumer {
-        let consumers = offline.consumers()?;
+        let (consumers, damaged): (Vec<_>, Vec<_>) =
+            offline.consumers()?.into_iter().partition(|c| c.is_ok());
+        let consumers: Vec<_> = consumers.into_iter().filter_map(|c| c.ok()).collect();
         let Some(found) = consumers.iter().find(|c| &c.name == name) else {
+            // A damaged file of that name says so.
+            let file = std::ffi::OsString::from(format!("{name}.consumer"));
+            let names_file = |e: &StoreError| match e {
+                StoreError::Feed(FeedError::CorruptConsumer { file: path, .. })
+                | StoreError::Feed(FeedError::ConsumerIo { path, .. }) => {
+                    path.file_name() == Some(file.as_os_str())
+                }
+                _ => false,
+            };
+            if let Some(e) = damaged.into_iter().filter_map(|c| c.err()).find(|e| names_file(e)) {
+                return Err(CliError::Store(e));
+            }
             let names: Vec<&str> = consumers.iter().map(|c| c.name.as_str()).collect();
             return Err(CliError::Usage(format!(
                 "no consumer named {name:?} is registered (registered: {})",

@@ -75,6 +75,35 @@ fn tail_refuses_bad_positions_and_names() {
 }
 
 #[test]
+fn a_damaged_consumer_file_is_named_and_hides_no_other() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = arg(tmp.path());
+    store(tmp.path());
+    {
+        let store = OrderStore::open(tmp.path(), StoreOptions::for_tests()).unwrap();
+        store.consumer("audit").unwrap().ack(3).unwrap();
+        store.close().unwrap();
+    }
+    let file = tmp.path().join("consumers").join("relay.consumer");
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[30] ^= 0xff;
+    std::fs::write(&file, &bytes).unwrap();
+    let listed = run(&["consumers", &d]);
+    listed.fails(1, "damaged consumer file");
+    assert!(listed.stdout.contains("audit: acked LSN 3"), "{}", listed.stdout);
+    assert!(listed.stdout.contains("relay.consumer") && listed.stdout.contains("offset 0"));
+    let stats = run(&["stats", &d]);
+    assert!(
+        stats.ok().contains("consumer file DAMAGED") && stats.stdout.contains("consumer audit")
+    );
+    run(&["tail", &d, "--consumer", "relay"]).fails(2, "relay.consumer is damaged at offset 0");
+    assert_eq!(
+        lsns(&run(&["tail", &d, "--json", "--consumer", "audit", "--limit", "1"]).json_lines()),
+        vec![4]
+    );
+}
+
+#[test]
 fn behind_the_compacted_log_a_snapshot_line_stands_in_unless_the_log_is_required() {
     let tmp = tempfile::tempdir().unwrap();
     let d = arg(tmp.path());

@@ -204,21 +204,27 @@ fn decode(path: &std::path::Path, bytes: &[u8]) -> Result<(ConsumerRecord, u32, 
     Ok((record, header_crc, slot.seq))
 }
 
-/// Reads every consumer in `storage` (a store's `consumers/`), by name, changing
-/// nothing: for the offline tool. A missing directory holds none.
-pub fn read_consumers(storage: &dyn Storage) -> Result<Vec<ConsumerRecord>> {
-    let names = match storage.list() {
+/// Reads every consumer in `storage` (a store's `consumers/`), changing nothing: for the
+/// offline tool. One outcome per file, by file name: a damaged file is an error naming
+/// it and the offset, and does not hide the others. A missing directory holds none; a
+/// file removed between the listing and its read (a consumer deleted meanwhile) is left
+/// out.
+pub fn read_consumers(storage: &dyn Storage) -> Result<Vec<Result<ConsumerRecord>>> {
+    let mut names = match storage.list() {
         Ok(names) => names,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io_error("listing", storage.path().to_path_buf(), e)),
     };
+    names.sort();
     let mut out = Vec::new();
     for file in names.iter().filter(|n| n.ends_with(SUFFIX)) {
         let path = storage.path().join(file);
-        let bytes = storage.read(file).map_err(|e| io_error("reading", path.clone(), e))?;
-        out.push(decode(&path, &bytes)?.0);
+        match storage.read(file) {
+            Ok(bytes) => out.push(decode(&path, &bytes).map(|(record, _, _)| record)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => out.push(Err(io_error("reading", path, e))),
+        }
     }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
 }
 
@@ -516,6 +522,19 @@ mod tests {
             Err(StoreError::Feed(FeedError::UnknownConsumer { .. }))
         ));
         assert!(read_consumers(s.as_ref())?.is_empty());
+        // A damaged file is reported, naming it, and does not hide the others.
+        consumers.register("a")?;
+        consumers.register("b")?;
+        let damaged = dir.path().join(CONSUMER_DIR).join("a.consumer");
+        let mut bytes =
+            std::fs::read(&damaged).map_err(|e| io_error("read", damaged.clone(), e))?;
+        bytes[0] ^= 1;
+        std::fs::write(&damaged, &bytes).map_err(|e| io_error("write", damaged.clone(), e))?;
+        let read = read_consumers(s.as_ref())?;
+        assert_eq!(read.len(), 2);
+        let err = read[0].as_ref().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("a.consumer") && err.contains("offset 0"), "{err}");
+        assert_eq!(read[1].as_ref().map(|r| r.name.as_str()).ok(), Some("b"));
         Ok(())
     }
 
