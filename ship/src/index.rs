@@ -13,7 +13,9 @@
 use orderlog_wal::Lsn;
 use serde::{Deserialize, Serialize};
 
-use crate::layout::{Generation, LogPiece};
+use orderlog_wal::options::{SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MIN};
+
+use crate::layout::{GENERATIONS, Generation, LogPiece};
 
 /// Version of the index body written by this code.
 pub const INDEX_FORMAT: u32 = 1;
@@ -142,10 +144,29 @@ impl BackupIndex {
         if u32::from_le_bytes(crc) != crc32fast::hash(&bytes[..12 + len]) {
             return Err(fail(12 + len, "the checksum does not match".into()));
         }
-        let index: BackupIndex = serde_json::from_slice(&bytes[12..12 + len])
+        let body = &bytes[12..12 + len];
+        // The format first, so a later format reads as such, not as garbage.
+        #[derive(Deserialize)]
+        struct Format {
+            format: u32,
+        }
+        let format: Format = serde_json::from_slice(body)
             .map_err(|e| fail(12, format!("the body is not an index: {e}")))?;
-        if index.format != INDEX_FORMAT {
-            return Err(fail(12, format!("unknown index format {}", index.format)));
+        if format.format != INDEX_FORMAT {
+            return Err(fail(12, format!("unknown index format {}", format.format)));
+        }
+        let index: BackupIndex = serde_json::from_slice(body)
+            .map_err(|e| fail(12, format!("the body is not an index: {e}")))?;
+        // The index describes the generation and the sequence number its name says.
+        let named = format!("{}/{GENERATIONS}/{}/index/{:020}", "", index.generation, index.seq);
+        if !format!("/{object}").ends_with(&named) {
+            return Err(fail(
+                12,
+                format!(
+                    "its body is index {} of generation {}, not this object",
+                    index.seq, index.generation
+                ),
+            ));
         }
         index.check().map_err(|reason| fail(12, reason))?;
         Ok(index)
@@ -156,18 +177,14 @@ impl BackupIndex {
         let Some(generation) = Generation::parse(&self.generation) else {
             return Err(format!("generation {:?} is not a generation id", self.generation));
         };
-        let mut next = None;
+        let mut next: Option<Lsn> = None;
+        let pieces = self.segments.len();
         for (i, s) in self.segments.iter().enumerate() {
             let piece = LogPiece { base: s.base_lsn, last: s.last_lsn, sealed: s.sealed };
-            if s.object != generation.log_piece(piece) {
-                return Err(format!(
-                    "log piece {i} is named {:?}, not {:?}",
-                    s.object,
-                    generation.log_piece(piece)
-                ));
-            }
-            if s.base_lsn == 0 || s.last_lsn + 1 < s.base_lsn {
-                return Err(format!("log piece {i} holds LSNs {}..={}", s.base_lsn, s.last_lsn));
+            if LogPiece::parse(s.object.rsplit('/').next().unwrap_or_default()) != Some(piece)
+                || s.object != generation.log_piece(piece)
+            {
+                return Err(format!("log piece {i} ({:?}) is not named by its LSNs", s.object));
             }
             if next.is_some_and(|n| n != s.base_lsn) {
                 return Err(format!(
@@ -175,28 +192,46 @@ impl BackupIndex {
                     s.base_lsn
                 ));
             }
-            if !s.sealed && i + 1 != self.segments.len() {
-                return Err(format!("log piece {i} is a prefix but not the last piece"));
+            if i + 1 != pieces && (!s.sealed || s.last_lsn < s.base_lsn) {
+                return Err(format!("log piece {i} is a prefix or empty but not the last piece"));
             }
+            if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_LIMIT).contains(&s.segment_bytes)
+                || s.bytes > s.segment_bytes
+            {
+                return Err(format!(
+                    "log piece {i}: {} bytes of a segment of {}",
+                    s.bytes, s.segment_bytes
+                ));
+            }
+            // Parsed above: `last_lsn < Lsn::MAX`.
             next = Some(s.last_lsn + 1);
         }
         let last = self.segments.last().map_or(0, |s| s.last_lsn);
         let first = self.segments.first().map_or(1, |s| s.base_lsn);
-        if self.shipped_lsn > last || (self.shipped_lsn > 0 && self.shipped_lsn + 1 < first) {
+        if self.shipped_lsn > last
+            || (self.shipped_lsn > 0 && self.shipped_lsn < first.saturating_sub(1))
+        {
             return Err(format!(
                 "shipped LSN {} lies outside the pieces ({first}..={last})",
                 self.shipped_lsn
             ));
         }
-        let inside = format!("{}/", generation.dir());
+        let mut previous = None;
         for s in &self.snapshots {
-            for f in s.files.iter().chain(std::iter::once(&s.manifest)) {
-                if !f.object.starts_with(&inside) || f.name.contains("..") {
-                    return Err(format!(
-                        "snapshot {} names {:?} outside its generation",
-                        s.lsn, f.object
-                    ));
+            if previous.is_some_and(|p| p >= s.lsn) {
+                return Err(format!("snapshot {} is listed after a newer one", s.lsn));
+            }
+            previous = Some(s.lsn);
+            let dir = format!("snap-{:020}/", s.lsn);
+            for f in &s.files {
+                let file = f.name.strip_prefix(&dir).unwrap_or_default();
+                let plain = !file.is_empty() && !file.contains('/') && file != "." && file != "..";
+                if !plain || f.object != generation.snapshot_file(&f.name) {
+                    return Err(format!("snapshot {} lists {:?} as {:?}", s.lsn, f.name, f.object));
                 }
+            }
+            if s.manifest.name != "MANIFEST" || s.manifest.object != generation.manifest(s.lsn) {
+                return Err(format!("snapshot {}'s manifest is {:?}", s.lsn, s.manifest.object));
             }
         }
         Ok(())
@@ -245,43 +280,83 @@ mod tests {
         }
     }
 
+    fn name(i: &BackupIndex) -> String {
+        Generation::parse(&i.generation).map(|g| g.index(i.seq)).unwrap_or_default()
+    }
+
     #[test]
     fn an_index_round_trips() {
         let i = index(&[(1, 40, true), (41, 90, true), (91, 95, false)]);
-        assert_eq!(BackupIndex::decode("x", &i.encode()), Ok(i));
+        assert_eq!(BackupIndex::decode(&name(&i), &i.encode()), Ok(i.clone()));
+        // Under a prefix too; but not under another generation's or sequence's name.
+        assert!(BackupIndex::decode(&format!("backups/{}", name(&i)), &i.encode()).is_ok());
+        let other = Generation { started_ms: 1, tag: 1 }.index(4);
+        assert!(BackupIndex::decode(&other, &i.encode()).is_err());
+        let next = Generation::parse(&i.generation).map(|g| g.index(5)).unwrap_or_default();
+        assert!(BackupIndex::decode(&next, &i.encode()).is_err());
     }
 
     #[test]
     fn an_index_that_does_not_hold_together_is_refused() {
         for (pieces, why) in [
             (vec![(1, 40, true), (42, 90, true)], "not where the previous ended"),
-            (vec![(1, 40, false), (41, 90, true)], "prefix but not the last"),
-            (vec![(5, 3, true)], "holds LSNs"),
+            (vec![(1, 40, false), (41, 90, true)], "prefix or empty but not the last"),
+            (
+                vec![(1, 40, true), (41, 40, true), (41, 90, true)],
+                "prefix or empty but not the last",
+            ),
+            (vec![(5, 3, true)], "not named by its LSNs"),
+            (vec![(1, u64::MAX, true)], "not named by its LSNs"),
         ] {
-            let bytes = index(&pieces).encode();
-            let err = BackupIndex::decode("gen/index/4", &bytes).unwrap_err();
+            let i = index(&pieces);
+            let err = BackupIndex::decode(&name(&i), &i.encode()).unwrap_err();
             assert!(err.reason.contains(why), "{err}");
             assert_eq!(err.offset, 12);
         }
-        let mut outside = index(&[(1, 4, true)]);
-        outside.snapshots[0].files[0].object = "elsewhere/orders.arrow".into();
-        assert!(BackupIndex::decode("x", &outside.encode()).is_err());
-        let mut beyond = index(&[(1, 4, true)]);
-        beyond.shipped_lsn = 5;
-        assert!(BackupIndex::decode("x", &beyond.encode()).is_err());
+        let refused = |change: &dyn Fn(&mut BackupIndex)| {
+            let mut i = index(&[(1, 4, true)]);
+            change(&mut i);
+            BackupIndex::decode(&name(&i), &i.encode()).is_err()
+        };
+        let g = |i: &BackupIndex| {
+            Generation::parse(&i.generation).unwrap_or(Generation { started_ms: 0, tag: 0 })
+        };
+        assert!(refused(&|i| i.snapshots[0].files[0].object = "elsewhere/orders.arrow".into()));
+        assert!(refused(&|i| {
+            i.snapshots[0].files[0].object = format!("{}/../../../etc/shadow", g(i).dir());
+        }));
+        assert!(refused(&|i| {
+            i.snapshots[0].files[0].name = "/etc/passwd".into();
+            i.snapshots[0].files[0].object = g(i).snapshot_file("/etc/passwd");
+        }));
+        assert!(refused(&|i| {
+            i.snapshots[0].files[0].name = "snap-00000000000000000010/../x".into();
+            i.snapshots[0].files[0].object = g(i).snapshot_file("snap-00000000000000000010/../x");
+        }));
+        assert!(refused(&|i| i.snapshots[0].manifest.object =
+            g(i).log_piece(LogPiece { base: 1, last: 4, sealed: true })));
+        assert!(refused(&|i| i.shipped_lsn = 5));
+        assert!(refused(&|i| i.segments[0].segment_bytes = 1 << 62));
+        assert!(refused(&|i| i.segments[0].bytes = (1 << 20) + 1));
+        assert!(refused(&|i| i.generation = "0000000000000009-FFFFFFFF".into()));
+        let mut later = index(&[(1, 4, true)]);
+        later.format = 2;
+        let err = BackupIndex::decode(&name(&later), &later.encode()).unwrap_err();
+        assert!(err.reason.contains("unknown index format 2"), "{err}");
     }
 
     proptest! {
         #[test]
         fn damage_anywhere_is_an_error_naming_the_object_never_a_panic(at in 0usize..400, bit in 0u8..8, cut in 0usize..400) {
-            let bytes = index(&[(1, 40, true), (41, 95, false)]).encode();
+            let i = index(&[(1, 40, true), (41, 95, false)]);
+            let bytes = i.encode();
             let mut flipped = bytes.clone();
             let at = at % flipped.len();
             flipped[at] ^= 1 << bit;
-            let err = BackupIndex::decode("gen/index/4", &flipped).unwrap_err();
-            prop_assert_eq!(err.object.as_str(), "gen/index/4");
+            let err = BackupIndex::decode(&name(&i), &flipped).unwrap_err();
+            prop_assert_eq!(err.object, name(&i));
             let cut = cut % bytes.len();
-            prop_assert!(BackupIndex::decode("gen/index/4", &bytes[..cut]).is_err());
+            prop_assert!(BackupIndex::decode(&name(&i), &bytes[..cut]).is_err());
         }
 
         #[test]

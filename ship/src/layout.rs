@@ -38,10 +38,12 @@ impl Generation {
         if ms.len() != 16 || tag.len() != 8 {
             return None;
         }
-        Some(Generation {
+        let generation = Generation {
             started_ms: u64::from_str_radix(ms, 16).ok()?,
             tag: u32::from_str_radix(tag, 16).ok()?,
-        })
+        };
+        // One spelling per generation: lowercase, no sign.
+        (generation.to_string() == s).then_some(generation)
     }
 
     /// The generation's directory under the prefix.
@@ -104,7 +106,11 @@ impl LogPiece {
             return None;
         }
         let (base, last): (Lsn, Lsn) = (base.parse().ok()?, last.parse().ok()?);
-        (base >= 1 && last + 1 >= base).then_some(LogPiece { base, last, sealed })
+        (base >= 1 && last < Lsn::MAX && last + 1 >= base).then_some(LogPiece {
+            base,
+            last,
+            sealed,
+        })
     }
 }
 
@@ -147,5 +153,8 @@ mod tests {
         assert_eq!(LogPiece::parse("00000000000000000005-00000000000000000003.seg"), None);
         assert_eq!(LogPiece::parse("00000000000000000000-00000000000000000000.seg"), None);
         assert_eq!(Generation::parse("zz-00000000"), None);
+        assert_eq!(Generation::parse("+000000000000009-ffffffff"), None);
+        assert_eq!(Generation::parse("0000000000000009-FFFFFFFF"), None);
+        assert_eq!(LogPiece::parse("00000000000000000001-18446744073709551615.seg"), None);
     }
 }

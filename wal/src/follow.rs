@@ -58,21 +58,30 @@ impl RecentFrames {
     /// arrive in LSN order; a gap (a group appended while no follower lived, between two
     /// that were recorded) empties the cache first, so it always holds contiguous LSNs.
     pub(crate) fn record(&self, first: Lsn, payloads: &[&[u8]]) {
+        // Copied before the cache's lock is taken, and what is evicted freed after it is
+        // released: followers taking frames wait only for the pointer moves.
+        let frames = payloads.iter().enumerate().map(|(i, payload)| {
+            Frame::owned(first + i as u64, payload.to_vec(), i + 1 < payloads.len())
+        });
+        let frames: Vec<Frame> = frames.collect();
+        let mut evicted = Vec::new();
         let mut cache = self.lock();
         if cache.frames.back().is_some_and(|f| f.lsn() + 1 != first) {
-            cache.frames.clear();
+            evicted.extend(cache.frames.drain(..));
             cache.bytes = 0;
         }
-        for (i, payload) in payloads.iter().enumerate() {
-            let continues = i + 1 < payloads.len();
-            cache.bytes += payload.len();
-            cache.frames.push_back(Frame::owned(first + i as u64, payload.to_vec(), continues));
+        for frame in frames {
+            cache.bytes += frame.payload().len();
+            cache.frames.push_back(frame);
         }
         while cache.bytes > cache.limit && cache.frames.len() > 1 {
             if let Some(old) = cache.frames.pop_front() {
                 cache.bytes -= old.payload().len();
+                evicted.push(old);
             }
         }
+        drop(cache);
+        drop(evicted);
     }
 
     fn join(&self) {

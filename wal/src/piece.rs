@@ -40,6 +40,14 @@ pub fn segment_piece(file: &std::path::Path, bytes: &[u8], upto: Lsn) -> Result<
     };
     let scan = scan_segment(bytes).map_err(|d| corrupt(d.offset, d.kind))?;
     let header = scan.header;
+    // Damage is an error where a piece would need what lies behind it: in a sealed
+    // segment, before the LSN asked for, or among frames a checkpoint says are durable.
+    // After all of those it is the active segment's unfinished end (a write in progress).
+    if let Some(damage) = &scan.damage
+        && (scan.sealed() || scan.next_lsn <= upto || damage.offset < scan.durable_end())
+    {
+        return Err(corrupt(damage.offset, damage.kind.clone()));
+    }
     // The end of the last whole group at or before `upto`.
     let mut end = header.frames_offset();
     let mut last = header.base_lsn - 1;
@@ -51,10 +59,19 @@ pub fn segment_piece(file: &std::path::Path, bytes: &[u8], upto: Lsn) -> Result<
             last = frame.lsn;
         }
     }
-    let whole = scan.frames.last().is_none_or(|f| f.lsn == last);
+    let whole = scan.damage.is_none() && scan.frames.last().is_none_or(|f| f.lsn == last);
     let sealed = scan.sealed() && whole;
-    let mut out = bytes[..end as usize].to_vec();
-    let seq = scan.checkpoint.map_or(0, |c| c.seq) + 1;
+    let Some(kept) = usize::try_from(end).ok().and_then(|end| bytes.get(..end)) else {
+        return Err(corrupt(
+            bytes.len() as u64,
+            CorruptionKind::BadSegmentHeader(format!(
+                "the segment's {} bytes end before its frames do ({end})",
+                bytes.len()
+            )),
+        ));
+    };
+    let mut out = kept.to_vec();
+    let seq = scan.checkpoint.map_or(0, |c| c.seq).saturating_add(1);
     let checkpoint = Checkpoint { seq, durable_end: end, last_lsn: last, sealed };
     let slot = checkpoint.encode(scan.header_crc);
     for at in header.checkpoint_slots() {
@@ -69,11 +86,25 @@ pub fn segment_piece(file: &std::path::Path, bytes: &[u8], upto: Lsn) -> Result<
     })
 }
 
+/// What [`check_piece`] found: the segment a piece restores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckedPiece {
+    /// The segment's first LSN.
+    pub base_lsn: Lsn,
+    /// The piece's last LSN (`base_lsn - 1`: none).
+    pub last_lsn: Lsn,
+    /// The piece is the whole of a sealed segment.
+    pub sealed: bool,
+    /// The segment file's size, to restore it with.
+    pub segment_bytes: u64,
+}
+
 /// Checks a piece read back (from a backup) as recovery would read the segment it
-/// restores, and returns that segment's first LSN, last LSN and size: every frame whole,
+/// restores, and returns what that segment holds: every frame whole,
 /// the chain unbroken, nothing after the last frame, the checkpoint claiming exactly
 /// the frames there. `name` names the piece in errors.
-pub fn check_piece(name: &std::path::Path, bytes: &[u8]) -> Result<(Lsn, Lsn, u64)> {
+pub fn check_piece(name: &std::path::Path, bytes: &[u8]) -> Result<CheckedPiece> {
     let corrupt = |offset: u64, kind: CorruptionKind| WalError::Corruption {
         file: name.to_path_buf(),
         offset,
@@ -96,7 +127,24 @@ pub fn check_piece(name: &std::path::Path, bytes: &[u8]) -> Result<(Lsn, Lsn, u6
             )),
         ));
     }
-    Ok((header.base_lsn, last, header.segment_bytes))
+    let size = header.segment_bytes;
+    if !(crate::options::SEGMENT_BYTES_MIN..=crate::options::SEGMENT_BYTES_LIMIT).contains(&size)
+        || bytes.len() as u64 > size
+    {
+        return Err(corrupt(
+            0,
+            CorruptionKind::BadSegmentHeader(format!(
+                "a segment size of {size} bytes (a piece of {} bytes)",
+                bytes.len()
+            )),
+        ));
+    }
+    Ok(CheckedPiece {
+        base_lsn: header.base_lsn,
+        last_lsn: last,
+        sealed: scan.sealed(),
+        segment_bytes: size,
+    })
 }
 
 #[cfg(test)]
@@ -148,8 +196,12 @@ mod tests {
             let mut last = 0;
             for &base in &bases[..2] {
                 let piece = segment_piece(std::path::Path::new("seg"), &read(base)?, upto)?;
-                let (b, l, size) = check_piece(std::path::Path::new("piece"), &piece.bytes)?;
-                assert_eq!((b, l), (piece.base_lsn, piece.last_lsn));
+                let checked = check_piece(std::path::Path::new("piece"), &piece.bytes)?;
+                assert_eq!(
+                    (checked.base_lsn, checked.last_lsn, checked.sealed),
+                    (piece.base_lsn, piece.last_lsn, piece.sealed)
+                );
+                let size = checked.segment_bytes;
                 let mut file = piece.bytes.clone();
                 file.resize(size as usize, 0);
                 let name = crate::format::segment_file_name(base);
@@ -198,6 +250,22 @@ mod tests {
         assert!(
             check_piece(std::path::Path::new("p"), &piece.bytes[..piece.bytes.len() - 8]).is_err()
         );
+        // Damage among frames a checkpoint says are durable (a closed log: all of them) is
+        // an error whatever the cut.
+        let mut flipped = bytes.clone();
+        flipped[piece.bytes.len() + 20] ^= 0x40;
+        let err =
+            segment_piece(std::path::Path::new("seg"), &flipped, 12).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("seg")));
+        // Bytes after the last durable frame (an append in progress): the active segment's
+        // unfinished end, an error only for a piece that would need what lies behind it.
+        let end = segment_piece(std::path::Path::new("seg"), &bytes, u64::MAX)?.bytes.len();
+        let mut torn = bytes.clone();
+        torn[end..end + 16].fill(0xab);
+        assert_eq!(segment_piece(std::path::Path::new("seg"), &torn, 12)?.last_lsn, 12);
+        assert!(segment_piece(std::path::Path::new("seg"), &torn, 25).is_err());
+        // A file shorter than its frames: an error, not a panic.
+        assert!(segment_piece(std::path::Path::new("seg"), &piece.bytes[..100], 12).is_err());
         // Extra bytes after the last frame.
         let mut longer = piece.bytes.clone();
         longer.extend_from_slice(&[0; 8]);
