@@ -217,13 +217,6 @@ impl LogFollower {
         Some(self.deliver(frames))
     }
 
-    /// Whether the next [`LogFollower::poll`] would read from disk (the cache does not
-    /// hold the position) rather than return at once.
-    pub fn needs_disk(&self) -> bool {
-        let durable = self.wal.durable_lsn();
-        self.next <= durable && self.wal.recent.take(self.next, self.next, 1).is_none()
-    }
-
     fn deliver(&mut self, frames: Vec<Frame>) -> Followed {
         if let Some(last) = frames.last() {
             self.next = last.lsn() + 1;
