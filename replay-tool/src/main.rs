@@ -51,7 +51,19 @@ enum Command {
     Consumers(commands::consumers::Args),
     /// Check every segment header, frame CRC and chain, LSN continuity, the manifest and
     /// every snapshot file; print each finding with file and offset. Exit 1 on damage.
+    /// Given a backup's URL (s3://..., file://...) instead: every object its newest index
+    /// names (size, CRC-32, frames, manifests) and the log pieces' continuity.
     Verify(commands::verify::Args),
+    /// Ship the store in DIR into the backup at URL (s3://bucket/prefix or file:///path)
+    /// once: what is new since the backup's last index, or a new generation. Safe on a
+    /// live store; never writes into DIR.
+    Backup(commands::backup::BackupArgs),
+    /// Restore the backup at URL into a new directory OUT, to its end or to an LSN or a
+    /// time; every object is checked before use, and OUT then opens as a store.
+    Restore(commands::backup::RestoreArgs),
+    /// Run a read replica of the backup at URL in DIR (restored first if DIR is new),
+    /// printing its position as it follows the backup.
+    Replica(commands::replica::Args),
     /// Fold the log to an LSN or a time and write that state as a snapshot (Arrow IPC +
     /// Parquet) into a new directory OUT, never into DIR.
     Replay(commands::replay::Args),
@@ -109,6 +121,9 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Dump(args) => commands::dump::run(&args),
         Command::Verify(args) => commands::verify::run(&args),
+        Command::Backup(args) => commands::backup::run_backup(&args),
+        Command::Restore(args) => commands::backup::run_restore(&args),
+        Command::Replica(args) => commands::replica::run(&args),
         Command::Tail(args) => commands::tail::run(&args),
         Command::Consumers(args) => commands::consumers::run(&args),
         Command::Replay(args) => commands::replay::run(&args),

@@ -225,7 +225,10 @@ impl BackupIndex {
             let dir = format!("snap-{:020}/", s.lsn);
             for f in &s.files {
                 let file = f.name.strip_prefix(&dir).unwrap_or_default();
-                let plain = !file.is_empty() && !file.contains('/') && file != "." && file != "..";
+                // A relative path down the snapshot's directory (a partitioned Parquet
+                // file lies a few directories down): no empty, `.` or `..` component.
+                let plain = !file.is_empty()
+                    && file.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
                 if !plain || f.object != generation.snapshot_file(&f.name) {
                     return Err(format!("snapshot {} lists {:?} as {:?}", s.lsn, f.name, f.object));
                 }

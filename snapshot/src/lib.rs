@@ -100,6 +100,25 @@ pub use info::{
     VerifiedSnapshot,
 };
 pub use manifest::MANIFEST_VERSION;
+
+/// The manifest's file name in a snapshot directory.
+pub const MANIFEST_NAME: &str = manifest::MANIFEST_FILE;
+
+/// Decodes and checks a manifest's bytes (read from `path`, named in errors): the
+/// snapshots it lists, newest first. For tools that carry manifests elsewhere (a backup).
+pub fn decode_manifest(path: &std::path::Path, bytes: &[u8]) -> Result<Vec<SnapshotInfo>> {
+    manifest::decode(path, bytes)
+}
+
+/// A manifest's bytes listing `snapshots` (newest first): what a restore writes.
+pub fn encode_manifest(snapshots: &[SnapshotInfo]) -> Result<Vec<u8>> {
+    manifest::encode(snapshots)
+}
+
+/// A snapshot directory's name (`snap-<lsn, 20 digits>`).
+pub fn snapshot_dir_name(lsn: Lsn) -> String {
+    manifest::snapshot_dir_name(lsn)
+}
 pub use options::{PARTITIONS_LIMIT, ParquetCompression, SNAPSHOTS_MAX, SnapshotOptions};
 pub use staged::{StagedDir, StagedFile};
 pub use standalone::{

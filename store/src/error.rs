@@ -85,6 +85,44 @@ pub enum StoreError {
     /// A subscription or a consumer was refused or failed.
     #[error(transparent)]
     Feed(#[from] FeedError),
+    /// A backup target could not be opened, or shipping, restoring or a replica failed.
+    #[error(transparent)]
+    Replication(#[from] orderlog_ship::ShipError),
+    /// The backup a replica follows no longer continues the replica's log (another
+    /// history was restored and shipped): the replica stops following; re-create it.
+    #[error("the replica's log diverges from its backup at LSN {lsn}: {reason}")]
+    ReplicaDiverged {
+        /// The LSN where they part.
+        lsn: orderlog_wal::Lsn,
+        /// How.
+        reason: String,
+    },
+    /// `promote` on a store that is not a replica.
+    #[error("the store at {dir} is not a read replica")]
+    NotAReplica {
+        /// Its directory.
+        dir: std::path::PathBuf,
+    },
+    /// Promotion could not fence the primary: it kept shipping new indexes.
+    #[error(
+        "the primary still ships into generation {generation} ({attempts} attempts to fence it): stop it, then promote"
+    )]
+    PrimaryStillShipping {
+        /// The generation.
+        generation: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The store is a read replica: it refuses writes.
+    #[error(
+        "the store at {dir} is a read replica of {target}: it refuses writes (promote it first)"
+    )]
+    ReadOnlyReplica {
+        /// The replica's directory.
+        dir: std::path::PathBuf,
+        /// The backup it follows.
+        target: String,
+    },
     /// An analytics query or view failed; the store is unaffected.
     #[cfg(feature = "analytics")]
     #[error(transparent)]

@@ -33,6 +33,8 @@ pub struct StoreOptions {
     /// lagging (a warning, `StoreStats::consumers`, `orderlog consumers`) and no longer
     /// holds the log. Default 4 GiB.
     pub consumer_hold_bytes_max: u64,
+    /// Continuous backup to object storage (`None`: off, the default).
+    pub replication: Option<crate::ReplicationOptions>,
 }
 
 impl Default for StoreOptions {
@@ -42,6 +44,7 @@ impl Default for StoreOptions {
             compaction: CompactionOptions::default(),
             analytics: crate::AnalyticsOptions::default(),
             consumer_hold_bytes_max: 4 << 30,
+            replication: None,
         }
     }
 }
@@ -79,7 +82,7 @@ pub struct OpenReport {
     pub elapsed: Duration,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     dir: PathBuf,
     #[cfg(feature = "analytics")]
     analytics: crate::analytics::AnalyticsOptions,
@@ -88,9 +91,28 @@ struct Inner {
     report: OpenReport,
     compactor:
         std::sync::Mutex<Option<(std::sync::Arc<CompactorSignal>, std::thread::JoinHandle<()>)>>,
+    /// The shipper, when replication is on.
+    replicator: std::sync::Mutex<Option<crate::replication::Replicator>>,
+    /// A read replica's follower (`None`: a writer).
+    replica: std::sync::Mutex<Option<crate::replica::Follower>>,
+    /// A read replica: writes are refused.
+    read_only: std::sync::atomic::AtomicBool,
+    /// A replica's shipping, started once it is promoted.
+    replication_after_promotion: std::sync::Mutex<Option<crate::ReplicationOptions>>,
+    /// The storage the store was opened on (its root).
+    storage: Arc<dyn Storage>,
 }
 
 impl Inner {
+    /// Stops the shipper after a last round (which ships what is durable now).
+    fn stop_replicator(&self) {
+        // Kept (stopped) so that `stats` still shows where shipping ended.
+        if let Some(replicator) = self.replicator.lock().unwrap_or_else(|p| p.into_inner()).as_mut()
+        {
+            replicator.stop();
+        }
+    }
+
     fn stop_compactor(&self) {
         let running = self.compactor.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some((signal, handle)) = running {
@@ -104,6 +126,11 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.stop_compactor();
+        self.stop_replicator();
+        let follower = self.replica.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(follower) = follower {
+            follower.stop();
+        }
         // Subscriptions share the log: close it now (errors ignored, as documented on
         // `close`), so they end once they have delivered what is durable.
         let _ = self.engine.wal.close();
@@ -161,6 +188,27 @@ impl OrderStore {
     /// [`OrderStore::open`] on any storage rooted at the store's directory (the simulated
     /// disk in crash tests): the log in its `wal/`, the snapshots in its `snapshots/`.
     pub fn open_on(storage: Arc<dyn Storage>, options: StoreOptions) -> Result<OrderStore> {
+        Self::open_shipping_to(storage, options, None)
+    }
+
+    /// [`OrderStore::open`] with its log and snapshots shipped to `target`, an object
+    /// store of the caller's own (one wrapped to count, throttle or inject faults, or a
+    /// client configured beyond what a URL says), on `options.replication`'s schedule
+    /// (its `target` URL then only names the backup in stats and logs).
+    pub fn open_with_target(
+        dir: impl AsRef<Path>,
+        options: StoreOptions,
+        target: orderlog_ship::Target,
+    ) -> Result<OrderStore> {
+        let storage = FsStorage::new(dir.as_ref()).with_backend(options.wal.backend());
+        Self::open_shipping_to(Arc::new(storage), options, Some(target))
+    }
+
+    fn open_shipping_to(
+        storage: Arc<dyn Storage>,
+        options: StoreOptions,
+        target: Option<orderlog_ship::Target>,
+    ) -> Result<OrderStore> {
         let started = Instant::now();
         #[cfg(feature = "analytics")]
         options
@@ -207,7 +255,21 @@ impl OrderStore {
             state: RwLock::new(state),
             report,
             compactor: std::sync::Mutex::new(None),
+            replicator: std::sync::Mutex::new(None),
+            replica: std::sync::Mutex::new(None),
+            read_only: std::sync::atomic::AtomicBool::new(false),
+            replication_after_promotion: std::sync::Mutex::new(None),
+            storage: Arc::clone(&storage),
         };
+        if let Some(replication) = options.replication {
+            let replicator = crate::replication::Replicator::start(
+                Arc::clone(&engine),
+                Arc::clone(&storage),
+                replication,
+                target,
+            )?;
+            *inner.replicator.lock().unwrap_or_else(|p| p.into_inner()) = Some(replicator);
+        }
         if background {
             let signal = Arc::new(CompactorSignal::default());
             let thread_signal = Arc::clone(&signal);
@@ -252,6 +314,114 @@ impl OrderStore {
         // Writers never panic while holding the lock (apply_batch validates first), so a
         // poisoned lock still guards a consistent state.
         self.inner.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A handle on `inner` (a replica's follower holds a weak reference).
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> OrderStore {
+        OrderStore { inner }
+    }
+
+    /// The state's write lock.
+    pub(crate) fn write_state(&self) -> RwLockWriteGuard<'_, OrderState> {
+        self.write()
+    }
+
+    /// Refuses writes on a read replica.
+    fn check_writable(&self) -> Result<()> {
+        if self.inner.read_only.load(std::sync::atomic::Ordering::Acquire) {
+            let target = self
+                .inner
+                .replica
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .map(|f| f.target.url().to_owned())
+                .unwrap_or_default();
+            return Err(StoreError::ReadOnlyReplica { dir: self.inner.dir.clone(), target });
+        }
+        Ok(())
+    }
+
+    /// Opens a read replica of the backup `source.target` in `dir`: restored from the
+    /// backup first if `dir` holds no store, then following it every `source.interval`
+    /// (see [`crate::replica`]). Reads, analytics and subscriptions are served; writes
+    /// are refused with [`StoreError::ReadOnlyReplica`] until [`OrderStore::promote`].
+    /// `options.replication`, if set, is the shipping the store starts once promoted.
+    pub fn open_replica(
+        source: crate::ReplicationOptions,
+        dir: impl AsRef<Path>,
+        mut options: StoreOptions,
+    ) -> Result<OrderStore> {
+        let dir = dir.as_ref();
+        let target = orderlog_ship::Target::open(&source.target, &source.client_options)?
+            .with_timeout(source.request_timeout);
+        if !dir.join(WAL_DIR).exists() {
+            let runtime = crate::replica::runtime()?;
+            let restored = runtime.block_on(orderlog_ship::restore::restore(
+                &target,
+                dir,
+                None,
+                orderlog_ship::restore::Base::Newest,
+                |_, _| {},
+            ))?;
+            tracing::info!(
+                dir = %dir.display(),
+                target = target.url(),
+                generation = %restored.generation,
+                last_lsn = restored.last_lsn,
+                "replica restored from its backup"
+            );
+        }
+        let shipping = options.replication.take();
+        let store = OrderStore::open(dir, options)?;
+        store.inner.read_only.store(true, std::sync::atomic::Ordering::Release);
+        *store.inner.replication_after_promotion.lock().unwrap_or_else(|p| p.into_inner()) =
+            shipping;
+        let follower =
+            crate::replica::Follower::start(Arc::downgrade(&store.inner), target, source.interval)?;
+        *store.inner.replica.lock().unwrap_or_else(|p| p.into_inner()) = Some(follower);
+        Ok(store)
+    }
+
+    /// Whether the store is a read replica (not yet promoted).
+    pub fn is_replica(&self) -> bool {
+        self.inner.read_only.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Makes a read replica a writer: applies what the backup holds, fences the
+    /// primary (see [`crate::replica`]), then accepts writes and, with
+    /// `StoreOptions::replication`, ships into a new generation.
+    pub fn promote(&self) -> Result<()> {
+        let follower = self.inner.replica.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(follower) = follower else {
+            return Err(StoreError::NotAReplica { dir: self.inner.dir.clone() });
+        };
+        follower.stop();
+        let fenced = crate::replica::fence(self, &follower);
+        if let Err(e) = fenced {
+            // Still a replica: follow again.
+            let restarted = crate::replica::Follower::start(
+                Arc::downgrade(&self.inner),
+                follower.target.clone(),
+                follower.interval,
+            )?;
+            *self.inner.replica.lock().unwrap_or_else(|p| p.into_inner()) = Some(restarted);
+            return Err(e);
+        }
+        self.inner.read_only.store(false, std::sync::atomic::Ordering::Release);
+        let shipping =
+            self.inner.replication_after_promotion.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(shipping) = shipping {
+            let replicator = crate::replication::Replicator::start(
+                Arc::clone(&self.inner.engine),
+                Arc::clone(&self.inner.storage),
+                shipping,
+                None,
+            )?;
+            *self.inner.replicator.lock().unwrap_or_else(|p| p.into_inner()) = Some(replicator);
+        }
+        tracing::info!(dir = %self.inner.dir.display(), last_lsn = self.last_lsn(), "replica promoted");
+        Ok(())
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, OrderState> {
@@ -335,6 +505,7 @@ impl OrderStore {
         events: &[Event],
         payload: &[u8],
     ) -> Result<Lsn> {
+        self.check_writable()?;
         let wal = &self.inner.engine.wal;
         if let Some(before) = state.try_append_creates(events) {
             // New orders are checked as they are applied; readers wait on the lock, so
@@ -440,6 +611,20 @@ impl OrderStore {
             wal: self.inner.engine.wal.stats(),
             compaction: self.inner.engine.stats(),
             consumers: self.consumers(),
+            replication: self
+                .inner
+                .replicator
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .map(|r| r.stats()),
+            replica: self
+                .inner
+                .replica
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .map(|f| f.stats(self.last_lsn())),
         }
     }
 
@@ -452,6 +637,10 @@ impl OrderStore {
     /// Dropping the last handle does the same, ignoring errors.
     pub fn close(&self) -> Result<()> {
         self.inner.stop_compactor();
+        // What is durable is shipped before the shipper stops.
+        let synced = self.inner.engine.wal.sync();
+        self.inner.stop_replicator();
+        synced?;
         Ok(self.inner.engine.wal.close()?)
     }
 }
@@ -484,6 +673,10 @@ pub struct StoreStats {
     pub compaction: CompactionStats,
     /// The registered consumers: positions, lag, log held, and which are lagging.
     pub consumers: Vec<crate::feed::ConsumerInfo>,
+    /// The shipper's progress and lag (`None`: replication is off).
+    pub replication: Option<crate::ReplicationStats>,
+    /// A read replica's position against its backup (`None`: not a replica).
+    pub replica: Option<crate::replica::ReplicaStats>,
 }
 
 /// What analytics reads of a store ([`OrderStore::read_view`]): the log, the snapshots

@@ -71,7 +71,10 @@ pub fn segment_piece(file: &std::path::Path, bytes: &[u8], upto: Lsn) -> Result<
         ));
     };
     let mut out = kept.to_vec();
-    let seq = scan.checkpoint.map_or(0, |c| c.seq).saturating_add(1);
+    // A fixed sequence number: both slots hold the same checkpoint, and the piece's
+    // bytes depend only on the frames it holds, so shipping one twice writes the same
+    // object (a piece is immutable under its name).
+    let seq = 1;
     let checkpoint = Checkpoint { seq, durable_end: end, last_lsn: last, sealed };
     let slot = checkpoint.encode(scan.header_crc);
     for at in header.checkpoint_slots() {
@@ -145,6 +148,41 @@ pub fn check_piece(name: &std::path::Path, bytes: &[u8]) -> Result<CheckedPiece>
         sealed: scan.sealed(),
         segment_bytes: size,
     })
+}
+
+/// A whole group of frames of a piece: what one atomic append wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PieceGroup {
+    /// The LSN of its first frame.
+    pub first_lsn: Lsn,
+    /// Its frames' payloads, in order.
+    pub payloads: Vec<Vec<u8>>,
+}
+
+/// The groups of frames a piece holds after `after` (a read replica appends them to its
+/// own log), checked as [`check_piece`] checks the piece.
+pub fn piece_groups(name: &std::path::Path, bytes: &[u8], after: Lsn) -> Result<Vec<PieceGroup>> {
+    check_piece(name, bytes)?;
+    let scan = scan_segment(bytes).map_err(|d| WalError::Corruption {
+        file: name.to_path_buf(),
+        offset: d.offset,
+        kind: d.kind,
+    })?;
+    let mut groups = Vec::new();
+    let mut current: Option<PieceGroup> = None;
+    for frame in &scan.frames {
+        let group = current
+            .get_or_insert_with(|| PieceGroup { first_lsn: frame.lsn, payloads: Vec::new() });
+        group.payloads.push(bytes[frame.payload.clone()].to_vec());
+        if !frame.group_continues
+            && let Some(group) = current.take()
+            && group.first_lsn > after
+        {
+            groups.push(group);
+        }
+    }
+    Ok(groups)
 }
 
 #[cfg(test)]

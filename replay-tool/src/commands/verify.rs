@@ -151,6 +151,11 @@ fn check_store(
 
 /// Runs `verify`.
 pub fn run(args: &Args) -> Result<()> {
+    // A backup's URL: its objects, not a directory.
+    let arg = args.dir.dir.to_string_lossy();
+    if arg.starts_with("s3://") || arg.starts_with("file://") {
+        return crate::commands::backup::run_verify(&arg, args.json);
+    }
     let dir = existing_store(&args.dir.dir)?;
     let log = verify_log(wal_dir(&dir))?;
     let mut findings: Vec<Finding> = log

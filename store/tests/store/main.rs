@@ -11,6 +11,7 @@ mod lifecycle;
 mod model;
 #[cfg(feature = "analytics")]
 mod parquet_duckdb;
+mod replication;
 #[cfg(feature = "analytics")]
 mod sql_limits;
 #[cfg(feature = "analytics")]
