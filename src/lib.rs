@@ -28,6 +28,8 @@
 #[cfg(feature = "testing")]
 pub mod testing;
 
+/// Backups in object storage: layout, index, shipping, verifying and restoring.
+pub use orderlog_ship as ship;
 pub use orderlog_snapshot as snapshot;
 pub use orderlog_storage as storage;
 pub use orderlog_wal as wal;
@@ -46,5 +48,8 @@ pub use orderlog_store::{
     OfflineStore, OpenReport, Order, OrderSoA, OrderState, OrderStatus, OrderStore,
     ParquetCompression, PaymentMethod, ReserveError, SnapshotOptions, SoaMemoryStats, Spill,
     StoreError, StoreOptions, StoreStats, Unreachable, domain, events, feed, layout,
+};
+pub use orderlog_store::{
+    LagPolicy, REPLICATION_CONSUMER, ReplicationOptions, ReplicationStats, replica, replication,
 };
 pub use orderlog_wal::{IoBackend, Lsn, RecoveryMode, SyncPolicy, Wal, WalError, WalOptions};

@@ -3,6 +3,8 @@
 //! - `corruption`: bit flips and zeroed blocks in the synced log, snapshots and manifest.
 //! - `disk_model`: the simulated disk's stricter faults under the store (read errors in
 //!   recovery, a crash inside recovery, a power cut under four writers).
+//! - `drill`: a disaster drill: writing under load with shipping to an S3 server on
+//!   loopback, SIGKILL, the directory deleted, the store restored from the bucket.
 //! - `durability`: one case per durability defect found by reading the code.
 //! - `feed`: the change feed's durable consumers under power cuts (simulated disk) and
 //!   SIGKILL, in the middle of an acknowledgement too.
@@ -24,6 +26,7 @@
 
 mod corruption;
 mod disk_model;
+mod drill;
 mod durability;
 mod feed;
 mod io_errors;

@@ -2,6 +2,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 
+mod backup;
 mod bad_input;
 mod kill;
 mod points;
