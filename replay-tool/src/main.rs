@@ -55,7 +55,7 @@ enum Command {
     /// names (size, CRC-32, frames, manifests) and the log pieces' continuity.
     Verify(commands::verify::Args),
     /// Ship the store in DIR into the backup at URL (s3://bucket/prefix or file:///path)
-    /// once: what is new since the backup's last index, or a new generation. Safe on a
+    /// once, as a new generation (which restores and replicas then follow). Safe on a
     /// live store; never writes into DIR.
     Backup(commands::backup::BackupArgs),
     /// Restore the backup at URL into a new directory OUT, to its end or to an LSN or a

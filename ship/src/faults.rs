@@ -19,6 +19,7 @@ use object_store::{
 pub struct FaultPlan {
     fail: AtomicBool,
     hang: AtomicBool,
+    lose_answers: AtomicBool,
     delay_ms: AtomicU64,
     requests: AtomicU64,
     failed: AtomicU64,
@@ -33,6 +34,13 @@ impl FaultPlan {
     /// Every request hangs until it is cancelled (a time limit) (or answers again).
     pub fn hang(&self, on: bool) {
         self.hang.store(on, Ordering::SeqCst);
+    }
+
+    /// Every create (a put that must not overwrite, as an index is written) is done,
+    /// then answered with an error, as when an answer is lost (a time limit, a dropped
+    /// connection after the store committed).
+    pub fn lose_answers(&self, on: bool) {
+        self.lose_answers.store(on, Ordering::SeqCst);
     }
 
     /// Every request waits this long first (zero: none).
@@ -100,7 +108,16 @@ impl ObjectStore for FaultyStore {
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
         self.gate("put").await?;
-        self.inner.put_opts(location, payload, opts).await
+        let create = matches!(opts.mode, object_store::PutMode::Create);
+        let done = self.inner.put_opts(location, payload, opts).await?;
+        if create && self.plan.lose_answers.load(Ordering::SeqCst) {
+            self.plan.failed.fetch_add(1, Ordering::SeqCst);
+            return Err(object_store::Error::Generic {
+                store: "faulty",
+                source: "injected loss of the answer to a put that was done".into(),
+            });
+        }
+        Ok(done)
     }
 
     async fn put_multipart_opts(

@@ -83,6 +83,11 @@ pub struct BackupIndex {
     pub segments: Vec<SegmentObject>,
     /// The snapshots, oldest first.
     pub snapshots: Vec<SnapshotObject>,
+    /// Set on the index a promoted replica creates to fence the generation's writer
+    /// (who promoted, and when): that writer never ships into this generation again,
+    /// nor, after a restart, into a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fenced_by: Option<String>,
 }
 
 /// Why an index object is refused.
@@ -280,6 +285,7 @@ mod tests {
             shipped_lsn: pieces.last().map_or(0, |p| p.1),
             segments,
             snapshots: vec![SnapshotObject { lsn: 10, files: vec![file], manifest }],
+            fenced_by: None,
         }
     }
 

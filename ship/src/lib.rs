@@ -20,6 +20,7 @@ pub mod error;
 pub mod faults;
 pub mod index;
 pub mod layout;
+pub mod marker;
 pub mod restore;
 pub mod shipper;
 pub mod target;

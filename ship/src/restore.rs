@@ -8,6 +8,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use futures_util::stream::StreamExt;
 use orderlog_wal::Lsn;
 use orderlog_wal::format::segment_file_name;
 use orderlog_wal::piece::segment_piece;
@@ -22,6 +23,8 @@ use crate::verify::{check_log_piece, check_manifest, get_checked};
 /// Attempts when an object vanishes under the restore (the shipper replaced a prefix
 /// piece and deleted the old one): each starts again from the newest index.
 const ATTEMPTS: u32 = 5;
+/// Objects fetched at once.
+const CONCURRENT_GETS: usize = 4;
 
 /// What [`restore`] wrote.
 #[derive(Debug, Clone)]
@@ -65,43 +68,69 @@ pub async fn restore(
     base: Base,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Restored> {
-    if std::fs::read_dir(out).is_ok_and(|mut entries| entries.next().is_some()) || out.is_file() {
-        return Err(ShipError::OutputExists { path: out.to_path_buf() });
-    }
-    let staging = staging_dir(out);
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let _ = std::fs::remove_dir_all(&staging);
         let Some((generation, index)) = newest_index(target).await? else {
             return Err(ShipError::NoBackup { url: target.url().to_owned() });
         };
-        match restore_index(target, &staging, generation, &index, until, base, &mut progress).await
-        {
-            Ok(restored) => {
-                // An empty output directory may exist; it is replaced.
-                if out.is_dir() {
-                    std::fs::remove_dir(out).map_err(ShipError::io("remove", out))?;
-                }
-                std::fs::rename(&staging, out).map_err(ShipError::io("rename", &staging))?;
-                sync_dir(out.parent().unwrap_or(Path::new(".")))?;
-                return Ok(restored);
-            }
+        match restore_index(target, out, generation, &index, until, base, &mut progress).await {
             Err(e) if is_not_found(&e) && attempt < ATTEMPTS => {
                 tracing::info!(error = %e, "an object vanished under the restore; starting again");
             }
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&staging);
-                return Err(e);
-            }
+            other => return other,
         }
     }
 }
 
-/// `<out>.restoring`, beside the output.
+/// Restores `index` (of `generation`) into the new directory `out`: [`restore`] with the
+/// index chosen by the caller (two restores from one index see one history).
+pub async fn restore_index(
+    target: &Target,
+    out: &Path,
+    generation: Generation,
+    index: &BackupIndex,
+    until: Option<Lsn>,
+    base: Base,
+    progress: &mut impl FnMut(u64, u64),
+) -> Result<Restored> {
+    if std::fs::read_dir(out).is_ok_and(|mut entries| entries.next().is_some()) || out.is_file() {
+        return Err(ShipError::OutputExists { path: out.to_path_buf() });
+    }
+    let staging = staging_dir(out);
+    if staging.exists() {
+        return Err(ShipError::OutputExists { path: staging });
+    }
+    match write_staging(target, &staging, generation, index, until, base, progress).await {
+        Ok(restored) => {
+            // An empty output directory may exist; it is replaced.
+            if out.is_dir() {
+                std::fs::remove_dir(out).map_err(ShipError::io("remove", out))?;
+            }
+            std::fs::rename(&staging, out).map_err(ShipError::io("rename", &staging))?;
+            sync_dir(parent_of(out))?;
+            Ok(restored)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            Err(e)
+        }
+    }
+}
+
+/// The directory holding `path` (`.` for a bare name).
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+/// `<out>.restoring-<pid>-<random>`, beside the output: never a directory of anyone
+/// else's.
 fn staging_dir(out: &Path) -> PathBuf {
     let mut name = out.file_name().unwrap_or_default().to_os_string();
-    name.push(".restoring");
+    name.push(format!(".restoring-{}-{:08x}", std::process::id(), rand::random::<u32>()));
     out.with_file_name(name)
 }
 
@@ -136,7 +165,11 @@ pub fn plan(
     let snapshot = match base {
         Base::Newest => index.snapshots.iter().rev().find(|s| s.lsn <= until),
         Base::Oldest if log_from_start => None,
-        Base::Oldest => index.snapshots.iter().find(|s| s.lsn <= until),
+        // The oldest the log reaches on from.
+        Base::Oldest => {
+            let first = index.segments.first().map_or(Lsn::MAX, |s| s.base_lsn);
+            index.snapshots.iter().find(|s| s.lsn <= until && first <= s.lsn + 1)
+        }
     };
     let from = snapshot.map_or(0, |s| s.lsn);
     let pieces: Vec<usize> = (0..index.segments.len())
@@ -163,7 +196,7 @@ pub fn plan(
     Ok((snapshot, pieces))
 }
 
-async fn restore_index(
+async fn write_staging(
     target: &Target,
     staging: &Path,
     generation: Generation,
@@ -182,31 +215,20 @@ async fn restore_index(
     let wal = staging.join(WAL_DIR);
     std::fs::create_dir_all(&snapshots).map_err(ShipError::io("create directory", &snapshots))?;
     std::fs::create_dir_all(&wal).map_err(ShipError::io("create directory", &wal))?;
-    if let Some(snapshot) = snapshot {
-        let m = &snapshot.manifest;
-        let data = get_checked(target, &m.object, m.bytes, m.crc32).await?;
-        let info = check_manifest(m, &data, snapshot.lsn, &snapshot.files)?;
-        done += m.bytes;
-        for file in &snapshot.files {
-            let data = get_checked(target, &file.object, file.bytes, file.crc32).await?;
-            write_file(&snapshots.join(&file.name), &data, data.len() as u64)?;
-            done += file.bytes;
-            progress(done, total);
-        }
-        // A manifest naming only the snapshot restored.
-        let manifest = orderlog_snapshot::encode_manifest(std::slice::from_ref(&info))?;
-        write_file(
-            &snapshots.join(orderlog_snapshot::MANIFEST_NAME),
-            &manifest,
-            manifest.len() as u64,
-        )?;
-        sync_tree(&snapshots)?;
-    }
     let mut last_lsn = snapshot.map_or(0, |s| s.lsn);
-    for &i in &pieces {
+    // The last piece first: a prefix piece is the one object a live shipper replaces
+    // (and deletes a few intervals later). A few requests at a time.
+    let mut fetched = futures_util::stream::iter(pieces.iter().rev().map(|&i| {
         let s = &index.segments[i];
-        let data = get_checked(target, &s.object, s.bytes, s.crc32).await?;
-        check_log_piece(&s.object, &data, s.base_lsn, s.last_lsn, s.sealed)?;
+        async move {
+            let data = get_checked(target, &s.object, s.bytes, s.crc32).await?;
+            check_log_piece(&s.object, &data, s.base_lsn, s.last_lsn, s.sealed)?;
+            Ok::<_, ShipError>((s, data))
+        }
+    }))
+    .buffered(CONCURRENT_GETS);
+    while let Some(next) = fetched.next().await {
+        let (s, data) = next?;
         let name = segment_file_name(s.base_lsn);
         let path = wal.join(&name);
         if s.last_lsn > until {
@@ -219,6 +241,32 @@ async fn restore_index(
         }
         done += s.bytes;
         progress(done, total);
+    }
+    if let Some(snapshot) = snapshot {
+        let m = &snapshot.manifest;
+        let data = get_checked(target, &m.object, m.bytes, m.crc32).await?;
+        let info = check_manifest(m, &data, snapshot.lsn, &snapshot.files)?;
+        done += m.bytes;
+        let mut fetched =
+            futures_util::stream::iter(snapshot.files.iter().map(|file| async move {
+                let data = get_checked(target, &file.object, file.bytes, file.crc32).await?;
+                Ok::<_, ShipError>((file, data))
+            }))
+            .buffered(CONCURRENT_GETS);
+        while let Some(next) = fetched.next().await {
+            let (file, data) = next?;
+            write_file(&snapshots.join(&file.name), &data, data.len() as u64)?;
+            done += file.bytes;
+            progress(done, total);
+        }
+        // A manifest naming only the snapshot restored.
+        let manifest = orderlog_snapshot::encode_manifest(std::slice::from_ref(&info))?;
+        write_file(
+            &snapshots.join(orderlog_snapshot::MANIFEST_NAME),
+            &manifest,
+            manifest.len() as u64,
+        )?;
+        sync_tree(&snapshots)?;
     }
     sync_dir(&wal)?;
     sync_dir(staging)?;

@@ -1,32 +1,35 @@
 //! [`Shipper`]: ships a store directory's log and snapshots into a generation of a
 //! backup, one round at a time.
 //!
-//! A round reads what is new locally and uploads it, data first and the index last:
+//! A round reads what is new locally and uploads it, data first and each index last:
 //!
 //! 1. every log segment from the last LSN shipped, each as a piece cut at the LSN the
 //!    caller says is durable (a sealed segment whole, the active one's durable prefix,
-//!    which the next round replaces by a longer one);
+//!    which a later round replaces by a longer one), then the next index;
 //! 2. every snapshot the manifest lists that the generation lacks, each file checked
-//!    against the manifest's size and CRC-32 as it is read, then the manifest;
-//! 3. the next index object, created (never overwritten): if it exists, another writer
-//!    ships into this generation and this one stops ([`ShipError::Fenced`]).
+//!    against the manifest's size and CRC-32 as it is read, then the manifest, then the
+//!    next index.
 //!
-//! Objects are named by LSN and never change once an index names them; a prefix piece an
-//! index no longer names is deleted after that index is written. A round that fails
-//! leaves the last index as it was: the next round uploads again what it needs.
+//! Index objects are created, never overwritten. Before creating one, the shipper
+//! checks that no generation was started after its own; if one was, or its index is
+//! already there (and is not its own, from a create whose answer was lost), another
+//! writer has taken over and this one stops ([`ShipError::Fenced`]).
 //!
-//! A shipper starting on a store continues the newest generation if its last piece is
-//! the store's log, byte for byte (same segment, same frames); otherwise (a store
-//! restored from a backup, a log truncated before it was shipped, another store) it
-//! starts a new generation, never writing into an old one.
+//! Objects are named by LSN and never change once an index names them; a prefix piece
+//! no kept index names any more is deleted with the last index that named it. A round
+//! that fails leaves the last index as it was: the next round uploads again what it
+//! needs.
+//!
+//! Every shipper starts a new generation, started after every generation in the target:
+//! one writer per generation, and the newest generation is the current writer's.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use orderlog_storage::Storage;
+use orderlog_wal::Lsn;
 use orderlog_wal::format::parse_segment_file_name;
 use orderlog_wal::piece::segment_piece;
-use orderlog_wal::{Lsn, WalError};
 
 use crate::error::{Result, ShipError};
 use crate::index::{BackupIndex, FileObject, INDEX_FORMAT, SegmentObject, SnapshotObject};
@@ -63,6 +66,15 @@ pub struct Shipper {
     target: Target,
     store: Arc<dyn Storage>,
     current: Option<(Generation, BackupIndex)>,
+    /// The generation was started and has no index yet.
+    fresh: bool,
+    /// Record the generation in the store directory ([`Shipper::recording_generation`]).
+    record: bool,
+    /// Objects no index will name once index `.0` is deleted: deleted then.
+    superseded: Vec<(u64, String)>,
+    /// An index whose create failed without saying whether it was done (a lost answer):
+    /// its name, bytes, and what it was, with the objects it superseded.
+    uncertain: Option<(String, Bytes, BackupIndex, Vec<String>)>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -85,9 +97,27 @@ impl std::fmt::Debug for Shipper {
 
 impl Shipper {
     /// A shipper of the store directory `store` (its root: `wal/` and `snapshots/`
-    /// below it) into `target`.
+    /// below it) into `target`. It writes nothing into the directory (a one-shot backup
+    /// of a live store); a store's own shipper is [`Shipper::recording_generation`].
     pub fn new(target: Target, store: Arc<dyn Storage>) -> Shipper {
-        Shipper { target, store, current: None }
+        Shipper {
+            target,
+            store,
+            current: None,
+            fresh: false,
+            record: false,
+            superseded: Vec::new(),
+            uncertain: None,
+        }
+    }
+
+    /// The same, recording each generation it starts in the store directory
+    /// (`replication/GENERATION`): a store whose generation a promoted replica fenced
+    /// then refuses to ship again after a restart ([`ShipError::Fenced`]), instead of
+    /// starting a new generation that restores and replicas would follow.
+    pub fn recording_generation(mut self) -> Shipper {
+        self.record = true;
+        self
     }
 
     /// The target.
@@ -113,14 +143,40 @@ impl Shipper {
             .map_or((0, 0), |s| (s.base_lsn, s.bytes))
     }
 
-    /// Forgets the generation: the next round chooses again (continues it if it still
-    /// matches the log, or starts a new one). After a [`ShipError::Gap`].
+    /// Forgets the generation: the next round starts a new one. After a
+    /// [`ShipError::Gap`].
     pub fn restart_generation(&mut self) {
         self.current = None;
+        self.uncertain = None;
+    }
+
+    /// Settles an index create whose answer was lost: if the index is there with our
+    /// bytes, it was done, and it is the current index.
+    async fn settle_uncertain(&mut self, generation: Generation) -> Result<()> {
+        let Some((name, bytes, index, superseded)) = self.uncertain.take() else { return Ok(()) };
+        match self.target.get(&name).await {
+            Ok(there) if there == bytes => {
+                tracing::info!(object = name, "an index whose create went unanswered was written");
+                let seq = index.seq;
+                self.current = Some((generation, index));
+                self.fresh = false;
+                self.superseded.extend(superseded.into_iter().map(|o| (seq, o)));
+                Ok(())
+            }
+            // Not there: never done. Another writer's: the create will say so.
+            Ok(_) => Ok(()),
+            Err(e) if crate::target::is_not_found(&e) => Ok(()),
+            Err(e) => {
+                self.uncertain = Some((name, bytes, index, superseded));
+                Err(e)
+            }
+        }
     }
 
     /// Ships what is new, with the log up to `durable` (frames after it are not shipped:
-    /// they may not survive a crash of the store).
+    /// they may not survive a crash of the store). The log's progress is indexed before
+    /// the snapshots are shipped, so a snapshot that cannot be shipped does not hold the
+    /// log back (its error is returned after the log's index is written).
     pub async fn round(&mut self, durable: Lsn) -> Result<Round> {
         let wal = self.store.sub(WAL_DIR);
         let mut bases: Vec<Lsn> = wal
@@ -130,6 +186,30 @@ impl Shipper {
             .filter_map(|name| parse_segment_file_name(name))
             .collect();
         bases.sort_unstable();
+        if self.current.is_none() {
+            self.current = Some(self.start_generation().await?);
+            self.fresh = true;
+        }
+        if let Some(generation) = self.generation() {
+            self.settle_uncertain(generation).await?;
+        }
+        let Some((generation, old)) = self.current.clone() else {
+            return Err(ShipError::NoBackup { url: self.target.url().to_owned() });
+        };
+        let mut round = Round {
+            generation: generation.to_string(),
+            new_generation: self.fresh,
+            ..Round::default()
+        };
+        let mut index = old.clone();
+        let mut superseded = Vec::new();
+        self.ship_log(generation, &mut index, &bases, durable, &mut round, &mut superseded).await?;
+        index.shipped_lsn = index.segments.last().map_or(0, |s| s.last_lsn);
+        if index != old || self.fresh {
+            self.write_index(generation, index, superseded, &mut round).await?;
+        }
+        // The manifest is read after the segments were listed: a snapshot that let the
+        // compactor remove a segment not listed is in it.
         let snapshots = self.store.sub(SNAPSHOT_DIR);
         let manifest = match snapshots.read(orderlog_snapshot::MANIFEST_NAME) {
             Ok(bytes) => Some(bytes),
@@ -142,27 +222,37 @@ impl Shipper {
                 });
             }
         };
-        let mut new_generation = false;
-        if self.current.is_none() {
-            let (current, fresh) = self.resume_or_start(&bases).await?;
-            self.current = Some(current);
-            new_generation = fresh;
-        }
-        let Some((generation, old)) = self.current.clone() else {
-            return Err(ShipError::NoBackup { url: self.target.url().to_owned() });
-        };
-        let mut index = old.clone();
-        let mut round =
-            Round { generation: generation.to_string(), new_generation, ..Round::default() };
-        let mut superseded = Vec::new();
-        self.ship_log(generation, &mut index, &bases, durable, &mut round, &mut superseded).await?;
-        if let Some(manifest) = manifest {
+        if let Some(manifest) = manifest
+            && let Some((_, current)) = self.current.clone()
+        {
+            let mut index = current.clone();
             self.ship_snapshots(generation, &mut index, &manifest, &mut round).await?;
+            if index != current {
+                self.write_index(generation, index, Vec::new(), &mut round).await?;
+            }
         }
-        index.shipped_lsn = index.segments.last().map_or(0, |s| s.last_lsn);
-        if index == old && !new_generation {
-            round.shipped_lsn = index.shipped_lsn;
-            return Ok(round);
+        round.shipped_lsn = self.shipped_lsn();
+        Ok(round)
+    }
+
+    /// Creates the generation's next index, `index` (its `seq` one past the current's);
+    /// then deletes what no kept index names any more.
+    async fn write_index(
+        &mut self,
+        generation: Generation,
+        mut index: BackupIndex,
+        superseded: Vec<String>,
+        round: &mut Round,
+    ) -> Result<()> {
+        // A generation started after this one is another writer's: this one is fenced.
+        if let Some(&newest) = generations(&self.target).await?.last()
+            && newest > generation
+        {
+            self.current = None;
+            return Err(ShipError::Fenced {
+                generation: generation.to_string(),
+                object: newest.dir(),
+            });
         }
         index.seq += 1;
         index.written_ms = now_ms();
@@ -170,30 +260,48 @@ impl Shipper {
         let bytes = Bytes::from(index.encode());
         round.objects += 1;
         round.bytes += bytes.len() as u64;
-        if let Err(e) = self.target.create(&name, bytes).await {
-            if is_already_exists(&e) {
-                self.current = None;
-                return Err(ShipError::Fenced { generation: generation.to_string(), object: name });
+        if let Err(e) = self.target.create(&name, bytes.clone()).await {
+            // A create retried by the client after a lost answer finds its own index:
+            // ours if it is these bytes.
+            let ours = is_already_exists(&e)
+                && self.target.get(&name).await.is_ok_and(|there| there == bytes);
+            if !ours {
+                if is_already_exists(&e) {
+                    self.current = None;
+                    return Err(ShipError::Fenced {
+                        generation: generation.to_string(),
+                        object: name,
+                    });
+                }
+                // Done or not: the next round looks before it writes another.
+                self.uncertain = Some((name, bytes, index, superseded));
+                return Err(e);
             }
-            return Err(e);
         }
         round.index_seq = index.seq;
-        round.shipped_lsn = index.shipped_lsn;
         let seq = index.seq;
         self.current = Some((generation, index));
-        // The index no longer names these; a failed delete leaves garbage, not damage.
-        for object in superseded {
-            if let Err(e) = self.target.delete(&object).await {
-                tracing::warn!(object, error = %e, "a superseded log piece was not deleted");
-            }
-        }
+        self.fresh = false;
+        // The newest `INDEXES_KEPT` indexes are kept; what only older ones name goes.
+        self.superseded.extend(superseded.into_iter().map(|o| (seq, o)));
         if seq > INDEXES_KEPT {
-            let old = generation.index(seq - INDEXES_KEPT);
+            let gone = seq - INDEXES_KEPT;
+            let old = generation.index(gone);
             if let Err(e) = self.target.delete(&old).await {
                 tracing::warn!(object = old, error = %e, "an old index was not deleted");
             }
+            // Named last by index `stop - 1`: unnamed once that index is gone.
+            let (due, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.superseded)
+                .into_iter()
+                .partition(|(stop, _)| stop - 1 <= gone);
+            self.superseded = kept;
+            for (_, object) in due {
+                if let Err(e) = self.target.delete(&object).await {
+                    tracing::warn!(object, error = %e, "a superseded log piece was not deleted");
+                }
+            }
         }
-        Ok(round)
+        Ok(())
     }
 
     async fn ship_log(
@@ -336,24 +444,29 @@ impl Shipper {
         Ok(())
     }
 
-    /// The newest generation if this store's log continues it, else a new one.
-    async fn resume_or_start(&self, bases: &[Lsn]) -> Result<((Generation, BackupIndex), bool)> {
-        if let Some((generation, index)) = newest_index(&self.target).await? {
-            match self.continues(&index, bases) {
-                Ok(true) => {
-                    tracing::info!(
-                        generation = %generation,
-                        shipped_lsn = index.shipped_lsn,
-                        "shipping continues the backup's newest generation"
-                    );
-                    return Ok(((generation, index), false));
-                }
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "the local log could not be matched"),
+    /// A new generation, started after every generation in the target (so it is the
+    /// newest even if this machine's clock is behind), and recorded in the store
+    /// directory when recording. Refused ([`ShipError::Fenced`]) if the generation this
+    /// store recorded last was fenced by a promoted replica.
+    async fn start_generation(&self) -> Result<(Generation, BackupIndex)> {
+        if self.record
+            && let Some(previous) = crate::marker::read(self.store.as_ref(), self.target.url())?
+            && let Some(&seq) = index_seqs(&self.target, previous).await?.last()
+        {
+            let index = read_index(&self.target, previous, seq).await?;
+            if let Some(by) = index.fenced_by {
+                return Err(ShipError::Fenced {
+                    generation: previous.to_string(),
+                    object: format!("{} (fenced by {by})", previous.index(seq)),
+                });
             }
         }
-        let generation = Generation::new(now_ms());
-        tracing::info!(generation = %generation, "shipping starts a new generation");
+        let newest = generations(&self.target).await?.last().map_or(0, |g| g.started_ms + 1);
+        let generation = Generation::new(now_ms().max(newest));
+        if self.record {
+            crate::marker::write(self.store.as_ref(), self.target.url(), generation)?;
+        }
+        tracing::info!(generation = %generation, target = self.target.url(), "shipping starts a new generation");
         let index = BackupIndex {
             format: INDEX_FORMAT,
             generation: generation.to_string(),
@@ -362,29 +475,9 @@ impl Shipper {
             shipped_lsn: 0,
             segments: Vec::new(),
             snapshots: Vec::new(),
+            fenced_by: None,
         };
-        Ok(((generation, index), true))
-    }
-
-    /// Whether the index's last log piece is this store's log, byte for byte.
-    fn continues(&self, index: &BackupIndex, bases: &[Lsn]) -> Result<bool> {
-        let Some(last) = index.segments.last() else { return Ok(false) };
-        if !bases.contains(&last.base_lsn) {
-            return Ok(false);
-        }
-        let wal = self.store.sub(WAL_DIR);
-        let name = orderlog_wal::format::segment_file_name(last.base_lsn);
-        let path = wal.path().join(&name);
-        let bytes = wal.read(&name).map_err(ShipError::io("read", &path))?;
-        let piece = match segment_piece(&path, &bytes, last.last_lsn) {
-            Ok(piece) => piece,
-            Err(WalError::Corruption { .. }) => return Ok(false),
-            Err(e) => return Err(e.into()),
-        };
-        Ok(piece.last_lsn == last.last_lsn
-            && piece.sealed == last.sealed
-            && piece.bytes.len() as u64 == last.bytes
-            && crc32fast::hash(&piece.bytes) == last.crc32)
+        Ok((generation, index))
     }
 }
 

@@ -70,8 +70,11 @@ impl Target {
                 }
                 let dir = parsed.to_file_path().map_err(|()| bad("not a local path".into()))?;
                 std::fs::create_dir_all(&dir).map_err(ShipError::io("create directory", &dir))?;
-                let store =
-                    LocalFileSystem::new_with_prefix(&dir).map_err(|e| bad(e.to_string()))?;
+                // Synced: a backup acknowledged (and the log it covers then truncated) must
+                // survive a power cut of the machine holding it.
+                let store = LocalFileSystem::new_with_prefix(&dir)
+                    .map_err(|e| bad(e.to_string()))?
+                    .with_fsync(true);
                 Ok(Target::new(url, Arc::new(store), ""))
             }
             other => Err(bad(format!("scheme {other:?}: use s3:// or file://"))),

@@ -42,8 +42,8 @@ pub struct ReplicaStats {
     pub backup_lsn: Lsn,
     /// When the primary wrote the newest index applied, ms since the epoch.
     pub index_written_ms: u64,
-    /// Seconds behind the backup: 0 when caught up, else since the newest index was
-    /// seen without being applied.
+    /// Seconds behind the backup: 0 when caught up, else since the replica first saw
+    /// the backup ahead of it.
     pub lag_seconds: f64,
     /// Rounds run.
     pub rounds: u64,
@@ -122,8 +122,11 @@ impl Follower {
         let guard = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         let mut stats = guard.0.clone();
         stats.applied_lsn = applied;
+        // Since the replica first saw the backup ahead of it, and has not caught up.
         stats.lag_seconds = match guard.1 {
-            Some(seen) if stats.backup_lsn > applied => seen.elapsed().as_secs_f64(),
+            Some(behind_since) if stats.backup_lsn > applied => {
+                behind_since.elapsed().as_secs_f64()
+            }
             _ => 0.0,
         };
         stats
@@ -151,7 +154,10 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| StoreError::Thread(e.to_string()))
 }
 
-/// Applies what the backup's newest index holds beyond the replica's last LSN.
+/// Applies what the backup's newest index holds beyond the replica's last LSN. When the
+/// generation changes (and on the first round), the backup's frames up to the replica's
+/// last LSN are first compared with the replica's own: another history is
+/// [`StoreError::ReplicaDiverged`].
 fn follow_round(
     store: &OrderStore,
     target: &Target,
@@ -161,48 +167,70 @@ fn follow_round(
     let Some((generation, index)) = runtime.block_on(newest_index(target))? else {
         return Err(ShipError::NoBackup { url: target.url().to_owned() }.into());
     };
-    {
-        let mut guard = stats.lock().unwrap_or_else(|p| p.into_inner());
-        let (s, seen) = &mut *guard;
-        s.generation = Some(generation.to_string());
-        if index.shipped_lsn > s.backup_lsn || seen.is_none() {
-            *seen = Some(Instant::now());
-        }
-        s.backup_lsn = index.shipped_lsn;
-    }
+    let generation_name = generation.to_string();
     let mut last = store.last_lsn();
-    if index.shipped_lsn <= last {
-        return Ok(());
+    let changed = {
+        let mut guard = stats.lock().unwrap_or_else(|p| p.into_inner());
+        let (s, behind_since) = &mut *guard;
+        s.backup_lsn = index.shipped_lsn;
+        if index.shipped_lsn > last {
+            behind_since.get_or_insert_with(Instant::now);
+        }
+        s.generation.as_deref() != Some(generation_name.as_str())
+    };
+    if changed && last > 0 {
+        check_history(store, target, runtime, &index, last)?;
     }
-    let first = index.segments.first().map_or(1, |s| s.base_lsn);
-    if first > last + 1 {
+    stats.lock().unwrap_or_else(|p| p.into_inner()).0.generation = Some(generation_name);
+    if index.shipped_lsn < last {
         return Err(StoreError::ReplicaDiverged {
             lsn: last,
             reason: format!(
-                "the backup's generation {generation} starts at LSN {first}, after the replica's last LSN"
+                "generation {generation}'s index {} holds the log to LSN {} only",
+                index.seq, index.shipped_lsn
             ),
         });
     }
-    let mut checked_overlap = false;
     let start = last;
     for piece in index.segments.iter().filter(|s| s.last_lsn > start) {
         let data =
             runtime.block_on(get_checked(target, &piece.object, piece.bytes, piece.crc32))?;
-        let name = std::path::Path::new(&piece.object);
-        if !checked_overlap && last >= piece.base_lsn {
-            // The frames the replica holds of this piece must be the backup's.
-            let all = piece_groups(name, &data, 0)?;
-            store.check_same_frames(&all, piece.base_lsn, last)?;
-        }
-        checked_overlap = true;
-        let groups = piece_groups(name, &data, last)?;
+        let groups = piece_groups(std::path::Path::new(&piece.object), &data, last)?;
         if let Some(applied) = store.replicate(&groups)? {
             last = applied;
         }
     }
     let mut guard = stats.lock().unwrap_or_else(|p| p.into_inner());
     guard.0.index_written_ms = index.written_ms;
+    if last >= index.shipped_lsn {
+        guard.1 = None;
+    }
     Ok(())
+}
+
+/// Checks that `index`'s history holds the replica's log up to `last`: the piece holding
+/// `last` has the replica's frames (so the rest follows on from the same history).
+fn check_history(
+    store: &OrderStore,
+    target: &Target,
+    runtime: &tokio::runtime::Runtime,
+    index: &orderlog_ship::BackupIndex,
+    last: Lsn,
+) -> Result<()> {
+    let holding = index.segments.iter().find(|s| s.base_lsn <= last && last <= s.last_lsn);
+    let Some(piece) = holding else {
+        let first = index.segments.first().map_or(0, |s| s.base_lsn);
+        return Err(StoreError::ReplicaDiverged {
+            lsn: last,
+            reason: format!(
+                "generation {} holds the log from LSN {first} to {}, not the replica's last LSN: re-create the replica",
+                index.generation, index.shipped_lsn
+            ),
+        });
+    };
+    let data = runtime.block_on(get_checked(target, &piece.object, piece.bytes, piece.crc32))?;
+    let all = piece_groups(std::path::Path::new(&piece.object), &data, 0)?;
+    store.check_same_frames(&all, piece.base_lsn, last)
 }
 
 impl OrderStore {
@@ -215,19 +243,30 @@ impl OrderStore {
         let wal = self.wal_handle();
         let mut state = self.write_state();
         let from = wal.last_lsn() + 1;
+        let mut written = Ok(());
         for group in groups {
             if group.first_lsn != wal.last_lsn() + 1 {
-                return Err(StoreError::ReplicaDiverged {
+                written = Err(StoreError::ReplicaDiverged {
                     lsn: wal.last_lsn(),
                     reason: format!("the backup's next batch is at LSN {}", group.first_lsn),
                 });
+                break;
             }
             let payloads: Vec<&[u8]> = group.payloads.iter().map(Vec::as_slice).collect();
-            wal.write(&payloads)?;
+            if let Err(e) = wal.write(&payloads) {
+                written = Err(e.into());
+                break;
+            }
         }
         let last = wal.last_lsn();
+        // What the log took is applied even if a later group failed: the state never
+        // trails the log it serves.
+        if last >= from {
+            crate::fold::apply_range(wal, from, last, &mut state, &mut |_, _| {})?;
+        }
+        drop(state);
+        written?;
         wal.wait_durable(last)?;
-        crate::fold::apply_range(wal, from, last, &mut state, &mut |_, _| {})?;
         Ok(Some(last))
     }
 
@@ -282,6 +321,11 @@ pub(crate) fn fence(store: &OrderStore, follower: &Follower) -> Result<()> {
         let mut fence = index.clone();
         fence.seq += 1;
         fence.written_ms = orderlog_ship::shipper::now_ms();
+        fence.fenced_by = Some(format!(
+            "the promotion of the replica in {} at LSN {}",
+            store.dir().display(),
+            store.last_lsn()
+        ));
         let name = g.index(fence.seq);
         match runtime.block_on(target.create(&name, fence.encode().into())) {
             Ok(()) => {

@@ -136,7 +136,7 @@ struct Shared {
 /// The running shipper of a store; stops when dropped.
 pub(crate) struct Replicator {
     shared: Arc<Shared>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     engine: Arc<Engine>,
 }
 
@@ -180,7 +180,7 @@ impl Replicator {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Thread(e.to_string()))?;
-        let shipper = Shipper::new(target, storage);
+        let shipper = Shipper::new(target, storage).recording_generation();
         let (thread_shared, thread_engine) = (Arc::clone(&shared), Arc::clone(&engine));
         let thread = std::thread::Builder::new()
             .name("orderlog-shipper".into())
@@ -188,7 +188,7 @@ impl Replicator {
                 run(&thread_engine, &thread_shared, shipper, consumer, &options, &runtime)
             })
             .map_err(|e| StoreError::Thread(e.to_string()))?;
-        Ok(Replicator { shared, thread: Some(thread), engine })
+        Ok(Replicator { shared, thread: Mutex::new(Some(thread)), engine })
     }
 
     /// The shipper's stats now.
@@ -206,12 +206,16 @@ impl Replicator {
     }
 
     /// Stops the thread after its current round (a last round ships what is durable).
-    pub(crate) fn stop(&mut self) {
+    pub(crate) fn stop(&self) {
         *self.shared.stop.lock().unwrap_or_else(|p| p.into_inner()) = true;
         self.shared.wake.notify_all();
-        if let Some(thread) = self.thread.take() {
-            // The thread only returns; a panic there has already been reported.
-            let _ = thread.join();
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread
+            && thread.join().is_err()
+        {
+            let mut guard = self.shared.stats.lock().unwrap_or_else(|p| p.into_inner());
+            guard.0.last_error = Some("the shipper's thread panicked".into());
+            tracing::error!("the shipper's thread panicked");
         }
     }
 }
@@ -261,7 +265,7 @@ fn run(
         match outcome {
             Ok(round) => {
                 stats.generation = Some(round.generation.clone());
-                stats.generations_started += u64::from(round.new_generation);
+                stats.generations_started += u64::from(round.new_generation && round.index_seq > 0);
                 stats.shipped_lsn = round.shipped_lsn;
                 stats.objects += round.objects;
                 stats.bytes += round.bytes;
@@ -357,27 +361,59 @@ pub fn restore(
     point: RestorePoint,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Restored> {
-    use orderlog_ship::restore::{Base, restore as ship_restore};
+    use orderlog_ship::restore::{Base, restore as ship_restore, restore_index};
     let target = Target::open(target, client_options)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| StoreError::Thread(e.to_string()))?;
-    let until = match point {
-        RestorePoint::Latest => None,
-        RestorePoint::Lsn(lsn) => Some(lsn),
-        RestorePoint::TimeMs(ms) => {
-            // The whole history the backup holds, folded to the time, says which LSN.
-            let mut name = out.file_name().unwrap_or_default().to_os_string();
-            name.push(".history");
-            let history = out.with_file_name(name);
-            let _ = std::fs::remove_dir_all(&history);
-            runtime.block_on(ship_restore(&target, &history, None, Base::Oldest, &mut progress))?;
+    let ms = match point {
+        RestorePoint::Latest => {
+            return Ok(runtime.block_on(ship_restore(
+                &target,
+                out,
+                None,
+                Base::Newest,
+                progress,
+            ))?);
+        }
+        RestorePoint::Lsn(lsn) => {
+            return Ok(runtime.block_on(ship_restore(
+                &target,
+                out,
+                Some(lsn),
+                Base::Newest,
+                progress,
+            ))?);
+        }
+        RestorePoint::TimeMs(ms) => ms,
+    };
+    // One index for both steps: the whole history it holds, folded to the time, says
+    // which LSN; then that LSN from the same index. An object vanishing meanwhile (a
+    // prefix piece a live shipper replaced) starts both again from the newest index.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let Some((generation, index)) =
+            runtime.block_on(orderlog_ship::shipper::newest_index(&target))?
+        else {
+            return Err(ShipError::NoBackup { url: target.url().to_owned() }.into());
+        };
+        let history = tempfile_beside(out);
+        let steps = (|| {
+            runtime.block_on(restore_index(
+                &target,
+                &history,
+                generation,
+                &index,
+                None,
+                Base::Oldest,
+                &mut progress,
+            ))?;
             let folded = crate::OfflineStore::open(&history, crate::RecoveryMode::Strict)
                 .and_then(|offline| offline.fold_until(crate::FoldTarget::TimeMs(ms)));
-            let _ = std::fs::remove_dir_all(&history);
-            match folded {
-                Ok((_, lsn)) => Some(lsn),
+            let lsn = match folded {
+                Ok((_, lsn)) => lsn,
                 Err(e @ StoreError::Unreachable { .. }) => {
                     return Err(ShipError::Unrestorable {
                         asked: format!("time {ms} ms since the epoch"),
@@ -386,8 +422,36 @@ pub fn restore(
                     .into());
                 }
                 Err(e) => return Err(e),
-            }
+            };
+            Ok(runtime.block_on(restore_index(
+                &target,
+                out,
+                generation,
+                &index,
+                Some(lsn),
+                Base::Newest,
+                &mut progress,
+            ))?)
+        })();
+        let _ = std::fs::remove_dir_all(&history);
+        match steps {
+            Err(StoreError::Replication(e))
+                if orderlog_ship::target::is_not_found(&e) && attempt < 5 => {}
+            other => return other,
         }
-    };
-    Ok(runtime.block_on(ship_restore(&target, out, until, Base::Newest, progress))?)
+    }
+}
+
+/// A new directory name beside `out`, for the history a restore to a time folds.
+fn tempfile_beside(out: &std::path::Path) -> std::path::PathBuf {
+    let mut name = out.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".history-{}-{:08x}", std::process::id(), rand_tag()));
+    out.with_file_name(name)
+}
+
+fn rand_tag() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    nanos ^ std::process::id().rotate_left(16)
 }

@@ -92,9 +92,9 @@ pub(crate) struct Inner {
     compactor:
         std::sync::Mutex<Option<(std::sync::Arc<CompactorSignal>, std::thread::JoinHandle<()>)>>,
     /// The shipper, when replication is on.
-    replicator: std::sync::Mutex<Option<crate::replication::Replicator>>,
+    replicator: std::sync::Mutex<Option<Arc<crate::replication::Replicator>>>,
     /// A read replica's follower (`None`: a writer).
-    replica: std::sync::Mutex<Option<crate::replica::Follower>>,
+    replica: std::sync::Mutex<Option<Arc<crate::replica::Follower>>>,
     /// A read replica: writes are refused.
     read_only: std::sync::atomic::AtomicBool,
     /// A replica's shipping, started once it is promoted.
@@ -106,10 +106,19 @@ pub(crate) struct Inner {
 impl Inner {
     /// Stops the shipper after a last round (which ships what is durable now).
     fn stop_replicator(&self) {
-        // Kept (stopped) so that `stats` still shows where shipping ended.
-        if let Some(replicator) = self.replicator.lock().unwrap_or_else(|p| p.into_inner()).as_mut()
-        {
+        // Kept (stopped) so that `stats` still shows where shipping ended; stopped
+        // outside the lock, so `stats` does not wait for the last round.
+        let replicator = self.replicator.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(replicator) = replicator {
             replicator.stop();
+        }
+    }
+
+    /// Stops a replica's follower (it stays a replica: writes are still refused).
+    fn stop_follower(&self) {
+        let follower = self.replica.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(follower) = follower {
+            follower.stop();
         }
     }
 
@@ -127,10 +136,7 @@ impl Drop for Inner {
     fn drop(&mut self) {
         self.stop_compactor();
         self.stop_replicator();
-        let follower = self.replica.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(follower) = follower {
-            follower.stop();
-        }
+        self.stop_follower();
         // Subscriptions share the log: close it now (errors ignored, as documented on
         // `close`), so they end once they have delivered what is durable.
         let _ = self.engine.wal.close();
@@ -268,7 +274,8 @@ impl OrderStore {
                 replication,
                 target,
             )?;
-            *inner.replicator.lock().unwrap_or_else(|p| p.into_inner()) = Some(replicator);
+            *inner.replicator.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(Arc::new(replicator));
         }
         if background {
             let signal = Arc::new(CompactorSignal::default());
@@ -379,7 +386,7 @@ impl OrderStore {
             shipping;
         let follower =
             crate::replica::Follower::start(Arc::downgrade(&store.inner), target, source.interval)?;
-        *store.inner.replica.lock().unwrap_or_else(|p| p.into_inner()) = Some(follower);
+        *store.inner.replica.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(follower));
         Ok(store)
     }
 
@@ -392,35 +399,56 @@ impl OrderStore {
     /// primary (see [`crate::replica`]), then accepts writes and, with
     /// `StoreOptions::replication`, ships into a new generation.
     pub fn promote(&self) -> Result<()> {
-        let follower = self.inner.replica.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let follower = self.inner.replica.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let Some(follower) = follower else {
             return Err(StoreError::NotAReplica { dir: self.inner.dir.clone() });
         };
+        // The shipping the promoted store starts is checked before the primary is fenced.
+        let shipping = self
+            .inner
+            .replication_after_promotion
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let shipping_target = match &shipping {
+            Some(options) if options.interval.is_zero() => {
+                return Err(orderlog_ship::ShipError::Url {
+                    url: options.target.clone(),
+                    reason: "the replication interval must be more than zero".into(),
+                }
+                .into());
+            }
+            Some(options) => {
+                Some(orderlog_ship::Target::open(&options.target, &options.client_options)?)
+            }
+            None => None,
+        };
         follower.stop();
-        let fenced = crate::replica::fence(self, &follower);
-        if let Err(e) = fenced {
+        if let Err(e) = crate::replica::fence(self, &follower) {
             // Still a replica: follow again.
             let restarted = crate::replica::Follower::start(
                 Arc::downgrade(&self.inner),
                 follower.target.clone(),
                 follower.interval,
             )?;
-            *self.inner.replica.lock().unwrap_or_else(|p| p.into_inner()) = Some(restarted);
+            *self.inner.replica.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(Arc::new(restarted));
             return Err(e);
         }
+        *self.inner.replica.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.inner.read_only.store(false, std::sync::atomic::Ordering::Release);
-        let shipping =
-            self.inner.replication_after_promotion.lock().unwrap_or_else(|p| p.into_inner()).take();
+        tracing::info!(dir = %self.inner.dir.display(), last_lsn = self.last_lsn(), "replica promoted");
         if let Some(shipping) = shipping {
+            // A new generation: every shipper starts one, after every generation there.
             let replicator = crate::replication::Replicator::start(
                 Arc::clone(&self.inner.engine),
                 Arc::clone(&self.inner.storage),
                 shipping,
-                None,
+                shipping_target,
             )?;
-            *self.inner.replicator.lock().unwrap_or_else(|p| p.into_inner()) = Some(replicator);
+            *self.inner.replicator.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(Arc::new(replicator));
         }
-        tracing::info!(dir = %self.inner.dir.display(), last_lsn = self.last_lsn(), "replica promoted");
         Ok(())
     }
 
@@ -637,6 +665,7 @@ impl OrderStore {
     /// Dropping the last handle does the same, ignoring errors.
     pub fn close(&self) -> Result<()> {
         self.inner.stop_compactor();
+        self.inner.stop_follower();
         // What is durable is shipped before the shipper stops.
         let synced = self.inner.engine.wal.sync();
         self.inner.stop_replicator();

@@ -1,9 +1,9 @@
 //! Backups in object storage:
 //!
-//! - `orderlog backup DIR URL`: ships the store in DIR into the backup at URL once (what
-//!   is new since the generation's last index, or a new generation). Safe on a live
-//!   store: it reads only what the log's checkpoints prove durable, and never writes
-//!   into DIR.
+//! - `orderlog backup DIR URL`: ships the store in DIR into the backup at URL once, as a
+//!   new generation. Safe on a live store: it reads only what the log's checkpoints
+//!   prove durable, and never writes into DIR. (A live store shipping to the same URL
+//!   is then fenced: the newest generation is the one restores and replicas follow.)
 //! - `orderlog verify URL`: every object the newest index names, its size, CRC-32 and
 //!   frames; the log pieces contiguous; each snapshot's manifest.
 //! - `orderlog restore URL OUT [--until-lsn N | --until-time T]`: a point-in-time

@@ -46,14 +46,16 @@ fn backup_verify_restore_over_s3_and_file() {
         assert_eq!(shipped["shipped_lsn"].as_u64(), Some(last), "{shipped}");
         assert_eq!(shipped["new_generation"], true);
         assert_eq!(image(&dir), before, "backup wrote into the store directory");
-        // Again: nothing new, same generation.
+        // Again: a new generation (one writer per generation), newer than the first.
         let again = run_env(&server, &["backup", &d, &url, "--json"]).json();
-        assert_eq!(again["index"], 0, "{again}");
-        assert_eq!(again["generation"], shipped["generation"]);
+        assert_eq!(again["shipped_lsn"].as_u64(), Some(last), "{again}");
+        assert!(again["generation"].as_str() > shipped["generation"].as_str(), "{again}");
 
         let verified = run_env(&server, &["verify", &url, "--json"]).json();
         assert_eq!(verified["ok"], true, "{verified}");
         assert_eq!(verified["shipped_lsn"].as_u64(), Some(last));
+        assert_eq!(verified["generations"].as_array().unwrap().len(), 2);
+        assert_eq!(verified["generation"], again["generation"]);
         assert!(!verified["snapshots"].as_array().unwrap().is_empty());
         assert!(run_env(&server, &["verify", &url]).ok().contains("verdict: ok"));
 
@@ -117,6 +119,24 @@ fn verify_url_reports_a_damaged_object_and_restore_refuses_it() {
     let out = tmp.path().join("out");
     run(&["restore", &url, &arg(&out)]).fails(2, "CRC-32");
     assert!(!out.exists());
+}
+
+#[test]
+fn restore_into_a_relative_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let summary = generated(&dir, 200, 600, 9);
+    let url = format!("file://{}", tmp.path().join("backup").display());
+    run(&["backup", &arg(&dir), &url]).ok();
+    let out = bin()
+        .current_dir(tmp.path())
+        .args(["restore", &url, "relative", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let restored: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(restored["last_lsn"], summary["last_lsn"]);
+    assert!(tmp.path().join("relative/wal").is_dir());
 }
 
 #[test]

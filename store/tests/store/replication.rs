@@ -441,3 +441,122 @@ fn a_replica_follows_refuses_writes_and_is_promoted_with_the_primary_fenced() {
         drop(primary);
     }
 }
+
+#[test]
+fn an_index_create_whose_answer_was_lost_is_adopted_not_taken_for_a_fence() {
+    let bucket = Bucket::s3();
+    let faults = Arc::new(orderlog_ship::faults::FaultPlan::default());
+    let target = bucket.target();
+    let faulty = orderlog_ship::faults::FaultyStore::wrap(
+        target.object_store().clone(),
+        Arc::clone(&faults),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = OrderStore::open_with_target(
+        dir.path(),
+        options(&bucket),
+        Target::new(&bucket.url, faulty, "store"),
+    )
+    .unwrap();
+    write(&store, 1, 5);
+    wait_for("the first shipment", || {
+        store.stats().replication.unwrap().shipped_lsn == store.last_lsn()
+    });
+    // Every write is done but answered with an error: the index is created, its
+    // creator told it failed.
+    faults.lose_answers(true);
+    let errors = store.stats().replication.unwrap().errors;
+    write(&store, 100, 5);
+    wait_for("a failed round", || store.stats().replication.unwrap().errors > errors);
+    faults.lose_answers(false);
+    let last = store.last_lsn();
+    wait_for("shipping to resume", || store.stats().replication.unwrap().shipped_lsn == last);
+    let stats = store.stats().replication.unwrap();
+    assert!(!stats.fenced, "{stats:?}");
+    write(&store, 200, 5);
+    let last = store.last_lsn();
+    wait_for("shipping to go on", || store.stats().replication.unwrap().shipped_lsn == last);
+    assert!(!store.stats().replication.unwrap().fenced);
+    assert!(bucket.verify().problems.is_empty());
+}
+
+#[test]
+fn a_fenced_primary_never_ships_again_and_the_promoted_store_ships_a_newer_generation() {
+    let bucket = Bucket::file();
+    let primary_dir = tempfile::tempdir().unwrap();
+    let primary = OrderStore::open(primary_dir.path(), options(&bucket)).unwrap();
+    write(&primary, 1, 30);
+    wait_for("the primary's shipment", || {
+        primary.stats().replication.unwrap().shipped_lsn == primary.last_lsn()
+    });
+    let old_generation = primary.stats().replication.unwrap().generation.unwrap();
+    let replica_dir = tempfile::tempdir().unwrap();
+    let replica = OrderStore::open_replica(
+        bucket.replication(),
+        replica_dir.path().join("r"),
+        StoreOptions { replication: Some(bucket.replication()), ..StoreOptions::for_tests() },
+    )
+    .unwrap();
+    wait_for("the replica", || replica.last_lsn() == primary.last_lsn());
+    replica.promote().unwrap();
+    write(&replica, 7000, 5);
+    let promoted_last = replica.last_lsn();
+    wait_for("the promoted store's shipment", || {
+        replica.stats().replication.is_some_and(|r| r.shipped_lsn == promoted_last)
+    });
+    let new_generation = replica.stats().replication.unwrap().generation.unwrap();
+    assert!(new_generation > old_generation, "{new_generation} after {old_generation}");
+    // The old primary writes on; its next index is refused.
+    write(&primary, 8000, 5);
+    wait_for("the primary to be fenced", || primary.stats().replication.unwrap().fenced);
+    drop(primary);
+    // Restarted, it refuses to ship (it would otherwise start a newer generation).
+    let primary = OrderStore::open(primary_dir.path(), options(&bucket)).unwrap();
+    write(&primary, 9000, 2);
+    wait_for("the restarted primary to refuse", || primary.stats().replication.unwrap().fenced);
+    assert_eq!(primary.stats().replication.unwrap().generations_started, 0);
+    drop(primary);
+    // The backup is the promoted store's history.
+    let out = tempfile::tempdir().unwrap();
+    bucket.restore(&out.path().join("r"), RestorePoint::Latest).unwrap();
+    let restored = OrderStore::open(out.path().join("r"), StoreOptions::for_tests()).unwrap();
+    assert_eq!(orders_of(&restored), orders_of(&replica));
+    assert!(
+        restored.get(7000).is_some()
+            && restored.get(8000).is_none()
+            && restored.get(9000).is_none()
+    );
+}
+
+#[test]
+fn a_replica_stops_when_the_backup_becomes_another_history() {
+    let bucket = Bucket::file();
+    let primary_dir = tempfile::tempdir().unwrap();
+    let primary = OrderStore::open(primary_dir.path(), options(&bucket)).unwrap();
+    write(&primary, 1, 20);
+    wait_for("the primary's shipment", || {
+        primary.stats().replication.unwrap().shipped_lsn == primary.last_lsn()
+    });
+    let replica_dir = tempfile::tempdir().unwrap();
+    let replica = OrderStore::open_replica(
+        bucket.replication(),
+        replica_dir.path().join("r"),
+        StoreOptions::for_tests(),
+    )
+    .unwrap();
+    wait_for("the replica", || replica.last_lsn() == primary.last_lsn());
+    let seen = replica.last_lsn();
+    drop(primary);
+    // Another store, with other orders and more of them, ships into the same bucket.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = OrderStore::open(other_dir.path(), options(&bucket)).unwrap();
+    write(&other, 50_000, 40);
+    wait_for("the other store's shipment", || {
+        other.stats().replication.unwrap().shipped_lsn == other.last_lsn()
+    });
+    wait_for("the replica to stop", || replica.stats().replica.unwrap().stopped.is_some());
+    let stopped = replica.stats().replica.unwrap().stopped.unwrap();
+    assert!(stopped.contains("diverges"), "{stopped}");
+    assert_eq!(replica.last_lsn(), seen, "nothing of the other history was applied");
+    assert!(replica.get(50_000).is_none());
+}
