@@ -130,12 +130,25 @@ impl Target {
         name: &str,
         request: impl Future<Output = object_store::Result<T>>,
     ) -> Result<T> {
-        match tokio::time::timeout(self.timeout, request).await {
+        self.timed_for(op, name, 0, request).await
+    }
+
+    /// [`Target::timed`] for a request moving `bytes`: the time limit grows by a second
+    /// per MiB, so a large object on a slow link is not cut off while it moves.
+    async fn timed_for<T>(
+        &self,
+        op: &'static str,
+        name: &str,
+        bytes: u64,
+        request: impl Future<Output = object_store::Result<T>>,
+    ) -> Result<T> {
+        let limit = self.timeout + Duration::from_secs(bytes >> 20);
+        match tokio::time::timeout(limit, request).await {
             Ok(result) => result.map_err(ShipError::store(op, name)),
             Err(_) => Err(ShipError::Timeout {
                 op,
                 object: name.to_owned(),
-                timeout_ms: self.timeout.as_millis() as u64,
+                timeout_ms: limit.as_millis() as u64,
             }),
         }
     }
@@ -143,7 +156,9 @@ impl Target {
     /// Writes `name` (replacing it if it exists).
     pub async fn put(&self, name: &str, bytes: Bytes) -> Result<()> {
         let path = self.path(name);
-        self.timed("put", name, self.store.put(&path, PutPayload::from_bytes(bytes))).await?;
+        let len = bytes.len() as u64;
+        self.timed_for("put", name, len, self.store.put(&path, PutPayload::from_bytes(bytes)))
+            .await?;
         Ok(())
     }
 
@@ -162,8 +177,15 @@ impl Target {
 
     /// Reads the whole of `name`.
     pub async fn get(&self, name: &str) -> Result<Bytes> {
+        self.get_sized(name, 0).await
+    }
+
+    /// Reads the whole of `name`, expected to be about `bytes` long (its time limit
+    /// grows with it).
+    pub async fn get_sized(&self, name: &str, bytes: u64) -> Result<Bytes> {
         let path = self.path(name);
-        self.timed("get", name, async { self.store.get(&path).await?.bytes().await }).await
+        self.timed_for("get", name, bytes, async { self.store.get(&path).await?.bytes().await })
+            .await
     }
 
     /// Deletes `name` (a missing object is not an error).

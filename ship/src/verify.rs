@@ -42,7 +42,7 @@ impl Verification {
 
 /// Reads `object` and checks its size and CRC-32 against the index's.
 pub async fn get_checked(target: &Target, object: &str, bytes: u64, crc32: u32) -> Result<Bytes> {
-    let data = target.get(object).await?;
+    let data = target.get_sized(object, bytes).await?;
     if data.len() as u64 != bytes {
         return Err(ShipError::Corrupt {
             object: object.to_owned(),

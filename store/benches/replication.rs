@@ -185,8 +185,13 @@ fn restore_bench(orders: u64) {
     let s3 = S3Server::start(&dir.path().join("s3"), "bench").unwrap();
     let file_url = format!("file://{}", dir.path().join("backup").display());
     let store_dir = dir.path().join("store");
+    // 4 MiB segments: the compaction at nine tenths has sealed segments to fold.
     let options = StoreOptions {
-        wal: WalOptions { sync_policy: SyncPolicy::Never, ..WalOptions::default() },
+        wal: WalOptions {
+            sync_policy: SyncPolicy::Never,
+            segment_bytes: 4 << 20,
+            ..WalOptions::default()
+        },
         compaction: CompactionOptions { background: false, ..CompactionOptions::default() },
         ..StoreOptions::default()
     };
@@ -199,6 +204,8 @@ fn restore_bench(orders: u64) {
             store.compact().unwrap(); // nine tenths in the snapshot, the rest in the log
         }
     }
+    let snapshot_lsn = store.stats().compaction.last.map_or(0, |c| c.to_lsn);
+    assert!(snapshot_lsn > 0, "the compaction folded nothing");
     store.close().unwrap();
     drop(store);
     let s3_url = format!("{}/store", s3.url());
@@ -225,17 +232,66 @@ fn restore_bench(orders: u64) {
         [("file://", &file_url, Vec::new()), ("S3 on loopback", &s3_url, s3.client_options())]
     {
         let mut times = Vec::new();
+        let mut total_bytes = 0;
         for i in 0..3 {
             let out = dir.path().join(format!("restored-{}-{i}", name.len()));
             let started = Instant::now();
-            restore(url, &opts, &out, RestorePoint::Latest, |_, _| {}).unwrap();
+            let report = restore(url, &opts, &out, RestorePoint::Latest, |_, _| {}).unwrap();
             let restored = started.elapsed().as_secs_f64();
+            total_bytes = report.bytes;
             let store = OrderStore::open(&out, options.clone()).unwrap();
             assert_eq!(store.len() as u64, orders / batch * batch);
             drop(store);
             times.push((restored, started.elapsed().as_secs_f64()));
             std::fs::remove_dir_all(&out).unwrap();
         }
+        // The transfer alone: every object the restore reads, fetched and dropped.
+        let target = orderlog_ship::Target::open(url, &opts).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let raw = median(
+            (0..3)
+                .map(|_| {
+                    let started = Instant::now();
+                    runtime.block_on(async {
+                        let (_, index) =
+                            orderlog_ship::shipper::newest_index(&target).await.unwrap().unwrap();
+                        let snapshot = index.snapshots.last().expect("the snapshot was shipped");
+                        for f in &snapshot.files {
+                            target.get(&f.object).await.unwrap();
+                        }
+                        for s in index.segments.iter().filter(|s| s.last_lsn >= snapshot.lsn) {
+                            target.get(&s.object).await.unwrap();
+                        }
+                    });
+                    started.elapsed().as_secs_f64()
+                })
+                .collect(),
+        );
+        // The disk alone: the same bytes written to one file and synced.
+        let write = median(
+            (0..3)
+                .map(|_| {
+                    let path = dir.path().join("raw-write");
+                    let chunk = vec![7u8; 4 << 20];
+                    let started = Instant::now();
+                    let mut file = std::fs::File::create(&path).unwrap();
+                    let mut left = total_bytes;
+                    while left > 0 {
+                        let n = left.min(chunk.len() as u64) as usize;
+                        std::io::Write::write_all(&mut file, &chunk[..n]).unwrap();
+                        left -= n as u64;
+                    }
+                    file.sync_all().unwrap();
+                    let elapsed = started.elapsed().as_secs_f64();
+                    std::fs::remove_file(&path).unwrap();
+                    elapsed
+                })
+                .collect(),
+        );
+        println!(
+            "  baselines: the same objects fetched and dropped, one at a time, {raw:.2} s; their {} MB written to one file and synced, {write:.2} s",
+            total_bytes >> 20
+        );
         let restore_only = median(times.iter().map(|t| t.0).collect());
         let with_open = median(times.iter().map(|t| t.1).collect());
         println!(

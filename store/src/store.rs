@@ -267,6 +267,9 @@ impl OrderStore {
             replication_after_promotion: std::sync::Mutex::new(None),
             storage: Arc::clone(&storage),
         };
+        if options.replication.is_none() {
+            crate::replication::forget_consumer(&engine)?;
+        }
         if let Some(replication) = options.replication {
             let replicator = crate::replication::Replicator::start(
                 Arc::clone(&engine),

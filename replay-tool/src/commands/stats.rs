@@ -24,6 +24,68 @@ pub struct Args {
     /// How damage in the log is treated (as on recovery).
     #[arg(long, value_enum, default_value_t)]
     pub recovery_mode: RecoveryModeArg,
+    /// Also show how far the backup at this URL (s3://bucket/prefix or file:///path)
+    /// trails the log: LSNs, bytes and seconds (its newest index against the log).
+    #[arg(long, value_name = "URL")]
+    pub backup: Option<String>,
+}
+
+/// The backup's position against the log ([`Args::backup`]).
+struct BackupLag {
+    url: String,
+    generation: String,
+    shipped_lsn: u64,
+    index_written_ms: u64,
+    lag_lsns: u64,
+    lag_bytes: u64,
+    lag_seconds: f64,
+}
+
+fn backup_lag(url: &str, log: &orderlog_wal::LogReader) -> Result<BackupLag> {
+    let target = orderlog_ship::Target::open(url, &[]).map_err(orderlog_store::StoreError::from)?;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| {
+            crate::error::CliError::Io {
+                what: "start a runtime",
+                path: std::path::PathBuf::new(),
+                source: e,
+            }
+        })?;
+    let newest = runtime
+        .block_on(orderlog_ship::shipper::newest_index(&target))
+        .map_err(orderlog_store::StoreError::from)?;
+    let Some((generation, index)) = newest else {
+        return Err(orderlog_store::StoreError::from(orderlog_ship::ShipError::NoBackup {
+            url: url.to_owned(),
+        })
+        .into());
+    };
+    let shipped = index.shipped_lsn;
+    let lag_lsns = log.last_lsn().saturating_sub(shipped);
+    // Frames after the shipped LSN, by the share of each segment's frames they are.
+    let lag_bytes = log
+        .segments()
+        .iter()
+        .filter(|s| s.frames > 0 && s.base_lsn + s.frames - 1 > shipped)
+        .map(|s| {
+            let after = (s.base_lsn + s.frames - 1 - shipped).min(s.frames);
+            s.frame_bytes * after / s.frames
+        })
+        .sum();
+    let now = orderlog_ship::shipper::now_ms();
+    Ok(BackupLag {
+        url: url.to_owned(),
+        generation: generation.to_string(),
+        shipped_lsn: shipped,
+        index_written_ms: index.written_ms,
+        lag_lsns,
+        lag_bytes,
+        lag_seconds: if lag_lsns == 0 {
+            0.0
+        } else {
+            now.saturating_sub(index.written_ms) as f64 / 1000.0
+        },
+    })
 }
 
 /// Events in the retained log, by type, and their time range.
@@ -89,6 +151,7 @@ pub fn run(args: &Args) -> Result<()> {
     let live = live_writer(&dir);
     let (consumers, damaged_consumers) = crate::commands::consumers::consumer_lags(&offline)?;
     let truncation = log.report().truncated.as_ref();
+    let backup = args.backup.as_deref().map(|url| backup_lag(url, log)).transpose()?;
 
     let mut out = Out::new();
     if args.json {
@@ -119,6 +182,11 @@ pub fn run(args: &Args) -> Result<()> {
             })).collect::<Vec<Value>>(),
             "consumers": consumers.iter().map(crate::commands::consumers::consumer_json).collect::<Vec<Value>>(),
             "damaged_consumer_files": damaged_consumers,
+            "backup": backup.as_ref().map(|b| json!({
+                "url": b.url, "generation": b.generation, "shipped_lsn": b.shipped_lsn,
+                "index_written_ms": b.index_written_ms, "lag_lsns": b.lag_lsns,
+                "lag_bytes": b.lag_bytes, "lag_seconds": b.lag_seconds,
+            })),
             "state": {
                 "lsn": fold.lsn,
                 "orders": fold.state.len(),
@@ -182,6 +250,18 @@ pub fn run(args: &Args) -> Result<()> {
     }
     for error in &damaged_consumers {
         lines.push(format!("consumer file DAMAGED: {error}"));
+    }
+    if let Some(b) = &backup {
+        lines.push(format!(
+            "backup {}: generation {}, shipped to LSN {} ({} behind the log, about {}, {:.1} s; index written {})",
+            b.url,
+            b.generation,
+            thousands(b.shipped_lsn),
+            thousands(b.lag_lsns),
+            bytes(b.lag_bytes),
+            b.lag_seconds,
+            format_ms(b.index_written_ms)
+        ));
     }
     let statuses: Vec<String> =
         by_status.iter().map(|(k, n)| format!("{k} {}", thousands(*n))).collect();

@@ -51,6 +51,9 @@ fn backup_verify_restore_over_s3_and_file() {
         assert_eq!(again["shipped_lsn"].as_u64(), Some(last), "{again}");
         assert!(again["generation"].as_str() > shipped["generation"].as_str(), "{again}");
 
+        let stats = run_env(&server, &["stats", &d, "--backup", &url, "--json"]).json();
+        assert_eq!(stats["backup"]["shipped_lsn"].as_u64(), Some(last), "{stats}");
+        assert_eq!(stats["backup"]["lag_lsns"], 0);
         let verified = run_env(&server, &["verify", &url, "--json"]).json();
         assert_eq!(verified["ok"], true, "{verified}");
         assert_eq!(verified["shipped_lsn"].as_u64(), Some(last));
