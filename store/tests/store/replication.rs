@@ -560,3 +560,35 @@ fn a_replica_stops_when_the_backup_becomes_another_history() {
     assert_eq!(replica.last_lsn(), seen, "nothing of the other history was applied");
     assert!(replica.get(50_000).is_none());
 }
+
+#[test]
+fn a_slow_store_delays_the_backup_never_the_writers() {
+    let bucket = Bucket::s3();
+    let faults = Arc::new(orderlog_ship::faults::FaultPlan::default());
+    let target = bucket.target();
+    let faulty = orderlog_ship::faults::FaultyStore::wrap(
+        target.object_store().clone(),
+        Arc::clone(&faults),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = OrderStore::open_with_target(
+        dir.path(),
+        options(&bucket),
+        Target::new(&bucket.url, faulty, "store"),
+    )
+    .unwrap();
+    // Every request waits 300 ms: a round takes seconds, the writers none of it.
+    faults.delay(Duration::from_millis(300));
+    let last = write(&store, 1, 30);
+    assert_eq!(store.durable_lsn(), last);
+    wait_for("the slow shipment", || store.stats().replication.unwrap().shipped_lsn == last);
+    assert!(faults.requests() > 0);
+    let stats = store.stats().replication.unwrap();
+    assert_eq!((stats.errors, stats.lag_lsns), (0, 0), "{stats:?}");
+    faults.delay(Duration::ZERO);
+    drop(store);
+    let out = tempfile::tempdir().unwrap();
+    bucket.restore(&out.path().join("r"), RestorePoint::Latest).unwrap();
+    let restored = OrderStore::open(out.path().join("r"), StoreOptions::for_tests()).unwrap();
+    assert_eq!(restored.last_lsn(), last);
+}
