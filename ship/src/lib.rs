@@ -26,6 +26,7 @@ pub mod shipper;
 pub mod target;
 pub mod verify;
 
+pub use bytes::Bytes;
 pub use error::{Result, ShipError};
 pub use index::{BackupIndex, FileObject, INDEX_FORMAT, IndexError, SegmentObject, SnapshotObject};
 pub use layout::{Generation, LogPiece};

@@ -90,6 +90,17 @@ pub fn write(store: &dyn Storage, target: &str, generation: Generation) -> Resul
     store.sync_dir().map_err(io("sync directory"))
 }
 
+/// Forgets the recorded generation (a store that becomes a replica, or is promoted,
+/// ships its own history from then on), durably.
+pub fn remove(store: &dyn Storage) -> Result<()> {
+    let dir = store.sub(DIR);
+    match dir.remove(FILE) {
+        Ok(()) => dir.sync_dir().map_err(ShipError::io("sync directory", dir.path())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ShipError::Io { op: "remove", path: dir.path().join(FILE), source: e }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +115,10 @@ mod tests {
         write(&store, "s3://a", g).unwrap();
         assert_eq!(read(&store, "s3://a").unwrap(), Some(g));
         assert_eq!(read(&store, "s3://b").unwrap(), None);
+        remove(&store).unwrap();
+        assert_eq!(read(&store, "s3://a").unwrap(), None);
+        remove(&store).unwrap();
+        write(&store, "s3://a", g).unwrap();
         let path = dir.path().join(DIR).join(FILE);
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[14] ^= 1;

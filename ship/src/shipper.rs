@@ -148,6 +148,7 @@ impl Shipper {
     pub fn restart_generation(&mut self) {
         self.current = None;
         self.uncertain = None;
+        self.superseded.clear();
     }
 
     /// Settles an index create whose answer was lost: if the index is there with our
@@ -205,7 +206,13 @@ impl Shipper {
         let mut superseded = Vec::new();
         self.ship_log(generation, &mut index, &bases, durable, &mut round, &mut superseded).await?;
         index.shipped_lsn = index.segments.last().map_or(0, |s| s.last_lsn);
-        if index != old || self.fresh {
+        // A new generation's first index waits for its snapshots: restores follow the
+        // newest generation, which must restore from its first index on.
+        let fresh = self.fresh;
+        let mut pending = None;
+        if fresh {
+            pending = Some((index, superseded));
+        } else if index != old {
             self.write_index(generation, index, superseded, &mut round).await?;
         }
         // The manifest is read after the segments were listed: a snapshot that let the
@@ -222,7 +229,17 @@ impl Shipper {
                 });
             }
         };
-        if let Some(manifest) = manifest
+        if let Some((mut index, superseded)) = pending {
+            if let Some(manifest) = &manifest {
+                self.ship_snapshots(generation, &mut index, manifest, &mut round).await?;
+            }
+            // Nothing to restore yet (an empty store): no index until there is.
+            let holds = !index.segments.is_empty() || !index.snapshots.is_empty();
+            if holds {
+                crate::restore::plan(&index, index.shipped_lsn, crate::restore::Base::Newest)?;
+                self.write_index(generation, index, superseded, &mut round).await?;
+            }
+        } else if let Some(manifest) = manifest
             && let Some((_, current)) = self.current.clone()
         {
             let mut index = current.clone();
@@ -244,15 +261,22 @@ impl Shipper {
         superseded: Vec<String>,
         round: &mut Round,
     ) -> Result<()> {
-        // A generation started after this one is another writer's: this one is fenced.
-        if let Some(&newest) = generations(&self.target).await?.last()
-            && newest > generation
-        {
-            self.current = None;
-            return Err(ShipError::Fenced {
-                generation: generation.to_string(),
-                object: newest.dir(),
-            });
+        // A generation started after this one, holding an index, is another writer's:
+        // this one is fenced. (One without an index is debris no reader follows.)
+        for newer in generations(&self.target).await?.into_iter().filter(|g| *g > generation) {
+            if !index_seqs(&self.target, newer).await?.is_empty() {
+                self.current = None;
+                return Err(ShipError::Fenced {
+                    generation: generation.to_string(),
+                    object: newer.dir(),
+                });
+            }
+        }
+        if self.fresh && self.record {
+            // Just before the first index: the generation this store shipped before
+            // must not have been fenced meanwhile; then this one is recorded.
+            self.check_recorded_fence().await?;
+            crate::marker::write(self.store.as_ref(), self.target.url(), generation)?;
         }
         index.seq += 1;
         index.written_ms = now_ms();
@@ -261,21 +285,27 @@ impl Shipper {
         round.objects += 1;
         round.bytes += bytes.len() as u64;
         if let Err(e) = self.target.create(&name, bytes.clone()).await {
+            if !is_already_exists(&e) {
+                // Done or not: the next round looks before it writes another.
+                self.uncertain = Some((name, bytes, index, superseded));
+                return Err(e);
+            }
             // A create retried by the client after a lost answer finds its own index:
-            // ours if it is these bytes.
-            let ours = is_already_exists(&e)
-                && self.target.get(&name).await.is_ok_and(|there| there == bytes);
-            if !ours {
-                if is_already_exists(&e) {
+            // ours if it is these bytes; another writer's if it is not.
+            match self.target.get(&name).await {
+                Ok(there) if there == bytes => {}
+                Ok(_) => {
                     self.current = None;
                     return Err(ShipError::Fenced {
                         generation: generation.to_string(),
                         object: name,
                     });
                 }
-                // Done or not: the next round looks before it writes another.
-                self.uncertain = Some((name, bytes, index, superseded));
-                return Err(e);
+                // Unknown yet: settled at the next round.
+                Err(read) => {
+                    self.uncertain = Some((name, bytes, index, superseded));
+                    return Err(read);
+                }
             }
         }
         round.index_seq = index.seq;
@@ -449,23 +479,11 @@ impl Shipper {
     /// directory when recording. Refused ([`ShipError::Fenced`]) if the generation this
     /// store recorded last was fenced by a promoted replica.
     async fn start_generation(&self) -> Result<(Generation, BackupIndex)> {
-        if self.record
-            && let Some(previous) = crate::marker::read(self.store.as_ref(), self.target.url())?
-            && let Some(&seq) = index_seqs(&self.target, previous).await?.last()
-        {
-            let index = read_index(&self.target, previous, seq).await?;
-            if let Some(by) = index.fenced_by {
-                return Err(ShipError::Fenced {
-                    generation: previous.to_string(),
-                    object: format!("{} (fenced by {by})", previous.index(seq)),
-                });
-            }
+        if self.record {
+            self.check_recorded_fence().await?;
         }
         let newest = generations(&self.target).await?.last().map_or(0, |g| g.started_ms + 1);
         let generation = Generation::new(now_ms().max(newest));
-        if self.record {
-            crate::marker::write(self.store.as_ref(), self.target.url(), generation)?;
-        }
         tracing::info!(generation = %generation, target = self.target.url(), "shipping starts a new generation");
         let index = BackupIndex {
             format: INDEX_FORMAT,
@@ -478,6 +496,24 @@ impl Shipper {
             fenced_by: None,
         };
         Ok((generation, index))
+    }
+}
+
+impl Shipper {
+    /// [`ShipError::Fenced`] if the generation this store recorded last has been fenced.
+    async fn check_recorded_fence(&self) -> Result<()> {
+        if let Some(previous) = crate::marker::read(self.store.as_ref(), self.target.url())?
+            && let Some(&seq) = index_seqs(&self.target, previous).await?.last()
+        {
+            let index = read_index(&self.target, previous, seq).await?;
+            if let Some(by) = index.fenced_by {
+                return Err(ShipError::Fenced {
+                    generation: previous.to_string(),
+                    object: format!("{} (fenced by {by})", previous.index(seq)),
+                });
+            }
+        }
+        Ok(())
     }
 }
 

@@ -327,13 +327,22 @@ pub(crate) fn fence(store: &OrderStore, follower: &Follower) -> Result<()> {
             store.last_lsn()
         ));
         let name = g.index(fence.seq);
-        match runtime.block_on(target.create(&name, fence.encode().into())) {
-            Ok(()) => {
+        let bytes = orderlog_ship::Bytes::from(fence.encode());
+        let created = runtime.block_on(target.create(&name, bytes.clone()));
+        // A create whose answer was lost (or retried by the client) may have been done:
+        // the fence is ours if the index there is these bytes.
+        let ours = match &created {
+            Ok(()) => true,
+            Err(_) => runtime.block_on(target.get(&name)).is_ok_and(|there| there == bytes),
+        };
+        match created {
+            _ if ours => {
                 tracing::info!(generation, index = name, "the primary is fenced");
                 return Ok(());
             }
             Err(e) if orderlog_ship::target::is_already_exists(&e) => continue,
             Err(e) => return Err(e.into()),
+            Ok(()) => return Ok(()),
         }
     }
     Err(StoreError::PrimaryStillShipping { generation, attempts: FENCE_ATTEMPTS })

@@ -116,7 +116,7 @@ impl Inner {
 
     /// Stops a replica's follower (it stays a replica: writes are still refused).
     fn stop_follower(&self) {
-        let follower = self.replica.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let follower = self.replica.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(follower) = follower {
             follower.stop();
         }
@@ -384,6 +384,9 @@ impl OrderStore {
         }
         let shipping = options.replication.take();
         let store = OrderStore::open(dir, options)?;
+        // A directory that shipped before (a failed primary reopened as a replica)
+        // follows another writer now: its record of its own generation is void.
+        orderlog_ship::marker::remove(store.inner.storage.as_ref())?;
         store.inner.read_only.store(true, std::sync::atomic::Ordering::Release);
         *store.inner.replication_after_promotion.lock().unwrap_or_else(|p| p.into_inner()) =
             shipping;
@@ -402,7 +405,8 @@ impl OrderStore {
     /// primary (see [`crate::replica`]), then accepts writes and, with
     /// `StoreOptions::replication`, ships into a new generation.
     pub fn promote(&self) -> Result<()> {
-        let follower = self.inner.replica.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        // Taken: a second promotion at once, or one after `close`, is refused.
+        let follower = self.inner.replica.lock().unwrap_or_else(|p| p.into_inner()).take();
         let Some(follower) = follower else {
             return Err(StoreError::NotAReplica { dir: self.inner.dir.clone() });
         };
@@ -438,7 +442,6 @@ impl OrderStore {
                 Some(Arc::new(restarted));
             return Err(e);
         }
-        *self.inner.replica.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.inner.read_only.store(false, std::sync::atomic::Ordering::Release);
         tracing::info!(dir = %self.inner.dir.display(), last_lsn = self.last_lsn(), "replica promoted");
         if let Some(shipping) = shipping {

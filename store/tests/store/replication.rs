@@ -592,3 +592,35 @@ fn a_slow_store_delays_the_backup_never_the_writers() {
     let restored = OrderStore::open(out.path().join("r"), StoreOptions::for_tests()).unwrap();
     assert_eq!(restored.last_lsn(), last);
 }
+
+#[test]
+fn a_new_generations_first_index_restores_a_store_whose_log_was_truncated() {
+    let bucket = Bucket::file();
+    let dir = tempfile::tempdir().unwrap();
+    // Compacted before any shipping: the log no longer starts at LSN 1.
+    let store = OrderStore::open(dir.path(), StoreOptions::for_tests()).unwrap();
+    write(&store, 1, 80);
+    store.compact().unwrap();
+    assert!(store.stats().wal.first_lsn > 1);
+    store.close().unwrap();
+    drop(store);
+    let store = OrderStore::open(dir.path(), options(&bucket)).unwrap();
+    wait_for("the shipment", || store.stats().replication.unwrap().shipped_lsn == store.last_lsn());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let target = bucket.target();
+    let generation =
+        *runtime.block_on(orderlog_ship::shipper::generations(&target)).unwrap().last().unwrap();
+    let seqs = runtime.block_on(orderlog_ship::shipper::index_seqs(&target, generation)).unwrap();
+    assert_eq!(seqs.first(), Some(&1), "{seqs:?}");
+    // Every index of the generation restores, the first one too (it names the snapshot).
+    for seq in seqs {
+        let index =
+            runtime.block_on(orderlog_ship::shipper::read_index(&target, generation, seq)).unwrap();
+        orderlog_ship::restore::plan(
+            &index,
+            index.shipped_lsn,
+            orderlog_ship::restore::Base::Newest,
+        )
+        .unwrap_or_else(|e| panic!("index {seq}: {e}"));
+    }
+}
