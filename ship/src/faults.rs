@@ -93,6 +93,25 @@ impl FaultyStore {
     }
 }
 
+impl FaultyStore {
+    /// A stream of one injected error, if every request fails now (for the requests
+    /// that answer with a stream).
+    fn failing_stream<T: Send + 'static>(
+        &self,
+        op: &'static str,
+    ) -> Option<BoxStream<'static, object_store::Result<T>>> {
+        if !self.plan.fail.load(Ordering::SeqCst) {
+            return None;
+        }
+        self.plan.failed.fetch_add(1, Ordering::SeqCst);
+        let error = object_store::Error::Generic {
+            store: "faulty",
+            source: format!("injected failure of {op}").into(),
+        };
+        Some(futures_util::stream::once(async move { Err(error) }).boxed())
+    }
+}
+
 impl std::fmt::Display for FaultyStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "FaultyStore({})", self.inner)
@@ -142,29 +161,15 @@ impl ObjectStore for FaultyStore {
         &self,
         locations: BoxStream<'static, object_store::Result<Path>>,
     ) -> BoxStream<'static, object_store::Result<Path>> {
-        if self.plan.fail.load(Ordering::SeqCst) {
-            self.plan.failed.fetch_add(1, Ordering::SeqCst);
-            return futures_util::stream::once(async {
-                Err(object_store::Error::Generic {
-                    store: "faulty",
-                    source: "injected failure of delete".into(),
-                })
-            })
-            .boxed();
+        if let Some(failed) = self.failing_stream("delete") {
+            return failed;
         }
         self.inner.delete_stream(locations)
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        if self.plan.fail.load(Ordering::SeqCst) {
-            self.plan.failed.fetch_add(1, Ordering::SeqCst);
-            return futures_util::stream::once(async {
-                Err(object_store::Error::Generic {
-                    store: "faulty",
-                    source: "injected failure of list".into(),
-                })
-            })
-            .boxed();
+        if let Some(failed) = self.failing_stream("list") {
+            return failed;
         }
         self.inner.list(prefix)
     }

@@ -129,8 +129,14 @@ fn parent_of(path: &Path) -> &Path {
 /// `<out>.restoring-<pid>-<random>`, beside the output: never a directory of anyone
 /// else's.
 fn staging_dir(out: &Path) -> PathBuf {
+    beside(out, "restoring")
+}
+
+/// A new name beside `out`, `<out>.<what>-<pid>-<random>`: never a directory of anyone
+/// else's.
+pub fn beside(out: &Path, what: &str) -> PathBuf {
     let mut name = out.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".restoring-{}-{:08x}", std::process::id(), rand::random::<u32>()));
+    name.push(format!(".{what}-{}-{:08x}", std::process::id(), rand::random::<u32>()));
     out.with_file_name(name)
 }
 

@@ -179,10 +179,7 @@ impl Replicator {
             stop: Mutex::new(false),
             wake: Condvar::new(),
         });
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError::Thread(e.to_string()))?;
+        let runtime = crate::replica::runtime()?;
         let shipper = Shipper::new(target, storage).recording_generation();
         let (thread_shared, thread_engine) = (Arc::clone(&shared), Arc::clone(&engine));
         let thread = std::thread::Builder::new()
@@ -380,10 +377,7 @@ pub fn restore(
 ) -> Result<Restored> {
     use orderlog_ship::restore::{Base, restore as ship_restore, restore_index};
     let target = Target::open(target, client_options)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| StoreError::Thread(e.to_string()))?;
+    let runtime = crate::replica::runtime()?;
     let ms = match point {
         RestorePoint::Latest => {
             return Ok(runtime.block_on(ship_restore(
@@ -416,7 +410,7 @@ pub fn restore(
         else {
             return Err(ShipError::NoBackup { url: target.url().to_owned() }.into());
         };
-        let history = tempfile_beside(out);
+        let history = orderlog_ship::restore::beside(out, "history");
         let steps = (|| {
             runtime.block_on(restore_index(
                 &target,
@@ -457,18 +451,4 @@ pub fn restore(
             other => return other,
         }
     }
-}
-
-/// A new directory name beside `out`, for the history a restore to a time folds.
-fn tempfile_beside(out: &std::path::Path) -> std::path::PathBuf {
-    let mut name = out.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".history-{}-{:08x}", std::process::id(), rand_tag()));
-    out.with_file_name(name)
-}
-
-fn rand_tag() -> u32 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    nanos ^ std::process::id().rotate_left(16)
 }

@@ -64,11 +64,13 @@ pub struct RestoreArgs {
     pub json: bool,
 }
 
-fn target(url: &str) -> Result<Target> {
+/// `url` opened as a backup target (the `AWS_*` environment for S3).
+pub(crate) fn target(url: &str) -> Result<Target> {
     Ok(Target::open(url, &[]).map_err(orderlog_store::StoreError::from)?)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+/// A runtime for one command's requests.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| CliError::Io {
         what: "start a runtime",
         path: PathBuf::new(),

@@ -42,15 +42,8 @@ struct BackupLag {
 }
 
 fn backup_lag(url: &str, log: &orderlog_wal::LogReader) -> Result<BackupLag> {
-    let target = orderlog_ship::Target::open(url, &[]).map_err(orderlog_store::StoreError::from)?;
-    let runtime =
-        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| {
-            crate::error::CliError::Io {
-                what: "start a runtime",
-                path: std::path::PathBuf::new(),
-                source: e,
-            }
-        })?;
+    let target = crate::commands::backup::target(url)?;
+    let runtime = crate::commands::backup::runtime()?;
     let newest = runtime
         .block_on(orderlog_ship::shipper::newest_index(&target))
         .map_err(orderlog_store::StoreError::from)?;

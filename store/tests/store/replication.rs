@@ -57,6 +57,15 @@ impl Bucket {
         Target::open(&self.url, &self.options).unwrap()
     }
 
+    /// The same target behind a store that misbehaves as the plan returned says.
+    fn faulty(&self) -> (Target, Arc<orderlog_ship::faults::FaultPlan>) {
+        let faults = Arc::new(orderlog_ship::faults::FaultPlan::default());
+        let inner = self.target().object_store().clone();
+        let store = orderlog_ship::faults::FaultyStore::wrap(inner, Arc::clone(&faults));
+        let prefix = if self._server.is_some() { "store" } else { "" };
+        (Target::new(&self.url, store, prefix), faults)
+    }
+
     fn verify(&self) -> orderlog_ship::verify::Verification {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(orderlog_ship::verify::verify(&self.target(), |_, _| {})).unwrap()
@@ -273,21 +282,11 @@ fn a_damaged_object_is_found_and_never_restored() {
 #[test]
 fn shipping_resumes_after_the_store_fails_for_a_while_and_writers_never_wait() {
     let bucket = Bucket::s3();
-    let faults = Arc::new(orderlog_ship::faults::FaultPlan::default());
-    let target = bucket.target();
-    let faulty = orderlog_ship::faults::FaultyStore::wrap(
-        target.object_store().clone(),
-        Arc::clone(&faults),
-    );
+    let (faulty, faults) = bucket.faulty();
     let dir = tempfile::tempdir().unwrap();
     let mut options = options(&bucket);
     options.replication.as_mut().unwrap().request_timeout = Duration::from_millis(300);
-    let store = OrderStore::open_with_target(
-        dir.path(),
-        options,
-        Target::new(&bucket.url, faulty, "store"),
-    )
-    .unwrap();
+    let store = OrderStore::open_with_target(dir.path(), options, faulty).unwrap();
     write(&store, 1, 20);
     wait_for("the first shipment", || {
         store.stats().replication.unwrap().shipped_lsn == store.last_lsn()
@@ -323,18 +322,11 @@ fn shipping_resumes_after_the_store_fails_for_a_while_and_writers_never_wait() {
 #[test]
 fn a_log_truncated_before_it_was_shipped_starts_a_new_generation() {
     let bucket = Bucket::file();
-    let faults = Arc::new(orderlog_ship::faults::FaultPlan::default());
-    let target = bucket.target();
-    let faulty = orderlog_ship::faults::FaultyStore::wrap(
-        target.object_store().clone(),
-        Arc::clone(&faults),
-    );
+    let (faulty, faults) = bucket.faulty();
     let dir = tempfile::tempdir().unwrap();
     let mut options = options(&bucket);
     options.replication.as_mut().unwrap().on_lag = LagPolicy::ReportOnly;
-    let store =
-        OrderStore::open_with_target(dir.path(), options, Target::new(&bucket.url, faulty, ""))
-            .unwrap();
+    let store = OrderStore::open_with_target(dir.path(), options, faulty).unwrap();
     write(&store, 1, 10);
     wait_for("the first shipment", || {
         store.stats().replication.unwrap().shipped_lsn == store.last_lsn()
@@ -361,19 +353,9 @@ fn a_log_truncated_before_it_was_shipped_starts_a_new_generation() {
 #[test]
 fn hold_truncation_keeps_what_is_not_shipped() {
     let bucket = Bucket::file();
-    let faults = Arc::new(orderlog_ship::faults::FaultPlan::default());
-    let target = bucket.target();
-    let faulty = orderlog_ship::faults::FaultyStore::wrap(
-        target.object_store().clone(),
-        Arc::clone(&faults),
-    );
+    let (faulty, faults) = bucket.faulty();
     let dir = tempfile::tempdir().unwrap();
-    let store = OrderStore::open_with_target(
-        dir.path(),
-        options(&bucket),
-        Target::new(&bucket.url, faulty, ""),
-    )
-    .unwrap();
+    let store = OrderStore::open_with_target(dir.path(), options(&bucket), faulty).unwrap();
     write(&store, 1, 10);
     wait_for("the first shipment", || {
         store.stats().replication.unwrap().shipped_lsn == store.last_lsn()
@@ -445,19 +427,9 @@ fn a_replica_follows_refuses_writes_and_is_promoted_with_the_primary_fenced() {
 #[test]
 fn an_index_create_whose_answer_was_lost_is_adopted_not_taken_for_a_fence() {
     let bucket = Bucket::s3();
-    let faults = Arc::new(orderlog_ship::faults::FaultPlan::default());
-    let target = bucket.target();
-    let faulty = orderlog_ship::faults::FaultyStore::wrap(
-        target.object_store().clone(),
-        Arc::clone(&faults),
-    );
+    let (faulty, faults) = bucket.faulty();
     let dir = tempfile::tempdir().unwrap();
-    let store = OrderStore::open_with_target(
-        dir.path(),
-        options(&bucket),
-        Target::new(&bucket.url, faulty, "store"),
-    )
-    .unwrap();
+    let store = OrderStore::open_with_target(dir.path(), options(&bucket), faulty).unwrap();
     write(&store, 1, 5);
     wait_for("the first shipment", || {
         store.stats().replication.unwrap().shipped_lsn == store.last_lsn()
@@ -564,19 +536,9 @@ fn a_replica_stops_when_the_backup_becomes_another_history() {
 #[test]
 fn a_slow_store_delays_the_backup_never_the_writers() {
     let bucket = Bucket::s3();
-    let faults = Arc::new(orderlog_ship::faults::FaultPlan::default());
-    let target = bucket.target();
-    let faulty = orderlog_ship::faults::FaultyStore::wrap(
-        target.object_store().clone(),
-        Arc::clone(&faults),
-    );
+    let (faulty, faults) = bucket.faulty();
     let dir = tempfile::tempdir().unwrap();
-    let store = OrderStore::open_with_target(
-        dir.path(),
-        options(&bucket),
-        Target::new(&bucket.url, faulty, "store"),
-    )
-    .unwrap();
+    let store = OrderStore::open_with_target(dir.path(), options(&bucket), faulty).unwrap();
     // Every request waits 300 ms: a round takes seconds, the writers none of it.
     faults.delay(Duration::from_millis(300));
     let last = write(&store, 1, 30);
